@@ -1,0 +1,90 @@
+//! Every duration the agent uses, in one place, with the SPEC defaults.
+//!
+//! Products normally keep [`Policy::default`]; tests and simulations may shorten it.
+
+use chrono::TimeDelta;
+
+/// Timing and size policy of the agent (SPEC §3, §4, §5, §11).
+///
+/// ```
+/// use smart_agent::Policy;
+/// let p = Policy::default();
+/// assert_eq!(p.authorization_renewal.num_days(), 30);
+/// assert_eq!(p.identity_renewal.num_days(), 180);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Identity renewal is due this long after registration or the last renewal (180 d, 003:219).
+    pub identity_renewal: TimeDelta,
+    /// Authorization renewal is due this long after the last success (30 d).
+    pub authorization_renewal: TimeDelta,
+    /// The grant expires this long after the last success, unless its signed not-after is
+    /// earlier (90 d, 002:85).
+    pub authorization_validity: TimeDelta,
+    /// While out of compliance, the agent asks again this often (12 h, ours).
+    pub out_of_compliance_recheck: TimeDelta,
+    /// First retry after a failed renewal; doubled after each further failure (15 min).
+    pub backoff_initial: TimeDelta,
+    /// The longest retry interval of a failed renewal, and the interval after the deadline (24 h).
+    pub backoff_max: TimeDelta,
+    /// Interval between attempts of a pending registration (15 min, 004:255).
+    pub registration_retry: TimeDelta,
+    /// Usage changes within this window are sent as one report (60 s, ours).
+    pub usage_coalesce: TimeDelta,
+    /// The evaluation period, once per product lifetime (90 d).
+    pub evaluation_period: TimeDelta,
+    /// Evaluation warnings are raised when this much evaluation time is left (30, 7, 1 days).
+    pub evaluation_warnings: Vec<TimeDelta>,
+    /// A clock moved back by more than this raises a clock-changed event; a manager time further
+    /// apart than this raises a clock-skew event (1 h, SPEC §11).
+    pub clock_tolerance: TimeDelta,
+    /// Answers larger than this are rejected before parsing (1 MiB, ours).
+    pub max_answer_bytes: usize,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            identity_renewal: TimeDelta::days(180),
+            authorization_renewal: TimeDelta::days(30),
+            authorization_validity: TimeDelta::days(90),
+            out_of_compliance_recheck: TimeDelta::hours(12),
+            backoff_initial: TimeDelta::minutes(15),
+            backoff_max: TimeDelta::hours(24),
+            registration_retry: TimeDelta::minutes(15),
+            usage_coalesce: TimeDelta::seconds(60),
+            evaluation_period: TimeDelta::days(90),
+            evaluation_warnings: vec![TimeDelta::days(30), TimeDelta::days(7), TimeDelta::days(1)],
+            clock_tolerance: TimeDelta::hours(1),
+            max_answer_bytes: 1 << 20,
+        }
+    }
+}
+
+impl Policy {
+    /// The retry interval after `failures` consecutive failed renewals (1 → 15 min, 2 → 30 min,
+    /// … capped at [`Policy::backoff_max`]).
+    pub fn backoff(&self, failures: u32) -> TimeDelta {
+        let mut delay = self.backoff_initial;
+        for _ in 1..failures.max(1) {
+            delay = delay + delay;
+            if delay >= self.backoff_max {
+                return self.backoff_max;
+            }
+        }
+        delay.min(self.backoff_max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_15_minutes_and_caps_at_24_hours() {
+        let p = Policy::default();
+        let minutes: Vec<i64> = (1..=10).map(|n| p.backoff(n).num_minutes()).collect();
+        assert_eq!(minutes, [15, 30, 60, 120, 240, 480, 960, 1440, 1440, 1440]);
+        assert_eq!(p.backoff(u32::MAX), TimeDelta::hours(24));
+    }
+}

@@ -1,0 +1,317 @@
+//! Requests, agent → manager, signed by the device key.
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::signed::{locate, sign_document};
+use super::{format_time, parse_time, AnswerError, RequestKind, PROTOCOL_VERSION};
+use crate::crypto::{DeviceKey, B64};
+use crate::udi::{Udi, Uuid};
+
+/// One usage line of an authorization request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageLine {
+    /// The entitlement tag as declared.
+    pub tag: String,
+    /// The count in use.
+    pub count: u32,
+}
+
+/// The body of a `register` request.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterBody {
+    /// The registration token (secret).
+    pub token: String,
+    /// The new device public key, base64 of 32 bytes.
+    #[serde(rename = "publicKey")]
+    pub public_key: String,
+    /// Reregistration with `force`.
+    pub force: bool,
+}
+
+impl std::fmt::Debug for RegisterBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterBody")
+            .field("token", &"<redacted>")
+            .field("public_key", &self.public_key)
+            .field("force", &self.force)
+            .finish()
+    }
+}
+
+/// The body of an `authorize` request: a usage report with its sequence number (SPEC §12).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizeBody {
+    /// Increases with every new report; a resent report keeps its number.
+    pub sequence: u64,
+    /// Declared tags with their counts.
+    #[serde(rename = "entitlement", default)]
+    pub usage: Vec<UsageLine>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Empty {}
+
+/// The body of a request; exactly one member is present.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestBody {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    register: Option<RegisterBody>,
+    #[serde(rename = "renewId", skip_serializing_if = "Option::is_none", default)]
+    renew_id: Option<Empty>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    authorize: Option<AuthorizeBody>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    deregister: Option<Empty>,
+}
+
+impl RequestBody {
+    /// A `register` body.
+    pub fn register(body: RegisterBody) -> Self {
+        RequestBody {
+            register: Some(body),
+            ..Default::default()
+        }
+    }
+    /// A `renewId` body.
+    pub fn renew_id() -> Self {
+        RequestBody {
+            renew_id: Some(Empty {}),
+            ..Default::default()
+        }
+    }
+    /// An `authorize` body.
+    pub fn authorize(body: AuthorizeBody) -> Self {
+        RequestBody {
+            authorize: Some(body),
+            ..Default::default()
+        }
+    }
+    /// A `deregister` body.
+    pub fn deregister() -> Self {
+        RequestBody {
+            deregister: Some(Empty {}),
+            ..Default::default()
+        }
+    }
+    /// The register member, if that is what this body holds.
+    pub fn as_register(&self) -> Option<&RegisterBody> {
+        self.register.as_ref()
+    }
+    /// The authorize member, if that is what this body holds.
+    pub fn as_authorize(&self) -> Option<&AuthorizeBody> {
+        self.authorize.as_ref()
+    }
+    fn kind(&self) -> Option<RequestKind> {
+        let present = [
+            (self.register.is_some(), RequestKind::Register),
+            (self.renew_id.is_some(), RequestKind::RenewId),
+            (self.authorize.is_some(), RequestKind::Authorize),
+            (self.deregister.is_some(), RequestKind::Deregister),
+        ];
+        let mut kinds = present.iter().filter(|(p, _)| *p).map(|(_, k)| *k);
+        match (kinds.next(), kinds.next()) {
+            (Some(k), None) => Some(k),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename = "request")]
+struct RequestXml {
+    #[serde(rename = "type")]
+    kind: String,
+    version: u32,
+    nonce: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    piid: Option<String>,
+    udi: String,
+    #[serde(rename = "sentAt")]
+    sent_at: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    hostname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    ip: Option<String>,
+    body: RequestBody,
+    // Present on the wire; checked through `signed::locate`, not by serde.
+    #[serde(skip_serializing, default)]
+    #[allow(dead_code)]
+    signature: Option<String>,
+}
+
+/// A request, before signing (agent) or after parsing (manager).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// What is asked.
+    pub kind: RequestKind,
+    /// The protocol version the sender speaks.
+    pub version: u32,
+    /// Fresh for every transmission; the answer must echo it.
+    pub nonce: String,
+    /// The product-instance id, after registration.
+    pub piid: Option<Uuid>,
+    /// The sender's UDI.
+    pub udi: Udi,
+    /// The sender's clock when it sent the request.
+    pub sent_at: DateTime<Utc>,
+    /// The instance's host name, unless privacy is on.
+    pub hostname: Option<String>,
+    /// The instance's IP address, unless privacy is on.
+    pub ip: Option<String>,
+    /// The payload.
+    pub body: RequestBody,
+}
+
+/// Serializes and signs a request with the device key.
+pub(crate) fn encode_request(req: &Request, key: &DeviceKey) -> Vec<u8> {
+    let xml = RequestXml {
+        kind: req.kind.as_str().to_string(),
+        version: req.version,
+        nonce: req.nonce.clone(),
+        piid: req.piid.map(|p| p.to_string()),
+        udi: req.udi.code_form(),
+        sent_at: format_time(req.sent_at),
+        hostname: req.hostname.clone(),
+        ip: req.ip.clone(),
+        body: req.body.clone(),
+        signature: None,
+    };
+    // Serializing plain strings and numbers cannot fail; an empty document would be rejected
+    // by the manager as malformed rather than crash the product.
+    let doc = quick_xml::se::to_string(&xml).unwrap_or_default();
+    let signature = key.sign(doc.as_bytes());
+    sign_document(&doc, "request", &signature)
+}
+
+/// A parsed request and the bytes its signature covers; the manager verifies it with the key
+/// of the instance (or, for `register`, the key in the body).
+#[derive(Clone, Debug)]
+pub struct ParsedRequest {
+    /// The request.
+    pub request: Request,
+    /// The signed bytes.
+    pub signed_bytes: Vec<u8>,
+    /// The device's signature.
+    pub signature: Vec<u8>,
+}
+
+impl ParsedRequest {
+    /// Verifies the device signature with `public_key`.
+    pub fn verify(&self, public_key: &[u8]) -> bool {
+        crate::crypto::verify_device_signature(public_key, &self.signed_bytes, &self.signature)
+    }
+
+    /// The public key carried by a `register` body.
+    pub fn register_key(&self) -> Option<[u8; 32]> {
+        let body = self.request.body.as_register()?;
+        B64.decode(&body.public_key).ok()?.try_into().ok()
+    }
+}
+
+/// Parses a request (no signature check). What the manager runs on untrusted bytes.
+pub fn decode_request(raw: &[u8], max_len: usize) -> Result<ParsedRequest, AnswerError> {
+    if raw.len() > max_len {
+        return Err(AnswerError::Oversize {
+            len: raw.len(),
+            max: max_len,
+        });
+    }
+    let signed = locate(raw)?;
+    if signed.root != "request" {
+        return Err(AnswerError::Malformed(format!("unexpected root <{}>", signed.root)));
+    }
+    let text = std::str::from_utf8(raw).map_err(|_| AnswerError::Malformed("not UTF-8".into()))?;
+    let xml: RequestXml = quick_xml::de::from_str(text)
+        .map_err(|e| AnswerError::Malformed(format!("request: {e}")))?;
+    let body_kind = xml.body.kind();
+    let kind = RequestKind::parse(&xml.kind)
+        .filter(|k| Some(*k) == body_kind)
+        .ok_or_else(|| AnswerError::Malformed("request type and body disagree".into()))?;
+    let piid = match xml.piid {
+        None => None,
+        Some(p) => Some(
+            p.parse::<Uuid>()
+                .map_err(|_| AnswerError::Malformed("bad piid".into()))?,
+        ),
+    };
+    let request = Request {
+        kind,
+        version: xml.version,
+        nonce: xml.nonce,
+        piid,
+        udi: Udi::parse_code_form(&xml.udi)
+            .map_err(|e| AnswerError::Malformed(format!("udi: {e}")))?,
+        sent_at: parse_time(&xml.sent_at)
+            .ok_or_else(|| AnswerError::Malformed("bad sentAt".into()))?,
+        hostname: xml.hostname,
+        ip: xml.ip,
+        body: xml.body,
+    };
+    Ok(ParsedRequest {
+        request,
+        signed_bytes: signed.signed_bytes(),
+        signature: signed.signature,
+    })
+}
+
+/// The version a request must carry to be answered by this crate's manager.
+pub(crate) fn default_version() -> u32 {
+    PROTOCOL_VERSION
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(body: RequestBody, kind: RequestKind) -> Request {
+        Request {
+            kind,
+            version: default_version(),
+            nonce: "00ff".into(),
+            piid: Some(Uuid([7; 16])),
+            udi: "PID:UCM,SN:1".parse().unwrap(),
+            sent_at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            hostname: Some("ucm<pub>".into()),
+            ip: None,
+            body,
+        }
+    }
+
+    #[test]
+    fn requests_round_trip_and_verify() {
+        let key = DeviceKey::from_seed([1; 32]);
+        let req = sample(
+            RequestBody::authorize(AuthorizeBody {
+                sequence: 4,
+                usage: vec![UsageLine {
+                    tag: "t".into(),
+                    count: 2,
+                }],
+            }),
+            RequestKind::Authorize,
+        );
+        let bytes = encode_request(&req, &key);
+        let parsed = decode_request(&bytes, 1 << 20).unwrap();
+        assert_eq!(parsed.request, req);
+        assert!(parsed.verify(&key.public_key()));
+        let mut flipped = bytes.clone();
+        let at = flipped.iter().position(|&b| b == b'4').unwrap();
+        flipped[at] = b'5';
+        let parsed = decode_request(&flipped, 1 << 20).unwrap();
+        assert!(!parsed.verify(&key.public_key()));
+    }
+
+    #[test]
+    fn body_must_match_type() {
+        let key = DeviceKey::from_seed([1; 32]);
+        let mut req = sample(RequestBody::deregister(), RequestKind::Deregister);
+        req.kind = RequestKind::RenewId;
+        let bytes = encode_request(&req, &key);
+        assert!(matches!(
+            decode_request(&bytes, 1 << 20),
+            Err(AnswerError::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,272 @@
+//! Answers, manager → agent, signed by the manager's ECDSA key.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::documents::{parse_grant, parse_identity, Grant, IdentityCertificate};
+use super::signed::{element_span, insert_before_end, locate, sign_document};
+use super::{format_time, parse_time, AnswerError, RequestKind};
+use crate::crypto::{
+    verify_manager_signature, Environment, ManagerSigningKey, RandomError, TrustAnchor,
+};
+use crate::udi::Uuid;
+
+/// The outcome the manager states.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ResponseStatus {
+    /// Done; the body carries what was asked for.
+    Ok,
+    /// Refused or failed, with the manager's code (e.g. `TOKEN_INVALID`) and message.
+    Failed {
+        /// Machine-readable reason.
+        code: String,
+        /// Human-readable reason.
+        message: String,
+    },
+    /// The manager does not speak the request's protocol version.
+    VersionTooHigh,
+}
+
+/// An answer's envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// The kind of request answered.
+    pub kind: RequestKind,
+    /// The manager's protocol version.
+    pub version: u32,
+    /// The request's nonce, echoed.
+    pub nonce: String,
+    /// The request's product-instance id, echoed (for `register`, the new one).
+    pub piid: Option<Uuid>,
+    /// The outcome.
+    pub status: ResponseStatus,
+    /// The manager's clock (signed; feeds only the clock-skew event, SPEC §11).
+    pub server_time: DateTime<Utc>,
+    /// The environment the manager signs for.
+    pub environment: Environment,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename = "response")]
+struct ResponseXml {
+    #[serde(rename = "type")]
+    kind: String,
+    version: u32,
+    nonce: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    piid: Option<String>,
+    status: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    message: Option<String>,
+    #[serde(rename = "serverTime")]
+    server_time: String,
+    environment: String,
+}
+
+/// Serializes and signs an answer; `documents` (already signed identity or grant) go into
+/// `<body>` verbatim.
+pub(crate) fn encode_response(
+    resp: &Response,
+    documents: &[&[u8]],
+    key: &ManagerSigningKey,
+) -> Result<Vec<u8>, RandomError> {
+    let (status, code, message) = match &resp.status {
+        ResponseStatus::Ok => ("OK", None, None),
+        ResponseStatus::Failed { code, message } => {
+            ("FAILED", Some(code.clone()), Some(message.clone()))
+        }
+        ResponseStatus::VersionTooHigh => ("VERSION_TOO_HIGH", None, None),
+    };
+    let xml = ResponseXml {
+        kind: resp.kind.as_str().to_string(),
+        version: resp.version,
+        nonce: resp.nonce.clone(),
+        piid: resp.piid.map(|p| p.to_string()),
+        status: status.to_string(),
+        code,
+        message,
+        server_time: format_time(resp.server_time),
+        environment: resp.environment.as_str().to_string(),
+    };
+    let mut doc = quick_xml::se::to_string(&xml).map_err(|_| RandomError)?;
+    if !documents.is_empty() {
+        let mut body = String::from("<body>");
+        for d in documents {
+            body.push_str(&String::from_utf8_lossy(d));
+        }
+        body.push_str("</body>");
+        doc = insert_before_end(&doc, "response", &body);
+    }
+    let sig = key.sign(doc.as_bytes())?;
+    Ok(sign_document(&doc, "response", &sig))
+}
+
+/// An answer parsed but not yet verified: what the fuzz target exercises.
+#[derive(Clone, Debug)]
+pub struct ParsedResponse {
+    /// The envelope.
+    pub response: Response,
+    signed_bytes: Vec<u8>,
+    signature: Vec<u8>,
+    identity_raw: Option<Vec<u8>>,
+    grant_raw: Option<Vec<u8>>,
+}
+
+/// Parses an answer without checking any signature: size limit, well-formedness, the
+/// signature's position, the envelope and the nested documents' structure.
+pub fn decode_response(raw: &[u8], max_len: usize) -> Result<ParsedResponse, AnswerError> {
+    if raw.len() > max_len {
+        return Err(AnswerError::Oversize {
+            len: raw.len(),
+            max: max_len,
+        });
+    }
+    let signed = locate(raw)?;
+    if signed.root != "response" {
+        return Err(AnswerError::Malformed(format!("unexpected root <{}>", signed.root)));
+    }
+    let text = std::str::from_utf8(raw).map_err(|_| AnswerError::Malformed("not UTF-8".into()))?;
+    let xml: ResponseXml = quick_xml::de::from_str(text)
+        .map_err(|e| AnswerError::Malformed(format!("response: {e}")))?;
+    let malformed = |what: &str| AnswerError::Malformed(format!("response: bad {what}"));
+    let status = match xml.status.as_str() {
+        "OK" => ResponseStatus::Ok,
+        "FAILED" => ResponseStatus::Failed {
+            code: xml.code.unwrap_or_default(),
+            message: xml.message.unwrap_or_default(),
+        },
+        "VERSION_TOO_HIGH" => ResponseStatus::VersionTooHigh,
+        _ => return Err(malformed("status")),
+    };
+    let piid = match xml.piid {
+        None => None,
+        Some(p) => Some(p.parse::<Uuid>().map_err(|_| malformed("piid"))?),
+    };
+    let response = Response {
+        kind: RequestKind::parse(&xml.kind).ok_or_else(|| malformed("type"))?,
+        version: xml.version,
+        nonce: xml.nonce,
+        piid,
+        status,
+        server_time: parse_time(&xml.server_time).ok_or_else(|| malformed("serverTime"))?,
+        environment: Environment::parse(&xml.environment).ok_or_else(|| malformed("environment"))?,
+    };
+    let nested = |name: &str| element_span(raw, &["body", name]).map(|r| raw[r].to_vec());
+    let identity_raw = nested("identity");
+    let grant_raw = nested("grant");
+    if let Some(doc) = &identity_raw {
+        parse_identity(doc, None).map_err(|e| e.into_identity())?;
+    }
+    if let Some(doc) = &grant_raw {
+        parse_grant(doc, None).map_err(|e| e.into_grant())?;
+    }
+    Ok(ParsedResponse {
+        response,
+        signed_bytes: signed.signed_bytes(),
+        signature: signed.signature,
+        identity_raw,
+        grant_raw,
+    })
+}
+
+/// A verified answer's payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// A new identity certificate (register, renewId) and its raw signed bytes.
+    Identity {
+        /// The verbatim signed document.
+        raw: Vec<u8>,
+        /// Its content.
+        certificate: IdentityCertificate,
+    },
+    /// A grant (authorize) and its raw signed bytes.
+    Grant {
+        /// The verbatim signed document.
+        raw: Vec<u8>,
+        /// Its content.
+        grant: Grant,
+    },
+    /// Done, nothing to keep (deregister).
+    Done,
+    /// The manager refused or failed.
+    Failed {
+        /// Machine-readable reason.
+        code: String,
+        /// Human-readable reason.
+        message: String,
+    },
+    /// The manager does not speak our protocol version.
+    VersionTooHigh,
+}
+
+/// What the answer must echo.
+pub(crate) struct Expected<'a> {
+    pub kind: RequestKind,
+    pub nonce: &'a str,
+    pub piid: Option<Uuid>,
+}
+
+/// Verifies a parsed answer: the envelope signature and environment, the nonce, piid and
+/// type echoes, then the nested document the request asked for.
+pub(crate) fn verify_response(
+    parsed: &ParsedResponse,
+    anchors: &[TrustAnchor],
+    environment: Environment,
+    expected: &Expected<'_>,
+) -> Result<(Answer, DateTime<Utc>), AnswerError> {
+    let resp = &parsed.response;
+    verify_manager_signature(
+        anchors,
+        environment,
+        resp.environment,
+        &parsed.signed_bytes,
+        &parsed.signature,
+    )
+    .map_err(AnswerError::Signature)?;
+    if resp.nonce != expected.nonce {
+        return Err(AnswerError::NonceMismatch);
+    }
+    if resp.kind != expected.kind {
+        return Err(AnswerError::KindMismatch);
+    }
+    // A registration answer names the new piid; everything else must echo ours.
+    if expected.kind != RequestKind::Register && resp.piid != expected.piid {
+        return Err(AnswerError::PiidMismatch);
+    }
+    let trust = Some((anchors, environment));
+    let answer = match &resp.status {
+        ResponseStatus::VersionTooHigh => Answer::VersionTooHigh,
+        ResponseStatus::Failed { code, message } => Answer::Failed {
+            code: code.clone(),
+            message: message.clone(),
+        },
+        ResponseStatus::Ok => match expected.kind {
+            RequestKind::Register | RequestKind::RenewId => {
+                let raw = parsed
+                    .identity_raw
+                    .clone()
+                    .ok_or_else(|| AnswerError::Malformed("no identity certificate".into()))?;
+                let certificate = parse_identity(&raw, trust).map_err(|e| e.into_identity())?;
+                if resp.piid != Some(certificate.piid) {
+                    return Err(AnswerError::PiidMismatch);
+                }
+                Answer::Identity { raw, certificate }
+            }
+            RequestKind::Authorize => {
+                let raw = parsed
+                    .grant_raw
+                    .clone()
+                    .ok_or_else(|| AnswerError::Malformed("no grant".into()))?;
+                let grant = parse_grant(&raw, trust).map_err(|e| e.into_grant())?;
+                if Some(grant.piid) != expected.piid {
+                    return Err(AnswerError::PiidMismatch);
+                }
+                Answer::Grant { raw, grant }
+            }
+            RequestKind::Deregister => Answer::Done,
+        },
+    };
+    Ok((answer, resp.server_time))
+}
