@@ -22,18 +22,39 @@ mod response;
 pub(crate) mod signed;
 
 pub use documents::{Grant, GrantEntry, GrantEntryContent, GrantStatus, IdentityCertificate};
-pub use request::{decode_request, AuthorizeBody, ParsedRequest, RegisterBody, Request, RequestBody, UsageLine};
+pub use request::{
+    decode_request, AuthorizeBody, ParsedRequest, RegisterBody, Request, RequestBody, UsageLine,
+};
 pub use response::{decode_response, Answer, ParsedResponse, Response, ResponseStatus};
 
-pub(crate) use documents::{encode_grant, encode_identity, parse_grant, parse_identity};
-pub(crate) use request::encode_request;
-pub(crate) use response::{encode_response, verify_response};
+pub use documents::{encode_grant, encode_identity};
+pub(crate) use documents::{parse_grant, parse_identity, DocumentError};
+pub use request::encode_request;
+pub use response::encode_response;
+pub(crate) use response::{verify_response, Expected};
 
 use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::crypto::SignatureError;
+
+/// The `code` values of `FAILED` answers that the agent treats specially or that the
+/// reference manager sends.
+pub mod codes {
+    /// The token is unknown, expired, used up or revoked: a permanent registration failure.
+    pub const TOKEN_INVALID: &str = "TOKEN_INVALID";
+    /// The request could not be parsed.
+    pub const MALFORMED: &str = "MALFORMED";
+    /// The request's signature did not verify.
+    pub const BAD_SIGNATURE: &str = "BAD_SIGNATURE";
+    /// The manager knows no such product instance.
+    pub const UNKNOWN_INSTANCE: &str = "UNKNOWN_INSTANCE";
+    /// The instance's identity has expired.
+    pub const IDENTITY_EXPIRED: &str = "IDENTITY_EXPIRED";
+    /// The envelope's UDI is not the instance's.
+    pub const UDI_MISMATCH: &str = "UDI_MISMATCH";
+}
 
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -145,6 +166,22 @@ pub enum AnswerError {
     /// The answer is for another kind of request.
     #[error("answer is for another request type")]
     KindMismatch,
+}
+
+/// Replaces the root signature of a signed document with one by `key`, over the same span.
+/// The reference manager re-signs with it; tests use it to build answers that differ from a
+/// genuine one in exactly one respect.
+pub fn resign(
+    document: &[u8],
+    key: &crate::crypto::ManagerSigningKey,
+) -> Result<Vec<u8>, AnswerError> {
+    let located = signed::locate(document)?;
+    let unsigned = String::from_utf8(located.signed_bytes())
+        .map_err(|_| AnswerError::Malformed("not UTF-8".into()))?;
+    let signature = key
+        .sign(unsigned.as_bytes())
+        .map_err(|_| AnswerError::Malformed("signing failed".into()))?;
+    Ok(signed::sign_document(&unsigned, &located.root, &signature))
 }
 
 pub(crate) fn format_time(t: DateTime<Utc>) -> String {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::signed::{locate, sign_document};
-use super::{format_time, parse_time, AnswerError, RequestKind, PROTOCOL_VERSION};
+use super::{format_time, parse_time, AnswerError, RequestKind};
 use crate::crypto::{DeviceKey, B64};
 use crate::udi::{Udi, Uuid};
 
@@ -165,7 +165,7 @@ pub struct Request {
 }
 
 /// Serializes and signs a request with the device key.
-pub(crate) fn encode_request(req: &Request, key: &DeviceKey) -> Vec<u8> {
+pub fn encode_request(req: &Request, key: &DeviceKey) -> Vec<u8> {
     let xml = RequestXml {
         kind: req.kind.as_str().to_string(),
         version: req.version,
@@ -220,7 +220,10 @@ pub fn decode_request(raw: &[u8], max_len: usize) -> Result<ParsedRequest, Answe
     }
     let signed = locate(raw)?;
     if signed.root != "request" {
-        return Err(AnswerError::Malformed(format!("unexpected root <{}>", signed.root)));
+        return Err(AnswerError::Malformed(format!(
+            "unexpected root <{}>",
+            signed.root
+        )));
     }
     let text = std::str::from_utf8(raw).map_err(|_| AnswerError::Malformed("not UTF-8".into()))?;
     let xml: RequestXml = quick_xml::de::from_str(text)
@@ -256,19 +259,15 @@ pub fn decode_request(raw: &[u8], max_len: usize) -> Result<ParsedRequest, Answe
     })
 }
 
-/// The version a request must carry to be answered by this crate's manager.
-pub(crate) fn default_version() -> u32 {
-    PROTOCOL_VERSION
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::PROTOCOL_VERSION;
 
     fn sample(body: RequestBody, kind: RequestKind) -> Request {
         Request {
             kind,
-            version: default_version(),
+            version: PROTOCOL_VERSION,
             nonce: "00ff".into(),
             piid: Some(Uuid([7; 16])),
             udi: "PID:UCM,SN:1".parse().unwrap(),

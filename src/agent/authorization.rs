@@ -1,0 +1,193 @@
+//! Authorization, compliance, renewal and backoff (SPEC §4).
+//!
+//! - Renewal 30 days after the last success; 12 hours while out of compliance.
+//! - Deadline = min(signed not-after, last success + 90 days).
+//! - A failed request retries after 15 min, doubling to 24 h, never later than the deadline;
+//!   from the deadline on, every 24 h until a success.
+//! - Usage changes are reported after a 60 s coalescing window; `renew_auth` asks at once.
+
+use chrono::{DateTime, Utc};
+
+use super::failure::{Failure, FailureKind, Operation};
+use super::timers::TimerReason;
+use super::{Agent, EventKind};
+use crate::wire::{Answer, AnswerError, Grant, GrantStatus};
+
+/// A verified grant and when it arrived.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct GrantRecord {
+    /// The verbatim signed grant, re-verified on restore.
+    pub raw: Vec<u8>,
+    pub grant: Grant,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Authorization state of the current registration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Authorization {
+    /// A grant arrived since this registration (evaluation stops for good until it lapses).
+    pub authorized_since_registration: bool,
+    pub grant: Option<GrantRecord>,
+    /// The grant was dropped at restore as untrusted: `NOT APPLICABLE` until an answer.
+    pub grant_untrusted: bool,
+    /// When the current out-of-compliance stretch began.
+    pub ooc_since: Option<DateTime<Utc>>,
+}
+
+impl Authorization {
+    /// Whether the grant leaves a tag in use out of compliance or unknown.
+    pub fn grant_out_of_compliance(&self) -> bool {
+        self.grant.as_ref().is_some_and(|g| {
+            g.grant.entries.iter().any(|e| {
+                matches!(
+                    e.content.as_ref().map(|c| c.status),
+                    Ok(GrantStatus::OutOfCompliance | GrantStatus::InvalidTag)
+                )
+            })
+        })
+    }
+}
+
+impl Agent {
+    /// The grant deadline: min(signed not-after, last success + validity).
+    pub(crate) fn deadline(&self) -> Option<DateTime<Utc>> {
+        let g = self.lic.authorization.grant.as_ref()?;
+        Some(
+            g.grant
+                .not_after
+                .min(g.received_at + self.config.policy.authorization_validity),
+        )
+    }
+
+    /// When the next authorization request is due and why, while registered at `t`.
+    pub(crate) fn authorization_due(
+        &self,
+        t: DateTime<Utc>,
+    ) -> Option<(DateTime<Utc>, TimerReason)> {
+        self.valid_identity(t)?;
+        let auth = &self.lic.authorization;
+        let log = &self.comm.authorize;
+        let policy = &self.config.policy;
+        let scheduled = if log.requested {
+            t
+        } else if log.failures > 0 {
+            log.next_retry.unwrap_or(t)
+        } else {
+            match &auth.grant {
+                Some(g) if !auth.grant_untrusted => {
+                    let every = if auth.grant_out_of_compliance() {
+                        policy.out_of_compliance_recheck
+                    } else {
+                        policy.authorization_renewal
+                    };
+                    g.received_at + every
+                }
+                // First authorization after registration, or the grant was dropped: at once.
+                _ => t,
+            }
+        };
+        let usage = self
+            .comm
+            .usage_dirty_since
+            .map(|since| since + policy.usage_coalesce);
+        match usage {
+            Some(u) if u < scheduled => Some((u, TimerReason::UsageReport)),
+            _ => Some((scheduled, TimerReason::AuthorizationRenewal)),
+        }
+    }
+
+    /// Applies the answer to an authorize request carrying usage report `sequence`.
+    pub(crate) fn on_authorize_answer(
+        &mut self,
+        t: DateTime<Utc>,
+        sequence: u64,
+        answer: Answer,
+    ) -> Result<(), Failure> {
+        let failure = |kind| Failure {
+            operation: Operation::RenewAuth,
+            kind,
+        };
+        if self.valid_identity(t).is_none() {
+            return Ok(()); // deregistered or lapsed meanwhile
+        }
+        match answer {
+            Answer::Grant { raw, grant } => {
+                if grant.udi != self.config.udi {
+                    return Err(failure(FailureKind::Rejected(AnswerError::Grant(
+                        "grant is for another UDI".into(),
+                    ))));
+                }
+                if grant.sequence != sequence {
+                    return Err(failure(FailureKind::Rejected(AnswerError::Grant(
+                        "grant answers another usage report".into(),
+                    ))));
+                }
+                let before = self.tag_statuses(t);
+                self.normalize(t);
+                let auth = &mut self.lic.authorization;
+                auth.grant = Some(GrantRecord {
+                    raw,
+                    grant,
+                    received_at: t,
+                });
+                auth.authorized_since_registration = true;
+                auth.grant_untrusted = false;
+                let out_of_compliance = auth.grant_out_of_compliance();
+                auth.ooc_since = if out_of_compliance {
+                    auth.ooc_since.or(Some(t))
+                } else {
+                    None
+                };
+                self.recount(t);
+                self.comm.authorize.succeeded(t);
+                self.push(
+                    t,
+                    EventKind::Authorized {
+                        in_compliance: !out_of_compliance,
+                    },
+                );
+                let after = self.tag_statuses(t);
+                for (((tag, _), from), to) in self.lic.usage.clone().iter().zip(before).zip(after) {
+                    if from != to {
+                        self.push(
+                            t,
+                            EventKind::EntitlementStatusChanged {
+                                tag: tag.to_string(),
+                                from,
+                                to,
+                            },
+                        );
+                    }
+                }
+                Ok(())
+            }
+            Answer::Failed { code, message } => {
+                Err(failure(FailureKind::Manager { code, message }))
+            }
+            Answer::VersionTooHigh => Err(failure(FailureKind::VersionTooHigh)),
+            Answer::Identity { .. } | Answer::Done => Err(failure(FailureKind::Rejected(
+                AnswerError::Malformed("unexpected answer body".into()),
+            ))),
+        }
+    }
+
+    /// A failed authorization: backoff 15 min doubling to 24 h, never past the deadline; from
+    /// the deadline on, every 24 h.
+    pub(crate) fn on_authorize_failure(&mut self, t: DateTime<Utc>, failure: Failure) {
+        let policy = &self.config.policy;
+        let failures = self.comm.authorize.failures.saturating_add(1);
+        let next = match self.deadline() {
+            Some(d) if t < d => (t + policy.backoff(failures)).min(d),
+            Some(_) => t + policy.backoff_max,
+            None => t + policy.backoff(failures),
+        };
+        self.comm.authorize.failed(t, failure.clone(), Some(next));
+        self.push(
+            t,
+            EventKind::AuthorizationFailed {
+                failure,
+                next_attempt: Some(next),
+            },
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! What the agent reports to the product: events, some of them alarms (SPEC §9).
+//!
+//! Events never carry keys or tokens.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::failure::Failure;
+use crate::status::TagStatus;
+
+/// Alarm names the products raise (000:1541-1576, 003:316).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub enum Alarm {
+    /// A registration attempt failed.
+    SmartLicensingRegistrationFailure,
+    /// An identity renewal failed.
+    SmartLicensingRenewRegistrationFailure,
+    /// An authorization (renewal) failed.
+    SmartLicensingRenewAuthFailure,
+    /// Deregistration could not reach the manager; the instance must be removed there by hand.
+    SmartLicensingDeregistrationFailure,
+    /// Export-controlled functionality is no longer allowed.
+    SmartLicenseExportControlNotAllowed,
+}
+
+impl Alarm {
+    /// The alarm's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Alarm::SmartLicensingRegistrationFailure => "SmartLicensingRegistrationFailure",
+            Alarm::SmartLicensingRenewRegistrationFailure => {
+                "SmartLicensingRenewRegistrationFailure"
+            }
+            Alarm::SmartLicensingRenewAuthFailure => "SmartLicensingRenewAuthFailure",
+            Alarm::SmartLicensingDeregistrationFailure => "SmartLicensingDeregistrationFailure",
+            Alarm::SmartLicenseExportControlNotAllowed => "SmartLicenseExportControlNotAllowed",
+        }
+    }
+}
+
+/// Something that happened, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// When it happened (for thresholds such as a deadline: the threshold itself).
+    pub at: DateTime<Utc>,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// The kinds of event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// Registration succeeded.
+    Registered {
+        /// Smart Account name.
+        smart_account: String,
+        /// Virtual Account name.
+        virtual_account: String,
+    },
+    /// A registration attempt failed and will be retried.
+    RegistrationRetrying {
+        /// Why.
+        failure: Failure,
+        /// When the next attempt is due.
+        next_attempt: DateTime<Utc>,
+    },
+    /// The manager refused the token; the registration failed for good.
+    RegistrationFailed {
+        /// Why.
+        failure: Failure,
+    },
+    /// The identity was renewed.
+    IdentityRenewed {
+        /// The new expiry.
+        expires: DateTime<Utc>,
+    },
+    /// An identity renewal failed.
+    IdentityRenewalFailed {
+        /// Why.
+        failure: Failure,
+        /// When the next attempt is due, if any is left before the identity lapses.
+        next_attempt: Option<DateTime<Utc>>,
+    },
+    /// The identity lapsed: registration expired.
+    RegistrationExpired,
+    /// At restore, the identity was signed by a key no longer trusted and was dropped.
+    IdentityDropped {
+        /// The failed check.
+        reason: String,
+    },
+    /// At restore, the grant was signed by a key no longer trusted and was dropped.
+    GrantDropped {
+        /// The failed check.
+        reason: String,
+    },
+    /// An authorization succeeded.
+    Authorized {
+        /// Whether every tag in use is in compliance.
+        in_compliance: bool,
+    },
+    /// An authorization request failed.
+    AuthorizationFailed {
+        /// Why.
+        failure: Failure,
+        /// When the next attempt is due.
+        next_attempt: Option<DateTime<Utc>>,
+    },
+    /// The grant deadline passed.
+    AuthorizationExpired,
+    /// A tag's status changed with an answer.
+    EntitlementStatusChanged {
+        /// The tag.
+        tag: String,
+        /// Before.
+        from: TagStatus,
+        /// After.
+        to: TagStatus,
+    },
+    /// Evaluation time is running out.
+    EvaluationWarning {
+        /// Whole days left when the warning threshold was crossed.
+        days_left: i64,
+    },
+    /// No evaluation time is left.
+    EvaluationExpired,
+    /// The manager confirmed the deregistration.
+    Deregistered,
+    /// Deregistration completed locally only.
+    DeregistrationFailed {
+        /// Why the manager could not be told.
+        failure: Failure,
+    },
+    /// Communication with the manager started failing.
+    CommunicationFailure {
+        /// Why.
+        failure: Failure,
+    },
+    /// Communication with the manager works again.
+    CommunicationRestored,
+    /// The wall clock moved back by more than the tolerance; nothing was extended.
+    ClockChanged {
+        /// The highest time seen before.
+        from: DateTime<Utc>,
+        /// The time given now.
+        to: DateTime<Utc>,
+    },
+    /// The manager's signed time is more than the tolerance away from ours.
+    ClockSkew {
+        /// The manager's time.
+        manager_time: DateTime<Utc>,
+        /// Our effective time.
+        local_time: DateTime<Utc>,
+    },
+    /// Export-controlled functionality is no longer allowed (deregistration or lapse).
+    ExportControlNotAllowed,
+}
+
+impl Event {
+    /// The alarm this event raises, if any.
+    pub fn alarm(&self) -> Option<Alarm> {
+        match self.kind {
+            EventKind::RegistrationRetrying { .. } | EventKind::RegistrationFailed { .. } => {
+                Some(Alarm::SmartLicensingRegistrationFailure)
+            }
+            EventKind::IdentityRenewalFailed { .. } => {
+                Some(Alarm::SmartLicensingRenewRegistrationFailure)
+            }
+            EventKind::AuthorizationFailed { .. } => Some(Alarm::SmartLicensingRenewAuthFailure),
+            EventKind::DeregistrationFailed { .. } => {
+                Some(Alarm::SmartLicensingDeregistrationFailure)
+            }
+            EventKind::ExportControlNotAllowed => Some(Alarm::SmartLicenseExportControlNotAllowed),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventKind::Registered {
+                smart_account,
+                virtual_account,
+            } => write!(
+                f,
+                "Registration succeeded (Smart Account: {smart_account}, Virtual Account: {virtual_account})"
+            ),
+            EventKind::RegistrationRetrying { failure, .. } => {
+                write!(f, "Registration attempt failed, will retry: {failure}")
+            }
+            EventKind::RegistrationFailed { failure } => write!(f, "Registration failed: {failure}"),
+            EventKind::IdentityRenewed { .. } => f.write_str("Registration renewed"),
+            EventKind::IdentityRenewalFailed { failure, .. } => {
+                write!(f, "Registration renewal failed: {failure}")
+            }
+            EventKind::RegistrationExpired => f.write_str("Registration expired"),
+            EventKind::IdentityDropped { reason } => {
+                write!(f, "Identity certificate is no longer trusted and was removed: {reason}")
+            }
+            EventKind::GrantDropped { reason } => write!(
+                f,
+                "Authorization is no longer trusted and was removed, requesting a new one: {reason}"
+            ),
+            EventKind::Authorized { in_compliance: true } => f.write_str("Authorization succeeded"),
+            EventKind::Authorized {
+                in_compliance: false,
+            } => f.write_str("Authorization succeeded: out of compliance"),
+            EventKind::AuthorizationFailed { failure, .. } => {
+                write!(f, "Authorization failed: {failure}")
+            }
+            EventKind::AuthorizationExpired => f.write_str("Authorization expired"),
+            EventKind::EntitlementStatusChanged { tag, from, to } => write!(
+                f,
+                "Entitlement {tag} changed from {} to {}",
+                from.cli_text(),
+                to.cli_text()
+            ),
+            EventKind::EvaluationWarning { days_left } => {
+                write!(f, "Evaluation period expires in {days_left} days")
+            }
+            EventKind::EvaluationExpired => f.write_str("Evaluation period expired"),
+            EventKind::Deregistered => f.write_str("Deregistration succeeded"),
+            EventKind::DeregistrationFailed { failure } => write!(
+                f,
+                "Deregistration has been completed on the Product Instance but was unable to deregister from Smart Software Licensing due to {}",
+                failure.phrase()
+            ),
+            EventKind::CommunicationFailure { failure } => {
+                write!(f, "Communication with Smart Software Licensing failed: {failure}")
+            }
+            EventKind::CommunicationRestored => {
+                f.write_str("Communication with Smart Software Licensing restored")
+            }
+            EventKind::ClockChanged { from, to } => {
+                write!(f, "System clock moved back from {from} to {to}; nothing was extended")
+            }
+            EventKind::ClockSkew {
+                manager_time,
+                local_time,
+            } => write!(
+                f,
+                "Clock differs from the manager's: local {local_time}, manager {manager_time}"
+            ),
+            EventKind::ExportControlNotAllowed => {
+                f.write_str("Export-Controlled Functionality: Not Allowed")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", crate::wire::format_time(self.at), self.kind)?;
+        if let Some(alarm) = self.alarm() {
+            write!(f, " [{}]", alarm.name())?;
+        }
+        Ok(())
+    }
+}

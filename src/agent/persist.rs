@@ -1,0 +1,590 @@
+//! Encoding of the two snapshot parts and the restore rules of SPEC §12.
+//!
+//! Layout: fixed order, big-endian integers, length-prefixed strings, a tag byte before each
+//! enum. Identity certificate and grant are kept as their verbatim signed bytes and verified
+//! again on restore against the anchors configured now.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+
+use super::authorization::{Authorization, GrantRecord};
+use super::evaluation::Evaluation;
+use super::failure::{Failure, FailureKind, Operation};
+use super::registration::{Identity, RegisterJob, Registration};
+use super::state::{
+    AttemptLog, Communication, Licensing, Notified, Outstanding, PendingOp, Settings,
+};
+use super::{Agent, Config, EventKind};
+use crate::crypto::{DeviceKey, Environment, SignatureError};
+use crate::entitlement::Tag;
+use crate::settings::{GatewayUrl, Host, HostIdentity, ProxyCredentials, TransportSettings};
+use crate::snapshot::{Reader, SnapshotError, SnapshotParts, Writer};
+use crate::token::Token;
+use crate::udi::{Udi, Uuid};
+use crate::wire::{parse_grant, parse_identity, AnswerError, SendError, UsageLine};
+
+fn corrupt(what: impl Into<String>) -> SnapshotError {
+    SnapshotError::Corrupt(what.into())
+}
+
+// ---------- licensing part ----------
+
+pub(crate) fn encode_licensing(lic: &Licensing) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.str(&lic.udi.long_form());
+    w.u32(lic.usage.len() as u32);
+    for (tag, count) in &lic.usage {
+        w.str(tag.as_str());
+        w.u32(*count);
+    }
+    let e = &lic.evaluation;
+    w.delta(e.remaining);
+    w.opt(e.counting_since, Writer::time);
+    w.opt(e.expired_at, Writer::time);
+    match &lic.registration {
+        Registration::Unregistered => w.u8(0),
+        Registration::Failed { at } => {
+            w.u8(1);
+            w.time(*at);
+        }
+        Registration::Registered(id) => {
+            w.u8(2);
+            w.bytes(&id.raw);
+            w.bytes(id.key.seed());
+            w.time(id.registered_at);
+            w.opt(id.renewed_at, Writer::time);
+        }
+        Registration::Expired { at } => {
+            w.u8(3);
+            w.time(*at);
+        }
+    }
+    w.opt(lic.job.as_ref(), |w, job| {
+        w.str(job.token.expose());
+        w.bool(job.force);
+        w.bytes(job.key.seed());
+    });
+    let a = &lic.authorization;
+    w.bool(a.authorized_since_registration);
+    w.opt(a.grant.as_ref(), |w, g| {
+        w.bytes(&g.raw);
+        w.time(g.received_at);
+    });
+    w.bool(a.grant_untrusted);
+    w.opt(a.ooc_since, Writer::time);
+    encode_settings(&mut w, &lic.settings);
+    w.finish()
+}
+
+fn encode_settings(w: &mut Writer, s: &Settings) {
+    match &s.transport {
+        TransportSettings::Direct => w.u8(0),
+        TransportSettings::OnPrem(url) => {
+            w.u8(1);
+            w.str(&url.url());
+        }
+        TransportSettings::Proxy {
+            host,
+            port,
+            credentials,
+        } => {
+            w.u8(2);
+            w.str(&host.to_string());
+            w.u32(u32::from(*port));
+            w.opt(credentials.as_ref(), |w, c| {
+                w.str(&c.username);
+                w.str(&c.password);
+            });
+        }
+    }
+    w.bool(s.privacy);
+    w.opt(s.host.as_ref(), |w, h| {
+        w.str(&h.name);
+        w.str(&h.ip.to_string());
+    });
+    w.bool(s.subscriber);
+}
+
+/// The licensing part as stored, before the signed documents are verified.
+struct StoredLicensing {
+    lic: Licensing,
+    identity: Option<StoredIdentity>,
+    grant: Option<(Vec<u8>, DateTime<Utc>)>,
+}
+
+struct StoredIdentity {
+    raw: Vec<u8>,
+    seed: [u8; 32],
+    registered_at: DateTime<Utc>,
+    renewed_at: Option<DateTime<Utc>>,
+}
+
+fn seed(r: &mut Reader<'_>) -> Result<[u8; 32], SnapshotError> {
+    r.bytes()?
+        .try_into()
+        .map_err(|_| corrupt("key seed is not 32 bytes"))
+}
+
+fn decode_licensing(bytes: &[u8]) -> Result<StoredLicensing, SnapshotError> {
+    let mut r = Reader::new(bytes);
+    let udi = Udi::parse_long_form(&r.string()?).map_err(|e| corrupt(format!("udi: {e}")))?;
+    let mut usage = Vec::new();
+    for _ in 0..r.count()? {
+        let tag = Tag::parse(&r.string()?).map_err(|_| corrupt("bad tag"))?;
+        let count = r.u32()?;
+        if usage.iter().any(|(t, _)| *t == tag) {
+            return Err(corrupt("tag declared twice"));
+        }
+        usage.push((tag, count));
+    }
+    let evaluation = Evaluation {
+        remaining: r.delta()?,
+        counting_since: r.opt(Reader::time)?,
+        expired_at: r.opt(Reader::time)?,
+    };
+    let mut identity = None;
+    let registration = match r.u8()? {
+        0 => Registration::Unregistered,
+        1 => Registration::Failed { at: r.time()? },
+        2 => {
+            identity = Some(StoredIdentity {
+                raw: r.bytes()?.to_vec(),
+                seed: seed(&mut r)?,
+                registered_at: r.time()?,
+                renewed_at: r.opt(Reader::time)?,
+            });
+            Registration::Unregistered // replaced once the certificate verifies
+        }
+        3 => Registration::Expired { at: r.time()? },
+        _ => return Err(corrupt("bad registration state")),
+    };
+    let job = r.opt(|r| {
+        Ok(RegisterJob {
+            token: Token::parse(&r.string()?).map_err(|_| corrupt("bad token"))?,
+            force: r.bool()?,
+            key: DeviceKey::from_seed(seed(r)?),
+        })
+    })?;
+    let authorized_since_registration = r.bool()?;
+    let grant = r.opt(|r| Ok((r.bytes()?.to_vec(), r.time()?)))?;
+    let authorization = Authorization {
+        authorized_since_registration,
+        grant: None, // replaced once the grant verifies
+        grant_untrusted: r.bool()?,
+        ooc_since: r.opt(Reader::time)?,
+    };
+    let settings = decode_settings(&mut r)?;
+    r.end()?;
+    Ok(StoredLicensing {
+        lic: Licensing {
+            udi,
+            usage,
+            evaluation,
+            registration,
+            job,
+            authorization,
+            settings,
+        },
+        identity,
+        grant,
+    })
+}
+
+fn decode_settings(r: &mut Reader<'_>) -> Result<Settings, SnapshotError> {
+    let transport = match r.u8()? {
+        0 => TransportSettings::Direct,
+        1 => TransportSettings::OnPrem(
+            GatewayUrl::parse(&r.string()?).map_err(|_| corrupt("bad gateway url"))?,
+        ),
+        2 => {
+            let host = Host::parse(&r.string()?).ok_or_else(|| corrupt("bad proxy host"))?;
+            let port = u16::try_from(r.u32()?)
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| corrupt("bad proxy port"))?;
+            let credentials = r.opt(|r| {
+                Ok(ProxyCredentials {
+                    username: r.string()?,
+                    password: r.string()?,
+                })
+            })?;
+            TransportSettings::Proxy {
+                host,
+                port,
+                credentials,
+            }
+        }
+        _ => return Err(corrupt("bad transport mode")),
+    };
+    let privacy = r.bool()?;
+    let host = r.opt(|r| {
+        let name = r.string()?;
+        let ip: IpAddr = r.string()?.parse().map_err(|_| corrupt("bad host ip"))?;
+        HostIdentity::new(&name, ip).map_err(|_| corrupt("bad host name"))
+    })?;
+    Ok(Settings {
+        transport,
+        privacy,
+        host,
+        subscriber: r.bool()?,
+    })
+}
+
+// ---------- communication part ----------
+
+pub(crate) fn encode_communication(c: &Communication) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.opt(c.highest_seen, Writer::time);
+    w.u64(c.next_transmit_id);
+    w.u64(c.usage_sequence);
+    w.opt(c.outstanding.as_ref(), |w, o| {
+        w.u64(o.id);
+        match &o.op {
+            PendingOp::Register => w.u8(0),
+            PendingOp::RenewId => w.u8(1),
+            PendingOp::Authorize { sequence, usage } => {
+                w.u8(2);
+                w.u64(*sequence);
+                w.u32(usage.len() as u32);
+                for line in usage {
+                    w.str(&line.tag);
+                    w.u32(line.count);
+                }
+            }
+            PendingOp::Deregister { piid, key } => {
+                w.u8(3);
+                w.bytes(&piid.0);
+                w.bytes(key.seed());
+            }
+        }
+        w.str(&o.nonce);
+    });
+    for log in [&c.register, &c.renew_id, &c.authorize] {
+        w.opt(log.last.as_ref(), |w, (at, failure)| {
+            w.time(*at);
+            w.opt(failure.as_ref(), encode_failure);
+        });
+        w.u32(log.failures);
+        w.opt(log.next_retry, Writer::time);
+        w.bool(log.requested);
+    }
+    w.opt(c.usage_dirty_since, Writer::time);
+    let n = &c.notified;
+    w.u32(n.eval_warnings);
+    w.bool(n.eval_expired);
+    w.opt(n.identity_expired, Writer::time);
+    w.opt(n.auth_expired, Writer::time);
+    w.opt(n.clock_back, Writer::time);
+    w.bool(n.skew);
+    w.bool(n.failing);
+    w.finish()
+}
+
+fn decode_communication(bytes: &[u8]) -> Result<Communication, SnapshotError> {
+    let mut r = Reader::new(bytes);
+    let highest_seen = r.opt(Reader::time)?;
+    let next_transmit_id = r.u64()?;
+    let usage_sequence = r.u64()?;
+    let outstanding = r.opt(|r| {
+        let id = r.u64()?;
+        let op = match r.u8()? {
+            0 => PendingOp::Register,
+            1 => PendingOp::RenewId,
+            2 => {
+                let sequence = r.u64()?;
+                let mut usage = Vec::new();
+                for _ in 0..r.count()? {
+                    usage.push(UsageLine {
+                        tag: r.string()?,
+                        count: r.u32()?,
+                    });
+                }
+                PendingOp::Authorize { sequence, usage }
+            }
+            3 => PendingOp::Deregister {
+                piid: Uuid(r.bytes()?.try_into().map_err(|_| corrupt("bad piid"))?),
+                key: DeviceKey::from_seed(seed(r)?),
+            },
+            _ => return Err(corrupt("bad outstanding request")),
+        };
+        Ok(Outstanding {
+            id,
+            op,
+            nonce: r.string()?,
+        })
+    })?;
+    let mut logs = Vec::with_capacity(3);
+    for _ in 0..3 {
+        logs.push(AttemptLog {
+            last: r.opt(|r| Ok((r.time()?, r.opt(decode_failure)?)))?,
+            failures: r.u32()?,
+            next_retry: r.opt(Reader::time)?,
+            requested: r.bool()?,
+        });
+    }
+    let mut logs = logs.into_iter();
+    let mut next_log = || logs.next().unwrap_or_default();
+    let (register, renew_id, authorize) = (next_log(), next_log(), next_log());
+    let usage_dirty_since = r.opt(Reader::time)?;
+    let notified = Notified {
+        eval_warnings: r.u32()?,
+        eval_expired: r.bool()?,
+        identity_expired: r.opt(Reader::time)?,
+        auth_expired: r.opt(Reader::time)?,
+        clock_back: r.opt(Reader::time)?,
+        skew: r.bool()?,
+        failing: r.bool()?,
+    };
+    r.end()?;
+    Ok(Communication {
+        highest_seen,
+        next_transmit_id,
+        usage_sequence,
+        outstanding,
+        register,
+        renew_id,
+        authorize,
+        usage_dirty_since,
+        notified,
+    })
+}
+
+fn encode_failure(w: &mut Writer, f: &Failure) {
+    w.u8(match f.operation {
+        Operation::Register => 0,
+        Operation::RenewId => 1,
+        Operation::RenewAuth => 2,
+        Operation::Deregister => 3,
+    });
+    match &f.kind {
+        FailureKind::Send(e) => {
+            w.u8(0);
+            match e {
+                SendError::Timeout => w.u8(0),
+                SendError::Send { detail } => {
+                    w.u8(1);
+                    w.str(detail);
+                }
+                SendError::UnknownCa => w.u8(2),
+                SendError::ProxyAuthentication => w.u8(3),
+                SendError::TooLarge => w.u8(4),
+            }
+        }
+        FailureKind::Rejected(e) => {
+            w.u8(1);
+            encode_answer_error(w, e);
+        }
+        FailureKind::Manager { code, message } => {
+            w.u8(2);
+            w.str(code);
+            w.str(message);
+        }
+        FailureKind::TokenRefused => w.u8(3),
+        FailureKind::VersionTooHigh => w.u8(4),
+    }
+}
+
+fn environment_byte(e: Environment) -> u8 {
+    match e {
+        Environment::Production => 0,
+        Environment::Development => 1,
+    }
+}
+
+fn environment_of(b: u8) -> Result<Environment, SnapshotError> {
+    match b {
+        0 => Ok(Environment::Production),
+        1 => Ok(Environment::Development),
+        _ => Err(corrupt("bad environment")),
+    }
+}
+
+fn encode_answer_error(w: &mut Writer, e: &AnswerError) {
+    match e {
+        AnswerError::Oversize { len, max } => {
+            w.u8(0);
+            w.u64(*len as u64);
+            w.u64(*max as u64);
+        }
+        AnswerError::Truncated => w.u8(1),
+        AnswerError::Malformed(s) => {
+            w.u8(2);
+            w.str(s);
+        }
+        AnswerError::Signature(s) => {
+            w.u8(3);
+            match s {
+                SignatureError::Encoding => w.u8(0),
+                SignatureError::Untrusted => w.u8(1),
+                SignatureError::WrongEnvironment { signed, expected } => {
+                    w.u8(2);
+                    w.u8(environment_byte(*signed));
+                    w.u8(environment_byte(*expected));
+                }
+            }
+        }
+        AnswerError::Identity(s) => {
+            w.u8(4);
+            w.str(s);
+        }
+        AnswerError::Grant(s) => {
+            w.u8(5);
+            w.str(s);
+        }
+        AnswerError::NonceMismatch => w.u8(6),
+        AnswerError::PiidMismatch => w.u8(7),
+        AnswerError::KindMismatch => w.u8(8),
+    }
+}
+
+fn decode_failure(r: &mut Reader<'_>) -> Result<Failure, SnapshotError> {
+    let operation = match r.u8()? {
+        0 => Operation::Register,
+        1 => Operation::RenewId,
+        2 => Operation::RenewAuth,
+        3 => Operation::Deregister,
+        _ => return Err(corrupt("bad operation")),
+    };
+    let kind = match r.u8()? {
+        0 => FailureKind::Send(match r.u8()? {
+            0 => SendError::Timeout,
+            1 => SendError::Send {
+                detail: r.string()?,
+            },
+            2 => SendError::UnknownCa,
+            3 => SendError::ProxyAuthentication,
+            4 => SendError::TooLarge,
+            _ => return Err(corrupt("bad send error")),
+        }),
+        1 => FailureKind::Rejected(match r.u8()? {
+            0 => AnswerError::Oversize {
+                len: usize::try_from(r.u64()?).unwrap_or(usize::MAX),
+                max: usize::try_from(r.u64()?).unwrap_or(usize::MAX),
+            },
+            1 => AnswerError::Truncated,
+            2 => AnswerError::Malformed(r.string()?),
+            3 => AnswerError::Signature(match r.u8()? {
+                0 => SignatureError::Encoding,
+                1 => SignatureError::Untrusted,
+                2 => SignatureError::WrongEnvironment {
+                    signed: environment_of(r.u8()?)?,
+                    expected: environment_of(r.u8()?)?,
+                },
+                _ => return Err(corrupt("bad signature error")),
+            }),
+            4 => AnswerError::Identity(r.string()?),
+            5 => AnswerError::Grant(r.string()?),
+            6 => AnswerError::NonceMismatch,
+            7 => AnswerError::PiidMismatch,
+            8 => AnswerError::KindMismatch,
+            _ => return Err(corrupt("bad answer error")),
+        }),
+        2 => FailureKind::Manager {
+            code: r.string()?,
+            message: r.string()?,
+        },
+        3 => FailureKind::TokenRefused,
+        4 => FailureKind::VersionTooHigh,
+        _ => return Err(corrupt("bad failure")),
+    };
+    Ok(Failure { operation, kind })
+}
+
+// ---------- restore ----------
+
+/// Rebuilds an agent from the parts, applying SPEC §12's restore rules.
+pub(crate) fn restore(
+    parts: &SnapshotParts,
+    config: Config,
+    now: DateTime<Utc>,
+) -> Result<Agent, SnapshotError> {
+    let stored = decode_licensing(&parts.licensing)?;
+    let mut comm = decode_communication(&parts.communication)?;
+    let mut lic = stored.lic;
+    let trust = Some((&config.trust_anchors[..], config.environment));
+    let mut dropped: Vec<EventKind> = Vec::new();
+    let other_udi = lic.udi != config.udi;
+
+    if other_udi {
+        // Another instance's snapshot: unregistered here, but its evaluation use stands.
+        lic.udi = config.udi.clone();
+        lic.registration = Registration::Unregistered;
+        lic.job = None;
+        lic.authorization = Authorization::default();
+        comm.outstanding = None;
+        comm.register = AttemptLog::default();
+        comm.renew_id = AttemptLog::default();
+        comm.authorize = AttemptLog::default();
+        comm.usage_dirty_since = None;
+    } else if let Some(id) = stored.identity {
+        let key = DeviceKey::from_seed(id.seed);
+        match parse_identity(&id.raw, trust) {
+            Ok(cert) => {
+                if cert.udi != lic.udi || cert.public_key != key.public_key() {
+                    return Err(corrupt("identity does not match the instance"));
+                }
+                lic.registration = Registration::Registered(Box::new(Identity {
+                    raw: id.raw,
+                    cert,
+                    key,
+                    registered_at: id.registered_at,
+                    renewed_at: id.renewed_at,
+                }));
+                if let Some((raw, received_at)) = stored.grant {
+                    match parse_grant(&raw, trust) {
+                        Ok(grant) => {
+                            lic.authorization.grant = Some(GrantRecord {
+                                raw,
+                                grant,
+                                received_at,
+                            })
+                        }
+                        Err(crate::wire::DocumentError::Signature(e)) => {
+                            lic.authorization.grant_untrusted = true;
+                            comm.authorize.requested = true;
+                            dropped.push(EventKind::GrantDropped {
+                                reason: e.to_string(),
+                            });
+                        }
+                        Err(e) => return Err(corrupt(format!("grant: {e}"))),
+                    }
+                }
+            }
+            Err(crate::wire::DocumentError::Signature(e)) => {
+                lic.authorization = Authorization::default();
+                if matches!(
+                    comm.outstanding.as_ref().map(|o| &o.op),
+                    Some(PendingOp::RenewId | PendingOp::Authorize { .. })
+                ) {
+                    comm.outstanding = None;
+                }
+                comm.renew_id = AttemptLog::default();
+                comm.authorize = AttemptLog::default();
+                dropped.push(EventKind::IdentityDropped {
+                    reason: e.to_string(),
+                });
+            }
+            Err(e) => return Err(corrupt(format!("identity: {e}"))),
+        }
+    }
+    let mut agent = Agent {
+        config,
+        lic,
+        comm,
+        events: VecDeque::new(),
+        in_flight: None,
+    };
+    let t = agent.observe(now);
+    if other_udi || !dropped.is_empty() {
+        // Registration state changed under the evaluation clock: start or stop it now.
+        agent.normalize(t);
+        agent.recount(t);
+    }
+    for kind in dropped {
+        agent.push(t, kind);
+    }
+    agent.check_thresholds(t);
+    Ok(agent)
+}

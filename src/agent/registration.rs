@@ -1,0 +1,255 @@
+//! Registration and identity renewal (SPEC §3).
+//!
+//! ```text
+//!              register(token)                    identity answer
+//! UNREGISTERED ───────────────▶ PENDING ─────────────────────────▶ REGISTERED ──┐ renewId every
+//!   ▲   ▲  ▲                     │  ▲ transient failure: retry 15 min   │  ▲     │ 180 d (backoff
+//!   │   │  │      token refused  │  └───────────────────────────────────┘  └─────┘ on failure)
+//!   │   │  └──────── FAILED ◀────┘                                     │
+//!   │   │ deregister (local at once, best-effort request)              │ not-after passes
+//!   │   └──────────────────────────────────────────────────────────────┤
+//!   └─────────────────────── register ◀─── REGISTRATION EXPIRED ◀──────┘
+//! ```
+//! `register(force)` while registered keeps the old identity until the new one arrives.
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::failure::{Failure, FailureKind, Operation};
+use super::state::AttemptLog;
+use super::{Agent, EventKind};
+use crate::crypto::DeviceKey;
+use crate::token::Token;
+use crate::wire::{Answer, IdentityCertificate};
+
+/// A verified identity and the device key it certifies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Identity {
+    /// The verbatim signed certificate, re-verified on restore.
+    pub raw: Vec<u8>,
+    pub cert: IdentityCertificate,
+    pub key: DeviceKey,
+    pub registered_at: DateTime<Utc>,
+    pub renewed_at: Option<DateTime<Utc>>,
+}
+
+impl Identity {
+    /// When the next automatic renewal is due, before failures.
+    pub fn renewal_base(&self, every: TimeDelta) -> DateTime<Utc> {
+        self.renewed_at.unwrap_or(self.registered_at) + every
+    }
+}
+
+/// The registration state as stored; an identity lapse is derived at read time until
+/// something writes the licensing part anyway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Registration {
+    Unregistered,
+    /// The manager refused the token at `at`.
+    Failed {
+        at: DateTime<Utc>,
+    },
+    Registered(Box<Identity>),
+    /// The identity lapsed at `at` (its not-after).
+    Expired {
+        at: DateTime<Utc>,
+    },
+}
+
+/// A registration waiting to be sent or retried. The device key is made when the product calls
+/// `register`, so a resent request carries the same key (SPEC §12 idempotency).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RegisterJob {
+    pub token: Token,
+    pub force: bool,
+    pub key: DeviceKey,
+}
+
+impl Agent {
+    /// The identity, if registered and not lapsed at `t`.
+    pub(crate) fn valid_identity(&self, t: DateTime<Utc>) -> Option<&Identity> {
+        match &self.lic.registration {
+            Registration::Registered(id) if t < id.cert.not_after => Some(id),
+            _ => None,
+        }
+    }
+
+    /// When the identity renewal is due, if registered at `t` and before the identity lapses.
+    /// Retries are never scheduled past not-after.
+    pub(crate) fn identity_renewal_due(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let id = self.valid_identity(t)?;
+        let log = &self.comm.renew_id;
+        let due = if log.requested {
+            t
+        } else if log.failures > 0 {
+            log.next_retry?
+        } else {
+            id.renewal_base(self.config.policy.identity_renewal)
+        };
+        (due < id.cert.not_after).then_some(due)
+    }
+
+    /// Applies the answer to a register request.
+    pub(crate) fn on_register_answer(
+        &mut self,
+        t: DateTime<Utc>,
+        answer: Answer,
+    ) -> Result<(), Failure> {
+        let failure = |kind| Failure {
+            operation: Operation::Register,
+            kind,
+        };
+        let Some(job) = self.lic.job.clone() else {
+            return Ok(()); // the job was superseded (deregister); nothing to apply
+        };
+        match answer {
+            Answer::Identity { raw, certificate } => {
+                if let Err(why) = self.check_identity(&certificate, &job.key, t) {
+                    return Err(failure(FailureKind::Rejected(
+                        crate::wire::AnswerError::Identity(why),
+                    )));
+                }
+                self.normalize(t);
+                let identity = Identity {
+                    raw,
+                    cert: certificate.clone(),
+                    key: job.key,
+                    registered_at: t,
+                    renewed_at: None,
+                };
+                self.lic.registration = Registration::Registered(Box::new(identity));
+                self.lic.job = None;
+                self.lic.authorization = Default::default();
+                self.recount(t);
+                self.comm.register.succeeded(t);
+                self.comm.renew_id = AttemptLog::default();
+                self.comm.authorize = AttemptLog::default();
+                self.push(
+                    t,
+                    EventKind::Registered {
+                        smart_account: certificate.smart_account,
+                        virtual_account: certificate.virtual_account,
+                    },
+                );
+                Ok(())
+            }
+            Answer::Failed { code, .. } if code == crate::wire::codes::TOKEN_INVALID => {
+                self.normalize(t);
+                self.lic.job = None;
+                // A failed force reregistration keeps the old identity (SPEC §3).
+                if self.valid_identity(t).is_none() {
+                    self.lic.registration = Registration::Failed { at: t };
+                }
+                self.recount(t);
+                let f = failure(FailureKind::TokenRefused);
+                self.comm.register.failed(t, f.clone(), None);
+                self.push(t, EventKind::RegistrationFailed { failure: f });
+                Ok(())
+            }
+            Answer::Failed { code, message } => {
+                Err(failure(FailureKind::Manager { code, message }))
+            }
+            Answer::VersionTooHigh => Err(failure(FailureKind::VersionTooHigh)),
+            Answer::Grant { .. } | Answer::Done => Err(failure(FailureKind::Rejected(
+                crate::wire::AnswerError::Malformed("unexpected answer body".into()),
+            ))),
+        }
+    }
+
+    /// A transient registration failure: retried every 15 minutes (004:255).
+    pub(crate) fn on_register_failure(&mut self, t: DateTime<Utc>, failure: Failure) {
+        let next = t + self.config.policy.registration_retry;
+        self.comm.register.failed(t, failure.clone(), Some(next));
+        self.push(
+            t,
+            EventKind::RegistrationRetrying {
+                failure,
+                next_attempt: next,
+            },
+        );
+    }
+
+    /// Applies the answer to a renewId request.
+    pub(crate) fn on_renew_id_answer(
+        &mut self,
+        t: DateTime<Utc>,
+        answer: Answer,
+    ) -> Result<(), Failure> {
+        let failure = |kind| Failure {
+            operation: Operation::RenewId,
+            kind,
+        };
+        let Some(current) = self.valid_identity(t).cloned() else {
+            return Ok(()); // lapsed or deregistered meanwhile; a renewal cannot revive it
+        };
+        match answer {
+            Answer::Identity { raw, certificate } => {
+                if let Err(why) = self.check_identity(&certificate, &current.key, t) {
+                    return Err(failure(FailureKind::Rejected(
+                        crate::wire::AnswerError::Identity(why),
+                    )));
+                }
+                if certificate.piid != current.cert.piid {
+                    return Err(failure(FailureKind::Rejected(
+                        crate::wire::AnswerError::PiidMismatch,
+                    )));
+                }
+                self.normalize(t);
+                let expires = certificate.not_after;
+                self.lic.registration = Registration::Registered(Box::new(Identity {
+                    raw,
+                    cert: certificate,
+                    renewed_at: Some(t),
+                    ..current
+                }));
+                self.comm.renew_id.succeeded(t);
+                self.push(t, EventKind::IdentityRenewed { expires });
+                Ok(())
+            }
+            Answer::Failed { code, message } => {
+                Err(failure(FailureKind::Manager { code, message }))
+            }
+            Answer::VersionTooHigh => Err(failure(FailureKind::VersionTooHigh)),
+            Answer::Grant { .. } | Answer::Done => Err(failure(FailureKind::Rejected(
+                crate::wire::AnswerError::Malformed("unexpected answer body".into()),
+            ))),
+        }
+    }
+
+    /// A failed identity renewal: the §4 backoff, never past not-after.
+    pub(crate) fn on_renew_id_failure(&mut self, t: DateTime<Utc>, failure: Failure) {
+        let failures = self.comm.renew_id.failures.saturating_add(1);
+        let next = self.valid_identity(t).and_then(|id| {
+            // The last try must still find the identity valid.
+            let last_chance = id.cert.not_after - TimeDelta::seconds(1);
+            let next = (t + self.config.policy.backoff(failures)).min(last_chance);
+            (next > t).then_some(next)
+        });
+        self.comm.renew_id.failed(t, failure.clone(), next);
+        self.push(
+            t,
+            EventKind::IdentityRenewalFailed {
+                failure,
+                next_attempt: next,
+            },
+        );
+    }
+
+    /// Checks a new identity certificate against this instance and its key.
+    fn check_identity(
+        &self,
+        cert: &IdentityCertificate,
+        key: &DeviceKey,
+        t: DateTime<Utc>,
+    ) -> Result<(), String> {
+        if cert.udi != self.config.udi {
+            return Err("certificate is for another UDI".into());
+        }
+        if cert.public_key != key.public_key() {
+            return Err("certificate is for another device key".into());
+        }
+        if cert.not_after <= t {
+            return Err("certificate has already expired".into());
+        }
+        Ok(())
+    }
+}

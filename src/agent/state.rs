@@ -1,0 +1,129 @@
+//! The agent's persisted state, split as SPEC §12 requires: the **licensing part** (what the
+//! licence position is) and the **communication part** (how talking to the manager goes).
+
+use chrono::{DateTime, Utc};
+
+use super::authorization::Authorization;
+use super::evaluation::Evaluation;
+use super::failure::Failure;
+use super::registration::{RegisterJob, Registration};
+use crate::crypto::DeviceKey;
+use crate::entitlement::Tag;
+use crate::settings::{HostIdentity, TransportSettings};
+use crate::udi::{Udi, Uuid};
+use crate::wire::UsageLine;
+
+/// Product settings the agent keeps (SPEC §8, §9).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Settings {
+    pub transport: TransportSettings,
+    pub privacy: bool,
+    pub host: Option<HostIdentity>,
+    pub subscriber: bool,
+}
+
+/// The licensing part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Licensing {
+    pub udi: Udi,
+    /// Declared tags in declaration order, with their counts.
+    pub usage: Vec<(Tag, u32)>,
+    pub evaluation: Evaluation,
+    pub registration: Registration,
+    /// A registration waiting to be sent or retried (with force: while still registered).
+    pub job: Option<RegisterJob>,
+    pub authorization: Authorization,
+    pub settings: Settings,
+}
+
+/// One kind of exchange's history: the last attempt, consecutive failures, the retry time,
+/// and whether the product asked for it now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AttemptLog {
+    pub last: Option<(DateTime<Utc>, Option<Failure>)>,
+    pub failures: u32,
+    pub next_retry: Option<DateTime<Utc>>,
+    pub requested: bool,
+}
+
+impl AttemptLog {
+    pub fn succeeded(&mut self, t: DateTime<Utc>) {
+        *self = AttemptLog {
+            last: Some((t, None)),
+            ..AttemptLog::default()
+        };
+    }
+
+    pub fn failed(
+        &mut self,
+        t: DateTime<Utc>,
+        failure: Failure,
+        next_retry: Option<DateTime<Utc>>,
+    ) {
+        self.last = Some((t, Some(failure)));
+        self.failures = self.failures.saturating_add(1);
+        self.next_retry = next_retry;
+        self.requested = false;
+    }
+}
+
+/// The request the agent is waiting on; it survives a crash and is re-sent with a fresh nonce.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Outstanding {
+    /// The transmit id of its latest transmission.
+    pub id: u64,
+    pub op: PendingOp,
+    /// The nonce of its latest transmission (empty before the first).
+    pub nonce: String,
+}
+
+/// What the outstanding request does; enough to rebuild it identically but for nonce and time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PendingOp {
+    /// Details in the licensing part's job.
+    Register,
+    RenewId,
+    Authorize {
+        sequence: u64,
+        usage: Vec<UsageLine>,
+    },
+    /// The identity is already gone locally, so the request carries what it needs.
+    Deregister {
+        piid: Uuid,
+        key: DeviceKey,
+    },
+}
+
+/// Which derived notifications were already raised, so each is raised once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Notified {
+    /// Bit i: the i-th evaluation warning of the policy.
+    pub eval_warnings: u32,
+    pub eval_expired: bool,
+    /// The not-after of the identity whose lapse was reported.
+    pub identity_expired: Option<DateTime<Utc>>,
+    /// The deadline whose passing was reported.
+    pub auth_expired: Option<DateTime<Utc>>,
+    /// The highest time for which a clock-back event was raised.
+    pub clock_back: Option<DateTime<Utc>>,
+    /// A clock-skew episode is in progress.
+    pub skew: bool,
+    /// Communication is failing (a failure was reported, no success since).
+    pub failing: bool,
+}
+
+/// The communication part.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Communication {
+    pub highest_seen: Option<DateTime<Utc>>,
+    pub next_transmit_id: u64,
+    /// The last usage report sequence number assigned.
+    pub usage_sequence: u64,
+    pub outstanding: Option<Outstanding>,
+    pub register: AttemptLog,
+    pub renew_id: AttemptLog,
+    pub authorize: AttemptLog,
+    /// Usage changed at this time and is not yet in a report.
+    pub usage_dirty_since: Option<DateTime<Utc>>,
+    pub notified: Notified,
+}

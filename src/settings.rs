@@ -1,0 +1,351 @@
+//! Transport settings and host identity: agent state the product sets (SPEC §8).
+//!
+//! Only the core knows whether a change is allowed (not while registered, not on a subscriber
+//! node); these types only validate the values, with the exact 400 messages of seed
+//! 000:1532-1536. The `transport` module turns valid settings into connections.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::error::Error;
+
+/// The default direct (cloud) endpoint (SPEC §8).
+pub const DIRECT_URL: &str = "https://tools.cisco.com/its/service/oddce/services/DDCEService";
+
+/// The two on-prem paths the products accept (000:458-464, 003:74).
+pub const GATEWAY_PATHS: [&str; 2] = [
+    "/SmartTransport",
+    "/Transportgateway/services/DeviceRequestHandler",
+];
+
+/// A host as written in settings: DNS name, IPv4 or IPv6 address.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// A DNS name (lowercased).
+    Name(String),
+    /// An IP address.
+    Ip(IpAddr),
+}
+
+impl Host {
+    /// Parses a DNS name, an IPv4 address, or an IPv6 address with or without brackets.
+    pub fn parse(s: &str) -> Option<Host> {
+        let inner = s
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .unwrap_or(s);
+        if let Ok(ip) = inner.parse::<IpAddr>() {
+            return Some(Host::Ip(ip));
+        }
+        if inner.len() != s.len() {
+            return None; // brackets around something that is not IPv6
+        }
+        valid_dns_name(s).then(|| Host::Name(s.to_ascii_lowercase()))
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Name(n) => f.write_str(n),
+            Host::Ip(IpAddr::V6(v6)) => write!(f, "[{v6}]"),
+            Host::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+/// RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens, at most 253
+/// characters; not all-numeric (that would be a mistyped IPv4 address).
+pub(crate) fn valid_dns_name(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    if s.is_empty() || s.len() > 253 {
+        return false;
+    }
+    let labels_ok = s.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    let all_numeric = s.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    labels_ok && !all_numeric
+}
+
+/// Credentials for the HTTP proxy (basic auth). `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ProxyCredentials {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+impl fmt::Debug for ProxyCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProxyCredentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A validated on-prem (satellite / transport gateway) URL.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GatewayUrl {
+    /// The host.
+    pub host: Host,
+    /// The port, 443 when the URL has none.
+    pub port: u16,
+    /// One of [`GATEWAY_PATHS`].
+    pub path: String,
+}
+
+impl GatewayUrl {
+    /// Parses `https://<dns | ipv4 | [ipv6]>[:port]/SmartTransport` or the legacy
+    /// `…/Transportgateway/services/DeviceRequestHandler`; anything else is
+    /// "Please enter a valid Transport Gateway URL".
+    pub fn parse(url: &str) -> Result<GatewayUrl, Error> {
+        let bad = Error::InvalidGatewayUrl;
+        let rest = url.strip_prefix("https://").ok_or(bad.clone())?;
+        let slash = rest.find('/').ok_or(bad.clone())?;
+        let (authority, path) = rest.split_at(slash);
+        if !GATEWAY_PATHS.contains(&path) {
+            return Err(bad);
+        }
+        let (host, port) = split_authority(authority).ok_or(bad.clone())?;
+        let host = Host::parse(host).ok_or(bad.clone())?;
+        if matches!(host, Host::Ip(IpAddr::V6(_))) != authority.starts_with('[') {
+            return Err(bad);
+        }
+        Ok(GatewayUrl {
+            host,
+            port,
+            path: path.to_string(),
+        })
+    }
+
+    /// The URL, normalized (`https://host[:port]/path`).
+    pub fn url(&self) -> String {
+        if self.port == 443 {
+            format!("https://{}{}", self.host, self.path)
+        } else {
+            format!("https://{}:{}{}", self.host, self.port, self.path)
+        }
+    }
+}
+
+/// Splits `host[:port]` / `[v6][:port]`; the port must be 1–65535.
+fn split_authority(authority: &str) -> Option<(&str, u16)> {
+    let (host, port) = if let Some(end) = authority.strip_prefix('[').and(authority.find(']')) {
+        let (h, rest) = authority.split_at(end + 1);
+        match rest.strip_prefix(':') {
+            Some(p) => (h, Some(p)),
+            None if rest.is_empty() => (h, None),
+            None => return None,
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        None => 443,
+        Some(p) => parse_port(p)?,
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
+fn parse_port(p: &str) -> Option<u16> {
+    if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    p.parse::<u16>().ok().filter(|&n| n >= 1)
+}
+
+/// How the agent reaches the manager (SPEC §8; modes numbered as in 003:194-196).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub enum TransportSettings {
+    /// Mode 0: straight to Cisco ([`DIRECT_URL`]).
+    #[default]
+    Direct,
+    /// Mode 1: an on-prem manager or transport gateway.
+    OnPrem(GatewayUrl),
+    /// Mode 2: through an HTTP CONNECT proxy.
+    Proxy {
+        /// Proxy host.
+        host: Host,
+        /// Proxy port (1–65535; 443 is valid, CSCvc94366).
+        port: u16,
+        /// Optional basic-auth credentials.
+        credentials: Option<ProxyCredentials>,
+    },
+}
+
+impl TransportSettings {
+    /// On-prem settings from a URL.
+    pub fn on_prem(url: &str) -> Result<Self, Error> {
+        GatewayUrl::parse(url).map(TransportSettings::OnPrem)
+    }
+
+    /// Proxy settings from the strings a form or CLI gives; empty user means no credentials.
+    ///
+    /// ```
+    /// use smart_agent::{Error, TransportSettings};
+    /// assert!(TransportSettings::proxy("proxy.example.com", "443", None).is_ok());
+    /// assert_eq!(TransportSettings::proxy("", "", None), Err(Error::MissingProxy));
+    /// assert_eq!(TransportSettings::proxy("proxy", "0", None), Err(Error::InvalidProxyPort));
+    /// assert_eq!(TransportSettings::proxy("-bad-", "80", None), Err(Error::InvalidProxyAddress));
+    /// ```
+    pub fn proxy(host: &str, port: &str, credentials: Option<(&str, &str)>) -> Result<Self, Error> {
+        let (host, port) = (host.trim(), port.trim());
+        if host.is_empty() && port.is_empty() {
+            return Err(Error::MissingProxy);
+        }
+        let host = Host::parse(host).ok_or(Error::InvalidProxyAddress)?;
+        let port = parse_port(port).ok_or(Error::InvalidProxyPort)?;
+        let credentials =
+            credentials
+                .filter(|(user, _)| !user.is_empty())
+                .map(|(username, password)| ProxyCredentials {
+                    username: username.to_string(),
+                    password: password.to_string(),
+                });
+        Ok(TransportSettings::Proxy {
+            host,
+            port,
+            credentials,
+        })
+    }
+
+    /// Settings from the REST form: a mode number and the fields that mode needs.
+    pub fn from_mode(
+        mode: i64,
+        url: &str,
+        proxy_host: &str,
+        proxy_port: &str,
+        credentials: Option<(&str, &str)>,
+    ) -> Result<Self, Error> {
+        match mode {
+            0 => Ok(TransportSettings::Direct),
+            1 => TransportSettings::on_prem(url),
+            2 => TransportSettings::proxy(proxy_host, proxy_port, credentials),
+            _ => Err(Error::InvalidTransportMode),
+        }
+    }
+
+    /// The mode number (0 direct, 1 on-prem, 2 proxy).
+    pub fn mode(&self) -> u8 {
+        match self {
+            TransportSettings::Direct => 0,
+            TransportSettings::OnPrem(_) => 1,
+            TransportSettings::Proxy { .. } => 2,
+        }
+    }
+}
+
+/// The product's host name and address, sent unless privacy is on (SPEC §8).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HostIdentity {
+    /// DNS host name.
+    pub name: String,
+    /// IP address.
+    pub ip: IpAddr,
+}
+
+impl HostIdentity {
+    /// Validates the name; the 400 is [`Error::InvalidHostName`].
+    pub fn new(name: &str, ip: IpAddr) -> Result<Self, Error> {
+        if !valid_dns_name(name) {
+            return Err(Error::InvalidHostName);
+        }
+        Ok(HostIdentity {
+            name: name.to_string(),
+            ip,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_urls_of_the_seeds_are_accepted() {
+        for (url, port) in [
+            ("https://example.com/SmartTransport", 443),
+            ("https://satellite.example.com:8443/SmartTransport", 8443),
+            (
+                "https://10.0.0.5/Transportgateway/services/DeviceRequestHandler",
+                443,
+            ),
+            ("https://[::1]:8443/SmartTransport", 8443),
+            ("https://[2001:db8::1]/SmartTransport", 443),
+        ] {
+            let parsed = GatewayUrl::parse(url).unwrap();
+            assert_eq!(parsed.port, port, "{url}");
+            assert_eq!(GatewayUrl::parse(&parsed.url()).unwrap(), parsed);
+        }
+    }
+
+    #[test]
+    fn other_gateway_urls_are_rejected_with_the_seed_message() {
+        for url in [
+            "http://example.com/SmartTransport",
+            "https://example.com/",
+            "https://example.com/smarttransport",
+            "https://example.com:0/SmartTransport",
+            "https://example.com:65536/SmartTransport",
+            "https://example.com:/SmartTransport",
+            "https://::1/SmartTransport",
+            "https://[example.com]/SmartTransport",
+            "https:///SmartTransport",
+            "example.com/SmartTransport",
+        ] {
+            let err = GatewayUrl::parse(url).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "Please enter a valid Transport Gateway URL",
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn proxy_validation_uses_the_three_seed_messages() {
+        assert!(TransportSettings::proxy("192.0.2.1", "65535", Some(("u", "p"))).is_ok());
+        assert!(TransportSettings::proxy("2001:db8::1", "8080", None).is_ok());
+        assert!(TransportSettings::proxy("[2001:db8::1]", "8080", None).is_ok());
+        assert_eq!(
+            TransportSettings::proxy(" ", "", None),
+            Err(Error::MissingProxy)
+        );
+        for port in ["0", "65536", "-1", "80a", "", "443 1"] {
+            assert_eq!(
+                TransportSettings::proxy("proxy", port, None),
+                Err(Error::InvalidProxyPort),
+                "{port}"
+            );
+        }
+        for host in ["", "a b", "999.1.1.1", "[proxy]", "x_y"] {
+            assert_eq!(
+                TransportSettings::proxy(host, "80", None),
+                Err(Error::InvalidProxyAddress),
+                "{host}"
+            );
+        }
+        assert_eq!(
+            TransportSettings::from_mode(3, "", "", "", None),
+            Err(Error::InvalidTransportMode)
+        );
+    }
+
+    #[test]
+    fn proxy_password_is_not_in_debug() {
+        let s = TransportSettings::proxy("p", "80", Some(("user", "hunter2"))).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,438 @@
+//! The persisted state of an agent (SPEC §12): a versioned container holding a **licensing
+//! part** and a **communication part**, integrity-checked by default or sealed with a product
+//! key.
+//!
+//! ```text
+//! magic "SMAGSNAP" | version u16 | mode u8 (0 integrity, 1 sealed) | payload
+//! integrity payload: u32 len | licensing | u32 len | communication | SHA-256 of all before
+//! sealed payload:    nonce[12] | AES-256-GCM(len-prefixed parts, aad = header)
+//! ```
+//! Sealing is deterministic so that byte-identity still means "unchanged": the MAC and AEAD
+//! keys are derived from the product key with HKDF-SHA256, and the nonce is the first 12
+//! bytes of HMAC-SHA256(MAC key, plaintext), checked again after opening.
+
+use std::fmt;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use ring::{aead, digest, hkdf, hmac};
+
+/// The first bytes of every snapshot.
+pub const MAGIC: &[u8; 8] = b"SMAGSNAP";
+/// The container version this crate writes; newer versions are refused.
+pub const VERSION: u16 = 1;
+
+const MODE_INTEGRITY: u8 = 0;
+const MODE_SEALED: u8 = 1;
+const HEADER_LEN: usize = 8 + 2 + 1;
+
+/// A 32-byte product key used to seal snapshots. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProductKey([u8; 32]);
+
+impl ProductKey {
+    /// A key from 32 bytes the product keeps secret (e.g. in its keystore).
+    pub fn new(bytes: [u8; 32]) -> Self {
+        ProductKey(bytes)
+    }
+}
+
+impl fmt::Debug for ProductKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProductKey(<redacted>)")
+    }
+}
+
+/// How snapshots are protected.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Protection {
+    /// A SHA-256 digest detects corruption; contents are readable.
+    #[default]
+    Integrity,
+    /// Authenticated encryption with keys derived from the product key.
+    Sealed(ProductKey),
+}
+
+/// Why a snapshot could not be opened.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// Not a snapshot at all.
+    #[error("not a smart-agent snapshot (wrong magic)")]
+    WrongMagic,
+    /// Written by a newer version of the crate.
+    #[error("unsupported snapshot version {0}")]
+    UnsupportedVersion(u16),
+    /// Damaged: failed the integrity check or the seal, or its contents do not decode.
+    #[error("corrupt snapshot: {0}")]
+    Corrupt(String),
+    /// Sealed while the agent expects an integrity-checked snapshot, or the other way round.
+    #[error("snapshot protection does not match the configuration")]
+    ProtectionMismatch,
+}
+
+/// The two parts, as the bytes the agent encodes them to; tests compare them separately.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotParts {
+    /// Keys, identity, grant, evaluation, declared usage, settings.
+    pub licensing: Vec<u8>,
+    /// Outstanding request, attempts and backoff, highest time seen, notification cursor.
+    pub communication: Vec<u8>,
+}
+
+struct SealKeys {
+    mac: hmac::Key,
+    aead: aead::LessSafeKey,
+}
+
+struct Len(usize);
+impl hkdf::KeyType for Len {
+    fn len(&self) -> usize {
+        self.0
+    }
+}
+
+fn derive_keys(key: &ProductKey) -> Option<SealKeys> {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"smart-agent snapshot v1").extract(&key.0);
+    let expand = |info: &'static [u8]| -> Option<[u8; 32]> {
+        let infos = [info];
+        let okm = prk.expand(&infos, Len(32)).ok()?;
+        let mut out = [0u8; 32];
+        okm.fill(&mut out).ok()?;
+        Some(out)
+    };
+    let mac = hmac::Key::new(hmac::HMAC_SHA256, &expand(b"mac")?);
+    let unbound = aead::UnboundKey::new(&aead::AES_256_GCM, &expand(b"aead")?).ok()?;
+    Some(SealKeys {
+        mac,
+        aead: aead::LessSafeKey::new(unbound),
+    })
+}
+
+fn header(mode: u8) -> Vec<u8> {
+    let mut h = MAGIC.to_vec();
+    h.extend_from_slice(&VERSION.to_be_bytes());
+    h.push(mode);
+    h
+}
+
+fn join_parts(parts: &SnapshotParts) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.bytes(&parts.licensing);
+    w.bytes(&parts.communication);
+    w.finish()
+}
+
+fn split_parts(payload: &[u8]) -> Result<SnapshotParts, SnapshotError> {
+    let mut r = Reader::new(payload);
+    let licensing = r.bytes()?.to_vec();
+    let communication = r.bytes()?.to_vec();
+    r.end()?;
+    Ok(SnapshotParts {
+        licensing,
+        communication,
+    })
+}
+
+/// Wraps the parts in a container protected as configured.
+pub fn seal(parts: &SnapshotParts, protection: &Protection) -> Vec<u8> {
+    let plain = join_parts(parts);
+    match protection {
+        Protection::Integrity => {
+            let mut out = header(MODE_INTEGRITY);
+            out.extend_from_slice(&plain);
+            let d = digest::digest(&digest::SHA256, &out);
+            out.extend_from_slice(d.as_ref());
+            out
+        }
+        Protection::Sealed(key) => {
+            let mut out = header(MODE_SEALED);
+            // HKDF and AES key setup cannot fail for these fixed lengths; if ring ever
+            // refused, an empty seal would be refused on restore rather than leak plaintext.
+            let Some(keys) = derive_keys(key) else {
+                return out;
+            };
+            let tag = hmac::sign(&keys.mac, &plain);
+            let mut nonce = [0u8; 12];
+            nonce.copy_from_slice(&tag.as_ref()[..12]);
+            let mut buf = plain;
+            let sealed = keys.aead.seal_in_place_append_tag(
+                aead::Nonce::assume_unique_for_key(nonce),
+                aead::Aad::from(out.clone()),
+                &mut buf,
+            );
+            if sealed.is_err() {
+                return out;
+            }
+            out.extend_from_slice(&nonce);
+            out.extend_from_slice(&buf);
+            out
+        }
+    }
+}
+
+/// Opens a container: magic, version, protection mode, integrity or seal. What the snapshot
+/// fuzz target runs first.
+pub fn open(bytes: &[u8], protection: &Protection) -> Result<SnapshotParts, SnapshotError> {
+    if bytes.len() < 8 || &bytes[..8] != MAGIC {
+        return Err(SnapshotError::WrongMagic);
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err(SnapshotError::Corrupt("truncated header".into()));
+    }
+    let version = u16::from_be_bytes([bytes[8], bytes[9]]);
+    if version != VERSION {
+        return Err(SnapshotError::UnsupportedVersion(version));
+    }
+    let (head, body) = bytes.split_at(HEADER_LEN);
+    match (head[10], protection) {
+        (MODE_INTEGRITY, Protection::Integrity) => {
+            if body.len() < 32 {
+                return Err(SnapshotError::Corrupt("truncated".into()));
+            }
+            let (content, sum) = bytes.split_at(bytes.len() - 32);
+            let d = digest::digest(&digest::SHA256, content);
+            if d.as_ref() != sum {
+                return Err(SnapshotError::Corrupt("integrity check failed".into()));
+            }
+            split_parts(&body[..body.len() - 32])
+        }
+        (MODE_SEALED, Protection::Sealed(key)) => {
+            let keys = derive_keys(key).ok_or(SnapshotError::ProtectionMismatch)?;
+            if body.len() < 12 + aead::AES_256_GCM.tag_len() {
+                return Err(SnapshotError::Corrupt("truncated".into()));
+            }
+            let (nonce, sealed) = body.split_at(12);
+            let mut buf = sealed.to_vec();
+            let mut n = [0u8; 12];
+            n.copy_from_slice(nonce);
+            let plain = keys
+                .aead
+                .open_in_place(
+                    aead::Nonce::assume_unique_for_key(n),
+                    aead::Aad::from(head.to_vec()),
+                    &mut buf,
+                )
+                .map_err(|_| {
+                    SnapshotError::Corrupt(
+                        "seal check failed (damaged, or another product key)".into(),
+                    )
+                })?;
+            let tag = hmac::sign(&keys.mac, plain);
+            if tag.as_ref()[..12] != n {
+                return Err(SnapshotError::Corrupt("seal nonce does not match".into()));
+            }
+            split_parts(plain)
+        }
+        (MODE_INTEGRITY | MODE_SEALED, _) => Err(SnapshotError::ProtectionMismatch),
+        (mode, _) => Err(SnapshotError::Corrupt(format!(
+            "unknown protection mode {mode}"
+        ))),
+    }
+}
+
+/// Appends primitive values in a fixed binary layout (big-endian, length-prefixed).
+#[derive(Default)]
+pub(crate) struct Writer(Vec<u8>);
+
+impl Writer {
+    pub fn finish(self) -> Vec<u8> {
+        self.0
+    }
+    pub fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    pub fn bool(&mut self, v: bool) {
+        self.u8(v as u8);
+    }
+    pub fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    pub fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    pub fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+    pub fn bytes(&mut self, v: &[u8]) {
+        // Parts are far below 4 GiB; saturate rather than wrap if one ever is not.
+        self.u32(u32::try_from(v.len()).unwrap_or(u32::MAX));
+        self.0.extend_from_slice(v);
+    }
+    pub fn str(&mut self, v: &str) {
+        self.bytes(v.as_bytes());
+    }
+    pub fn time(&mut self, t: DateTime<Utc>) {
+        self.i64(t.timestamp());
+        self.u32(t.timestamp_subsec_nanos());
+    }
+    pub fn delta(&mut self, d: TimeDelta) {
+        self.i64(d.num_seconds());
+        self.u32(d.subsec_nanos().unsigned_abs());
+    }
+    pub fn opt<T>(&mut self, v: Option<T>, f: impl FnOnce(&mut Self, T)) {
+        match v {
+            None => self.u8(0),
+            Some(x) => {
+                self.u8(1);
+                f(self, x);
+            }
+        }
+    }
+}
+
+/// Reads what [`Writer`] wrote; every error is [`SnapshotError::Corrupt`].
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+fn corrupt(what: &str) -> SnapshotError {
+    SnapshotError::Corrupt(what.to_string())
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8], SnapshotError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or_else(|| corrupt("length overflow"))?;
+        let s = self
+            .buf
+            .get(self.pos..end)
+            .ok_or_else(|| corrupt("truncated"))?;
+        self.pos = end;
+        Ok(s)
+    }
+    pub fn end(&self) -> Result<(), SnapshotError> {
+        if self.pos == self.buf.len() {
+            Ok(())
+        } else {
+            Err(corrupt("trailing bytes"))
+        }
+    }
+    pub fn u8(&mut self) -> Result<u8, SnapshotError> {
+        Ok(self.take(1)?[0])
+    }
+    pub fn bool(&mut self) -> Result<bool, SnapshotError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(corrupt("bad boolean")),
+        }
+    }
+    pub fn u32(&mut self) -> Result<u32, SnapshotError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    pub fn u64(&mut self) -> Result<u64, SnapshotError> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_be_bytes(a))
+    }
+    pub fn i64(&mut self) -> Result<i64, SnapshotError> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(i64::from_be_bytes(a))
+    }
+    pub fn bytes(&mut self) -> Result<&'a [u8], SnapshotError> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    pub fn string(&mut self) -> Result<String, SnapshotError> {
+        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| corrupt("bad UTF-8"))
+    }
+    pub fn time(&mut self) -> Result<DateTime<Utc>, SnapshotError> {
+        let secs = self.i64()?;
+        let nanos = self.u32()?;
+        DateTime::from_timestamp(secs, nanos).ok_or_else(|| corrupt("bad time"))
+    }
+    pub fn delta(&mut self) -> Result<TimeDelta, SnapshotError> {
+        let secs = self.i64()?;
+        let nanos = self.u32()?;
+        if nanos >= 1_000_000_000 {
+            return Err(corrupt("bad duration"));
+        }
+        let d = TimeDelta::new(secs, nanos).ok_or_else(|| corrupt("bad duration"))?;
+        if d < TimeDelta::zero() {
+            return Err(corrupt("negative duration"));
+        }
+        Ok(d)
+    }
+    pub fn opt<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, SnapshotError>,
+    ) -> Result<Option<T>, SnapshotError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => f(self).map(Some),
+            _ => Err(corrupt("bad option tag")),
+        }
+    }
+    /// A count of items to follow, bounded by the bytes left so that a forged count cannot
+    /// make the decoder allocate more than the input.
+    pub fn count(&mut self) -> Result<usize, SnapshotError> {
+        let n = self.u32()? as usize;
+        if n > self.buf.len() - self.pos {
+            return Err(corrupt("count exceeds data"));
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts() -> SnapshotParts {
+        SnapshotParts {
+            licensing: b"licensing".to_vec(),
+            communication: b"comm".to_vec(),
+        }
+    }
+
+    #[test]
+    fn integrity_container_round_trips_and_detects_any_flipped_bit() {
+        let bytes = seal(&parts(), &Protection::Integrity);
+        assert_eq!(open(&bytes, &Protection::Integrity).unwrap(), parts());
+        for i in 11..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x01;
+            assert!(matches!(
+                open(&b, &Protection::Integrity),
+                Err(SnapshotError::Corrupt(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn sealing_is_deterministic_and_key_bound() {
+        let key = Protection::Sealed(ProductKey::new([4; 32]));
+        let a = seal(&parts(), &key);
+        assert_eq!(a, seal(&parts(), &key));
+        assert!(!a.windows(9).any(|w| w == b"licensing"));
+        assert_eq!(open(&a, &key).unwrap(), parts());
+        let other = Protection::Sealed(ProductKey::new([5; 32]));
+        assert!(matches!(open(&a, &other), Err(SnapshotError::Corrupt(_))));
+        assert_eq!(
+            open(&a, &Protection::Integrity),
+            Err(SnapshotError::ProtectionMismatch)
+        );
+    }
+
+    #[test]
+    fn wrong_magic_and_newer_version_are_typed_errors() {
+        assert_eq!(
+            open(b"not a snapshot", &Protection::Integrity),
+            Err(SnapshotError::WrongMagic)
+        );
+        let mut b = seal(&parts(), &Protection::Integrity);
+        b[9] = 2;
+        assert_eq!(
+            open(&b, &Protection::Integrity),
+            Err(SnapshotError::UnsupportedVersion(2))
+        );
+    }
+}
