@@ -1,0 +1,123 @@
+//! Clock handling (SPEC §11): effective time = max(now, highest seen); a clock moved back
+//! extends nothing; the manager's signed time only feeds a skew event.
+
+mod common;
+
+use common::*;
+use smart_agent::{AuthorizationState, EventKind};
+
+fn registered() -> Sim {
+    let mut sim = Sim::new();
+    sim.pool(ENHANCED, 10);
+    sim.declare_use(ENHANCED, 5);
+    let token = sim.token();
+    sim.register(&token);
+    sim.take_events();
+    sim
+}
+
+fn skew_events(sim: &mut Sim) -> Vec<EventKind> {
+    sim.take_events()
+        .into_iter()
+        .filter(|e| matches!(e.kind, EventKind::ClockSkew { .. }))
+        .map(|e| e.kind)
+        .collect()
+}
+
+#[test]
+fn manager_time_two_hours_off_raises_a_clock_skew_event() {
+    let mut sim = registered();
+    sim.manager_offset = hours(2);
+    sim.agent.renew_auth(sim.now).unwrap();
+    sim.pump();
+    let skew = skew_events(&mut sim);
+    assert_eq!(
+        skew,
+        [EventKind::ClockSkew {
+            manager_time: sim.now + hours(2),
+            local_time: sim.now
+        }]
+    );
+    // The manager's time feeds nothing else: the renewal is scheduled from our clock.
+    assert_eq!(
+        sim.status().authorization.next_communication,
+        Some(sim.now + days(30))
+    );
+    // Raised once per episode.
+    sim.agent.renew_auth(sim.now).unwrap();
+    sim.pump();
+    assert!(skew_events(&mut sim).is_empty());
+}
+
+#[test]
+fn manager_time_59_minutes_off_raises_nothing() {
+    let mut sim = registered();
+    sim.manager_offset = -minutes(59);
+    sim.agent.renew_auth(sim.now).unwrap();
+    sim.pump();
+    assert!(skew_events(&mut sim).is_empty());
+}
+
+#[test]
+fn clock_set_back_two_hours_raises_clock_changed_and_extends_nothing() {
+    let mut sim = Sim::new();
+    sim.declare_use(ENHANCED, 1);
+    sim.advance(days(10));
+    let high = sim.now;
+    let before = sim.status();
+    sim.take_events();
+    sim.agent.handle_timeout(high - hours(2));
+    let events: Vec<_> = std::iter::from_fn(|| sim.agent.poll_event()).collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].kind,
+        EventKind::ClockChanged {
+            from: high,
+            to: high - hours(2)
+        }
+    );
+    let st = sim.agent.status(high - hours(2));
+    assert_eq!(st.evaluation.remaining, before.evaluation.remaining);
+    // Time resumes from the highest seen, never from the earlier wall time.
+    let st = sim.agent.status(high + hours(1));
+    assert_eq!(st.evaluation.remaining, before.evaluation.remaining - hours(1));
+}
+
+#[test]
+fn clock_set_back_two_hours_while_registered_moves_no_deadline() {
+    let mut sim = registered();
+    sim.advance(days(3));
+    let high = sim.now;
+    let before = sim.status();
+    sim.agent.handle_timeout(high - hours(2));
+    let after = sim.agent.status(high - hours(2));
+    assert_eq!(after.authorization.deadline, before.authorization.deadline);
+    assert_eq!(
+        after.authorization.next_communication,
+        before.authorization.next_communication
+    );
+    assert_eq!(after.registration.expires, before.registration.expires);
+    assert_eq!(after.authorization.state, AuthorizationState::Authorized);
+}
+
+#[test]
+fn clock_set_back_59_minutes_raises_nothing() {
+    let mut sim = Sim::new();
+    sim.declare_use(ENHANCED, 1);
+    sim.advance(days(1));
+    sim.take_events();
+    sim.agent.handle_timeout(sim.now - minutes(59));
+    assert!(sim.agent.poll_event().is_none());
+    assert_eq!(
+        sim.agent.status(sim.now - minutes(59)).evaluation.remaining,
+        days(89)
+    );
+}
+
+#[test]
+fn forward_jumps_count_for_evaluation() {
+    let mut sim = Sim::new();
+    sim.declare_use(ENHANCED, 1);
+    sim.agent.handle_timeout(sim.now + days(40));
+    assert_eq!(sim.agent.status(sim.now + days(40)).evaluation.remaining, days(50));
+}

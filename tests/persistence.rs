@@ -1,0 +1,214 @@
+//! Snapshots, crashes, restores and key rotation (SPEC §12).
+
+mod common;
+
+use common::*;
+use smart_agent::wire::{decode_request, RequestKind};
+use smart_agent::{
+    Agent, AuthorizationState, EventKind, ProductKey, Protection, RegistrationState,
+    SnapshotError, TagStatus, TrustAnchor,
+};
+
+fn registered() -> Sim {
+    let mut sim = Sim::new();
+    sim.pool(ENHANCED, 10);
+    sim.declare_use(ENHANCED, 5);
+    let token = sim.token();
+    sim.register(&token);
+    sim.take_events();
+    sim
+}
+
+fn restore(sim: &Sim, snapshot: &[u8], anchors: Vec<TrustAnchor>, seed: u64) -> Agent {
+    Agent::restore(snapshot, config(UDI, anchors, seed), sim.now).unwrap()
+}
+
+#[test]
+fn lost_answer_after_a_crash_is_resent_with_a_new_nonce_and_counted_once() {
+    let mut sim = registered();
+    sim.advance(days(1));
+    sim.agent.set_usage(&tag(ENHANCED), 7, sim.now).unwrap();
+    sim.now += minutes(1);
+    sim.agent.handle_timeout(sim.now);
+    let counted_before = sim.manager.instances()[0].usage_reports_counted;
+    let received_before = sim.manager.requests_received();
+
+    let tx = sim.agent.poll_transmit(sim.now).unwrap();
+    assert_eq!(tx.kind, RequestKind::Authorize);
+    let persisted = sim.agent.snapshot();
+    let first = decode_request(&tx.body, 1 << 20).unwrap().request;
+    let _lost_answer = sim.manager.handle(&tx.body, sim.now);
+    // Crash. The product restarts from the snapshot it took after poll_transmit.
+    let mut agent = restore(&sim, &persisted, sim.manager.trust_anchors(), 99);
+    let tx2 = agent.poll_transmit(sim.now).expect("the outstanding request is re-sent");
+    let second = decode_request(&tx2.body, 1 << 20).unwrap().request;
+    assert_ne!(first.nonce, second.nonce);
+    assert_eq!(first.body.as_authorize(), second.body.as_authorize());
+    assert_eq!(second.body.as_authorize().unwrap().usage[0].count, 7);
+    let answer = sim.manager.handle(&tx2.body, sim.now);
+    agent.handle_response(tx2.id, Ok(answer), sim.now);
+
+    assert_eq!(sim.manager.requests_received(), received_before + 2);
+    let instance = &sim.manager.instances()[0];
+    assert_eq!(instance.usage_reports_counted, counted_before + 1);
+    assert_eq!(
+        instance.last_usage_sequence,
+        Some(first.body.as_authorize().unwrap().sequence)
+    );
+    let st = agent.status(sim.now);
+    assert_eq!(st.authorization.state, AuthorizationState::Authorized);
+    assert_eq!(st.authorization.since, Some(sim.now));
+}
+
+#[test]
+fn restore_of_a_snapshot_gives_the_same_status_and_snapshot() {
+    let sim = registered();
+    let bytes = sim.agent.snapshot();
+    let agent = restore(&sim, &bytes, sim.manager.trust_anchors(), 5);
+    assert_eq!(agent.status(sim.now), sim.status());
+    assert_eq!(agent.snapshot(), bytes);
+}
+
+#[test]
+fn corrupt_wrong_magic_and_newer_snapshots_are_typed_errors() {
+    let sim = registered();
+    let bytes = sim.agent.snapshot();
+    let open = |b: &[u8]| Agent::restore(b, config(UDI, sim.manager.trust_anchors(), 1), sim.now);
+    assert!(matches!(open(b"GARBAGE!garbage"), Err(SnapshotError::WrongMagic)));
+    let mut newer = bytes.clone();
+    newer[9] = 9;
+    assert!(matches!(open(&newer), Err(SnapshotError::UnsupportedVersion(9))));
+    let mut flipped = bytes.clone();
+    let mid = bytes.len() / 2;
+    flipped[mid] ^= 0x40;
+    assert!(matches!(open(&flipped), Err(SnapshotError::Corrupt(_))));
+    assert!(matches!(
+        open(&bytes[..bytes.len() - 1]),
+        Err(SnapshotError::Corrupt(_))
+    ));
+}
+
+#[test]
+fn sealed_snapshots_hide_secrets_and_open_only_with_the_product_key() {
+    let manager = smart_agent::manager::Manager::new(
+        smart_agent::Environment::Production,
+        Box::new(smart_agent::DeterministicRandom::new(1)),
+    )
+    .unwrap();
+    let key = Protection::Sealed(ProductKey::new([7; 32]));
+    let cfg = || config(UDI, manager.trust_anchors(), 2).with_protection(key.clone());
+    let agent = Agent::new(cfg(), t0());
+    let mut sim = Sim::with(agent, manager);
+    sim.pool(ENHANCED, 10);
+    sim.declare_use(ENHANCED, 5);
+    let token = sim.token();
+    sim.register(&token);
+    let bytes = sim.agent.snapshot();
+    assert_eq!(bytes, sim.agent.snapshot(), "sealing is deterministic");
+    assert!(!bytes.windows(token.len()).any(|w| w == token.as_bytes()));
+    assert!(!bytes.windows(8).any(|w| w == b"identity"));
+    let restored = Agent::restore(&bytes, cfg(), sim.now).unwrap();
+    assert_eq!(restored.status(sim.now), sim.status());
+    let wrong = config(UDI, sim.manager.trust_anchors(), 2)
+        .with_protection(Protection::Sealed(ProductKey::new([8; 32])));
+    assert!(matches!(
+        Agent::restore(&bytes, wrong, sim.now),
+        Err(SnapshotError::Corrupt(_))
+    ));
+    let plain = config(UDI, sim.manager.trust_anchors(), 2);
+    assert!(matches!(
+        Agent::restore(&bytes, plain, sim.now),
+        Err(SnapshotError::ProtectionMismatch)
+    ));
+}
+
+#[test]
+fn time_passing_alone_never_rewrites_the_licensing_part() {
+    let mut sim = Sim::new();
+    sim.declare_use(ENHANCED, 1);
+    let before = sim.agent.snapshot_parts().licensing;
+    sim.advance(days(120)); // past every warning and the evaluation's end
+    assert_eq!(sim.status().authorization.state, AuthorizationState::EvalExpired);
+    assert_eq!(sim.agent.snapshot_parts().licensing, before);
+    let mut sim = registered();
+    let before = sim.agent.snapshot_parts().licensing;
+    sim.link = Link::Down(smart_agent::SendError::Timeout);
+    sim.advance(days(400)); // deadline and identity lapse pass, renewals fail
+    assert_eq!(
+        sim.status().registration.state,
+        RegistrationState::RegistrationExpired
+    );
+    assert_eq!(sim.agent.snapshot_parts().licensing, before);
+}
+
+#[test]
+fn rotated_keys_drop_the_untrusted_grant_to_not_applicable_until_a_new_answer() {
+    let mut sim = registered(); // identity signed by K1
+    let k1 = sim.manager.trust_anchor();
+    let _k2 = sim.manager.rotate_signing_key().unwrap();
+    sim.agent.renew_auth(sim.now).unwrap();
+    sim.pump(); // grant signed by K2
+    let snapshot = sim.agent.snapshot();
+    let k3 = sim.manager.rotate_signing_key().unwrap();
+
+    let mut agent = restore(&sim, &snapshot, vec![k1.clone(), k3.clone()], 7);
+    let events: Vec<_> = std::iter::from_fn(|| agent.poll_event()).collect();
+    assert!(matches!(events[0].kind, EventKind::GrantDropped { .. }));
+    let st = agent.status(sim.now);
+    assert_eq!(st.registration.state, RegistrationState::Registered);
+    assert_eq!(st.authorization.state, AuthorizationState::NotApplicable);
+    assert_eq!(
+        st.authorization.state.text(smart_agent::Vocabulary::Expressway),
+        "Not Applicable"
+    );
+    // Asked at once; a rejected answer leaves it so.
+    let tx = agent.poll_transmit(sim.now).expect("an immediate authorization");
+    assert_eq!(tx.kind, RequestKind::Authorize);
+    let answer = sim.manager.handle(&tx.body, sim.now);
+    agent.handle_response(tx.id, Ok(answer[..answer.len() / 2].to_vec()), sim.now);
+    assert_eq!(
+        agent.status(sim.now).authorization.state,
+        AuthorizationState::NotApplicable
+    );
+    // The K3-signed answer to the retry is accepted.
+    let retry = sim.now + minutes(15);
+    agent.handle_timeout(retry);
+    let tx = agent.poll_transmit(retry).unwrap();
+    let answer = sim.manager.handle(&tx.body, retry);
+    agent.handle_response(tx.id, Ok(answer), retry);
+    let st = agent.status(retry);
+    assert_eq!(st.authorization.state, AuthorizationState::Authorized);
+    assert_eq!(st.entitlements[0].status, TagStatus::InCompliance);
+
+    // Without K1 the identity itself is untrusted: dropped, unregistered.
+    let mut agent = restore(&sim, &snapshot, vec![k3], 8);
+    let events: Vec<_> = std::iter::from_fn(|| agent.poll_event()).collect();
+    assert!(events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::IdentityDropped { .. })));
+    let st = agent.status(sim.now);
+    assert_eq!(st.registration.state, RegistrationState::Unregistered);
+    assert_eq!(st.authorization.state, AuthorizationState::EvalMode);
+    assert!(agent.poll_transmit(sim.now).is_none());
+}
+
+#[test]
+fn snapshot_restored_under_another_udi_is_unregistered_with_its_evaluation_kept() {
+    let mut sim = Sim::new();
+    sim.pool(ENHANCED, 10);
+    sim.declare_use(ENHANCED, 5);
+    sim.advance(days(12));
+    let token = sim.token();
+    sim.register(&token);
+    sim.advance(days(3));
+    let snapshot = sim.agent.snapshot();
+    let other = "PID:UCM,SN:99999,UUID:00000000000040008000000000000001";
+    let agent = Agent::restore(&snapshot, config(other, sim.manager.trust_anchors(), 3), sim.now)
+        .unwrap();
+    let st = agent.status(sim.now);
+    assert_eq!(st.udi.to_string(), other);
+    assert_eq!(st.registration.state, RegistrationState::Unregistered);
+    assert_eq!(st.authorization.state, AuthorizationState::EvalMode);
+    assert_eq!(st.evaluation.remaining, days(78));
+    assert!(st.evaluation.in_use);
+}
