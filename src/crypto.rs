@@ -227,7 +227,9 @@ pub struct ManagerPublicKey([u8; 65]);
 impl ManagerPublicKey {
     /// Loads a DER SubjectPublicKeyInfo, checking and stripping the P-256 prefix.
     pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
-        let point = der.strip_prefix(&P256_SPKI_PREFIX[..]).ok_or(KeyError::NotP256)?;
+        let point = der
+            .strip_prefix(&P256_SPKI_PREFIX[..])
+            .ok_or(KeyError::NotP256)?;
         ManagerPublicKey::from_point(point)
     }
 
@@ -359,9 +361,11 @@ impl ManagerSigningKey {
     /// A fresh key.
     pub fn generate() -> Result<Self, RandomError> {
         let rng = ring::rand::SystemRandom::new();
-        let pkcs8 =
-            signature::EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
-                .map_err(|_| RandomError)?;
+        let pkcs8 = signature::EcdsaKeyPair::generate_pkcs8(
+            &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &rng,
+        )
+        .map_err(|_| RandomError)?;
         Self::from_pkcs8(pkcs8.as_ref()).map_err(|_| RandomError)
     }
 
@@ -417,7 +421,10 @@ mod tests {
         let key = ManagerSigningKey::generate().unwrap();
         let pem = key.public_key().to_spki_pem();
         assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"));
-        assert_eq!(&ManagerPublicKey::from_spki_pem(&pem).unwrap(), key.public_key());
+        assert_eq!(
+            &ManagerPublicKey::from_spki_pem(&pem).unwrap(),
+            key.public_key()
+        );
         assert_eq!(
             ManagerPublicKey::from_spki_der(&[0x30, 0x59]),
             Err(KeyError::NotP256)
@@ -428,7 +435,10 @@ mod tests {
     fn development_key_never_verifies_as_production() {
         let key = ManagerSigningKey::generate().unwrap();
         let sig = key.sign(b"doc").unwrap();
-        let dev = [TrustAnchor::new(key.public_key().clone(), Environment::Development)];
+        let dev = [TrustAnchor::new(
+            key.public_key().clone(),
+            Environment::Development,
+        )];
         let prod = Environment::Production;
         assert_eq!(
             verify_manager_signature(&dev, prod, prod, b"doc", &sig),
@@ -438,7 +448,10 @@ mod tests {
             })
         );
         let dev_env = Environment::Development;
-        assert_eq!(verify_manager_signature(&dev, dev_env, dev_env, b"doc", &sig), Ok(()));
+        assert_eq!(
+            verify_manager_signature(&dev, dev_env, dev_env, b"doc", &sig),
+            Ok(())
+        );
         assert_eq!(
             verify_manager_signature(&dev, dev_env, dev_env, b"dog", &sig),
             Err(SignatureError::Untrusted)
@@ -449,8 +462,16 @@ mod tests {
     fn device_signatures_are_deterministic_for_a_seed() {
         let k = DeviceKey::from_seed([9; 32]);
         assert_eq!(k.sign(b"m"), DeviceKey::from_seed([9; 32]).sign(b"m"));
-        assert!(verify_device_signature(&k.public_key(), b"m", &k.sign(b"m")));
-        assert!(!verify_device_signature(&k.public_key(), b"n", &k.sign(b"m")));
+        assert!(verify_device_signature(
+            &k.public_key(),
+            b"m",
+            &k.sign(b"m")
+        ));
+        assert!(!verify_device_signature(
+            &k.public_key(),
+            b"n",
+            &k.sign(b"m")
+        ));
         assert!(!format!("{k:?}").contains(&B64.encode([9u8; 32])));
     }
 }

@@ -141,6 +141,9 @@ mod tests {
         assert_eq!(Error::InvalidToken.code().status(), 400);
         assert_eq!(Error::AlreadyRegistered.code().status(), 405);
         assert_eq!(Error::TransportApplyFailed.code().status(), 500);
-        assert_eq!(Error::TransportApplyFailed.code().name(), "INTERNAL_SERVER_ERROR");
+        assert_eq!(
+            Error::TransportApplyFailed.code().name(),
+            "INTERNAL_SERVER_ERROR"
+        );
     }
 }

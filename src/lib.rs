@@ -10,7 +10,9 @@ pub mod token;
 pub mod udi;
 pub mod wire;
 
-pub use crypto::{DeterministicRandom, Environment, ManagerPublicKey, Random, SystemRandom, TrustAnchor};
+pub use crypto::{
+    DeterministicRandom, Environment, ManagerPublicKey, Random, SystemRandom, TrustAnchor,
+};
 pub use entitlement::Tag;
 pub use error::{Error, RestCode};
 pub use policy::Policy;

@@ -26,8 +26,9 @@ impl Token {
     pub fn parse(s: &str) -> Result<Token, Error> {
         let ok = !s.is_empty()
             && s.len() <= Self::MAX_LEN
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'%' | b'=' | b'-'));
+            && s.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'%' | b'=' | b'-')
+            });
         if ok {
             Ok(Token(s.to_string()))
         } else {

@@ -31,7 +31,9 @@ impl Uuid {
             *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
         }
         // from_str_radix accepts a leading '+'; reject anything but hex digits.
-        s.bytes().all(|b| b.is_ascii_hexdigit()).then_some(Uuid(out))
+        s.bytes()
+            .all(|b| b.is_ascii_hexdigit())
+            .then_some(Uuid(out))
     }
 
     /// Parses the hyphenated 8-4-4-4-12 form (either case).
@@ -53,7 +55,15 @@ impl Uuid {
 impl fmt::Display for Uuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = self.simple();
-        write!(f, "{}-{}-{}-{}-{}", &s[0..8], &s[8..12], &s[12..16], &s[16..20], &s[20..32])
+        write!(
+            f,
+            "{}-{}-{}-{}-{}",
+            &s[0..8],
+            &s[8..12],
+            &s[12..16],
+            &s[16..20],
+            &s[20..32]
+        )
     }
 }
 
@@ -209,11 +219,13 @@ impl Udi {
         let [pid, sn, vid, uuid, hid, mac] = values;
         let uuid = match uuid {
             None => None,
-            Some(u) => Some(match form {
-                Form::Code => Uuid::parse_hyphenated(&u),
-                Form::Long | Form::Request => Uuid::parse_simple(&u),
-            }
-            .ok_or(UdiError::InvalidUuid)?),
+            Some(u) => Some(
+                match form {
+                    Form::Code => Uuid::parse_hyphenated(&u),
+                    Form::Long | Form::Request => Uuid::parse_simple(&u),
+                }
+                .ok_or(UdiError::InvalidUuid)?,
+            ),
         };
         Ok(Udi {
             pid: pid.ok_or(UdiError::MissingPid)?,
@@ -284,7 +296,10 @@ mod tests {
         assert_eq!(Udi::parse_request_form(&udi.request_form()).unwrap(), udi);
         let expressway = Udi::parse_request_form("PExpressway,S08F8FF3C,V1.0,H320aa69d").unwrap();
         assert_eq!(expressway.vid.as_deref(), Some("1.0"));
-        assert_eq!(expressway.request_form(), "PExpressway,S08F8FF3C,V1.0,H320aa69d");
+        assert_eq!(
+            expressway.request_form(),
+            "PExpressway,S08F8FF3C,V1.0,H320aa69d"
+        );
     }
 
     #[test]
@@ -302,8 +317,14 @@ mod tests {
             Udi::parse_code_form("P:UCM,U:6fe83addc80240bc92dc071ac7a37624"),
             Err(UdiError::InvalidUuid)
         );
-        assert_eq!(Udi::parse_long_form("PID:"), Err(UdiError::InvalidValue("PID")));
-        assert_eq!(Udi::parse_long_form("PID:a b"), Err(UdiError::InvalidValue("PID")));
+        assert_eq!(
+            Udi::parse_long_form("PID:"),
+            Err(UdiError::InvalidValue("PID"))
+        );
+        assert_eq!(
+            Udi::parse_long_form("PID:a b"),
+            Err(UdiError::InvalidValue("PID"))
+        );
     }
 
     fn value() -> impl Strategy<Value = String> {

@@ -94,7 +94,10 @@ fn check_signature(
 ) -> Result<(), DocumentError> {
     let signed = locate(raw).map_err(|e| DocumentError::Malformed(e.to_string()))?;
     if signed.root != root {
-        return Err(DocumentError::Malformed(format!("unexpected root <{}>", signed.root)));
+        return Err(DocumentError::Malformed(format!(
+            "unexpected root <{}>",
+            signed.root
+        )));
     }
     if let Some((anchors, expected)) = anchors {
         verify_manager_signature(
@@ -267,7 +270,11 @@ struct GrantEntryXml {
     authorized: String,
     #[serde(default)]
     status: String,
-    #[serde(rename = "displayName", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "displayName",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     display_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     description: Option<String>,
@@ -276,8 +283,14 @@ struct GrantEntryXml {
 fn validate_entry(e: GrantEntryXml) -> GrantEntry {
     let content = (|| {
         Tag::parse(&e.tag).map_err(|_| "tag is not a valid entitlement tag".to_string())?;
-        let requested: u32 = e.requested.parse().map_err(|_| "requested is not a count")?;
-        let authorized: u32 = e.authorized.parse().map_err(|_| "authorized is not a count")?;
+        let requested: u32 = e
+            .requested
+            .parse()
+            .map_err(|_| "requested is not a count")?;
+        let authorized: u32 = e
+            .authorized
+            .parse()
+            .map_err(|_| "authorized is not a count")?;
         let status = GrantStatus::parse(&e.status).ok_or("unknown status")?;
         let consistent = match status {
             GrantStatus::InCompliance => authorized == requested,
@@ -384,11 +397,17 @@ mod tests {
     fn identity_round_trips_and_verifies() {
         let key = ManagerSigningKey::generate().unwrap();
         let raw = encode_identity(&cert(), &key).unwrap();
-        let anchors = [TrustAnchor::new(key.public_key().clone(), Environment::Production)];
+        let anchors = [TrustAnchor::new(
+            key.public_key().clone(),
+            Environment::Production,
+        )];
         let parsed = parse_identity(&raw, Some((&anchors, Environment::Production))).unwrap();
         assert_eq!(parsed, cert());
         let other = ManagerSigningKey::generate().unwrap();
-        let wrong = [TrustAnchor::new(other.public_key().clone(), Environment::Production)];
+        let wrong = [TrustAnchor::new(
+            other.public_key().clone(),
+            Environment::Production,
+        )];
         assert_eq!(
             parse_identity(&raw, Some((&wrong, Environment::Production))),
             Err(DocumentError::Signature(SignatureError::Untrusted))
@@ -399,7 +418,8 @@ mod tests {
     fn a_bad_grant_entry_fails_alone() {
         let key = ManagerSigningKey::generate().unwrap();
         let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
-        let good_tag = "regid.2016-07.com.cisco.UCM_Basic,12.0_ef827a2f-f4ae-4ebb-887f-052737063d3a";
+        let good_tag =
+            "regid.2016-07.com.cisco.UCM_Basic,12.0_ef827a2f-f4ae-4ebb-887f-052737063d3a";
         let grant = Grant {
             piid: Uuid([3; 16]),
             udi: "PID:UCM".parse().unwrap(),
@@ -419,7 +439,8 @@ mod tests {
                     }),
                 },
                 GrantEntry {
-                    tag: "regid.2016-07.com.cisco.X,1.0_ef827a2f-f4ae-4ebb-887f-052737063d3a".into(),
+                    tag: "regid.2016-07.com.cisco.X,1.0_ef827a2f-f4ae-4ebb-887f-052737063d3a"
+                        .into(),
                     content: Err("written broken".into()),
                 },
             ],
@@ -427,6 +448,9 @@ mod tests {
         let raw = encode_grant(&grant, &key).unwrap();
         let parsed = parse_grant(&raw, None).unwrap();
         assert_eq!(parsed.entries[0], grant.entries[0]);
-        assert_eq!(parsed.entries[1].content, Err("requested is not a count".into()));
+        assert_eq!(
+            parsed.entries[1].content,
+            Err("requested is not a count".into())
+        );
     }
 }

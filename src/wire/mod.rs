@@ -22,7 +22,9 @@ mod response;
 pub(crate) mod signed;
 
 pub use documents::{Grant, GrantEntry, GrantEntryContent, GrantStatus, IdentityCertificate};
-pub use request::{decode_request, AuthorizeBody, ParsedRequest, RegisterBody, Request, RequestBody, UsageLine};
+pub use request::{
+    decode_request, AuthorizeBody, ParsedRequest, RegisterBody, Request, RequestBody, UsageLine,
+};
 pub use response::{decode_response, Answer, ParsedResponse, Response, ResponseStatus};
 
 pub(crate) use documents::{encode_grant, encode_identity, parse_grant, parse_identity};

@@ -220,7 +220,10 @@ pub fn decode_request(raw: &[u8], max_len: usize) -> Result<ParsedRequest, Answe
     }
     let signed = locate(raw)?;
     if signed.root != "request" {
-        return Err(AnswerError::Malformed(format!("unexpected root <{}>", signed.root)));
+        return Err(AnswerError::Malformed(format!(
+            "unexpected root <{}>",
+            signed.root
+        )));
     }
     let text = std::str::from_utf8(raw).map_err(|_| AnswerError::Malformed("not UTF-8".into()))?;
     let xml: RequestXml = quick_xml::de::from_str(text)

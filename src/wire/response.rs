@@ -125,7 +125,10 @@ pub fn decode_response(raw: &[u8], max_len: usize) -> Result<ParsedResponse, Ans
     }
     let signed = locate(raw)?;
     if signed.root != "response" {
-        return Err(AnswerError::Malformed(format!("unexpected root <{}>", signed.root)));
+        return Err(AnswerError::Malformed(format!(
+            "unexpected root <{}>",
+            signed.root
+        )));
     }
     let text = std::str::from_utf8(raw).map_err(|_| AnswerError::Malformed("not UTF-8".into()))?;
     let xml: ResponseXml = quick_xml::de::from_str(text)
@@ -151,7 +154,8 @@ pub fn decode_response(raw: &[u8], max_len: usize) -> Result<ParsedResponse, Ans
         piid,
         status,
         server_time: parse_time(&xml.server_time).ok_or_else(|| malformed("serverTime"))?,
-        environment: Environment::parse(&xml.environment).ok_or_else(|| malformed("environment"))?,
+        environment: Environment::parse(&xml.environment)
+            .ok_or_else(|| malformed("environment"))?,
     };
     let nested = |name: &str| element_span(raw, &["body", name]).map(|r| raw[r].to_vec());
     let identity_raw = nested("identity");

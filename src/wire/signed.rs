@@ -77,7 +77,9 @@ pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, AnswerError> {
         match event {
             Event::Start(e) => {
                 if root_closed {
-                    return Err(AnswerError::Malformed("content after the root element".into()));
+                    return Err(AnswerError::Malformed(
+                        "content after the root element".into(),
+                    ));
                 }
                 depth += 1;
                 let name = name_of(e.name().as_ref());
@@ -91,19 +93,27 @@ pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, AnswerError> {
                 } else if sig_start.is_some() && sig_span.is_none() && depth == 3 {
                     return Err(AnswerError::Malformed("markup inside the signature".into()));
                 } else if sig_span.is_some() && depth == 2 {
-                    return Err(AnswerError::Malformed("signature is not the last element".into()));
+                    return Err(AnswerError::Malformed(
+                        "signature is not the last element".into(),
+                    ));
                 }
             }
             Event::Empty(e) => {
                 if root_closed {
-                    return Err(AnswerError::Malformed("content after the root element".into()));
+                    return Err(AnswerError::Malformed(
+                        "content after the root element".into(),
+                    ));
                 }
                 let name = name_of(e.name().as_ref());
                 if depth == 0 {
-                    return Err(AnswerError::Malformed(format!("<{name}/> has no signature")));
+                    return Err(AnswerError::Malformed(format!(
+                        "<{name}/> has no signature"
+                    )));
                 }
                 if depth == 1 && (name == "signature" || sig_span.is_some()) {
-                    return Err(AnswerError::Malformed("signature is not the last element".into()));
+                    return Err(AnswerError::Malformed(
+                        "signature is not the last element".into(),
+                    ));
                 }
                 if depth == 2 && sig_start.is_some() && sig_span.is_none() {
                     return Err(AnswerError::Malformed("markup inside the signature".into()));
@@ -125,28 +135,40 @@ pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, AnswerError> {
             Event::Text(t) => {
                 if depth == 0 {
                     if !t.chars().all(|c| c.is_ascii_whitespace()) {
-                        return Err(AnswerError::Malformed("text outside the root element".into()));
+                        return Err(AnswerError::Malformed(
+                            "text outside the root element".into(),
+                        ));
                     }
                 } else if depth == 1 && sig_span.is_some() {
-                    return Err(AnswerError::Malformed("signature is not the last element".into()));
+                    return Err(AnswerError::Malformed(
+                        "signature is not the last element".into(),
+                    ));
                 } else if depth == 2 && sig_start.is_some() && sig_span.is_none() {
                     sig_text.push_str(&t);
                 }
             }
-            Event::GeneralRef(_) | Event::CData(_) if depth == 2 && sig_start.is_some() && sig_span.is_none() => {
+            Event::GeneralRef(_) | Event::CData(_)
+                if depth == 2 && sig_start.is_some() && sig_span.is_none() =>
+            {
                 return Err(AnswerError::Malformed("markup inside the signature".into()));
             }
             Event::DocType(_) => {
-                return Err(AnswerError::Malformed("document type declarations are not accepted".into()))
+                return Err(AnswerError::Malformed(
+                    "document type declarations are not accepted".into(),
+                ))
             }
             Event::Decl(_) if before == 0 => {}
             Event::Decl(_) | Event::PI(_) => {
-                return Err(AnswerError::Malformed("processing instructions are not accepted".into()))
+                return Err(AnswerError::Malformed(
+                    "processing instructions are not accepted".into(),
+                ))
             }
             Event::Eof => break,
             Event::GeneralRef(_) | Event::CData(_) | Event::Comment(_) => {
                 if depth == 0 {
-                    return Err(AnswerError::Malformed("content outside the root element".into()));
+                    return Err(AnswerError::Malformed(
+                        "content outside the root element".into(),
+                    ));
                 }
             }
         }
@@ -157,7 +179,8 @@ pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, AnswerError> {
     if depth != 0 || !root_closed {
         return Err(AnswerError::Truncated);
     }
-    let span = sig_span.ok_or_else(|| AnswerError::Malformed(format!("<{root}> has no signature")))?;
+    let span =
+        sig_span.ok_or_else(|| AnswerError::Malformed(format!("<{root}> has no signature")))?;
     if span.end != root_end_start || span.start == 0 || raw[span.start - 1] != b'>' {
         return Err(AnswerError::Malformed(
             "signature is not the last child or has whitespace around it".into(),
@@ -238,7 +261,10 @@ mod tests {
         let doc = b"<r><a>1</a><signature>AAEC</signature></r>";
         let s = locate(doc).unwrap();
         assert_eq!(s.root, "r");
-        assert_eq!(&doc[s.signature_span.clone()], b"<signature>AAEC</signature>");
+        assert_eq!(
+            &doc[s.signature_span.clone()],
+            b"<signature>AAEC</signature>"
+        );
         assert_eq!(s.signed_bytes(), b"<r><a>1</a></r>");
         assert_eq!(s.signature, vec![0, 1, 2]);
     }
@@ -281,7 +307,10 @@ mod tests {
     fn nested_signed_elements_are_found_by_path() {
         let doc = b"<r><body><grant><x/><signature>AA==</signature></grant></body><signature>AAEC</signature></r>";
         let span = element_span(doc, &["body", "grant"]).unwrap();
-        assert_eq!(&doc[span], b"<grant><x/><signature>AA==</signature></grant>");
+        assert_eq!(
+            &doc[span],
+            b"<grant><x/><signature>AA==</signature></grant>"
+        );
         assert!(element_span(doc, &["body", "identity"]).is_none());
         let signed = sign_document("<r><a/></r>", "r", &[1, 2]);
         assert_eq!(signed, b"<r><a/><signature>AQI=</signature></r>");
