@@ -5,6 +5,8 @@
 pub mod crypto;
 pub mod entitlement;
 pub mod error;
+#[cfg(feature = "manager")]
+pub mod manager;
 pub mod policy;
 pub mod token;
 pub mod udi;
