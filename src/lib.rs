@@ -17,6 +17,8 @@ pub use crypto::{
 };
 pub use entitlement::Tag;
 pub use error::{Error, RestCode};
+#[cfg(feature = "manager")]
+pub use manager::{Manager, ManagerError, TokenOptions, VirtualAccountId};
 pub use policy::Policy;
 pub use token::Token;
 pub use udi::{Udi, Uuid};

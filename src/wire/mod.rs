@@ -29,7 +29,7 @@ pub use response::{decode_response, Answer, ParsedResponse, Response, ResponseSt
 
 pub(crate) use documents::{encode_grant, encode_identity, parse_grant, parse_identity};
 pub(crate) use request::encode_request;
-pub(crate) use response::{encode_response, verify_response};
+pub(crate) use response::{encode_response, verify_response, Expected};
 
 use std::fmt;
 
