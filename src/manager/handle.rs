@@ -139,6 +139,9 @@ fn identity_for(
     Ok((raw, not_after))
 }
 
+/// `register`: the body's `force` flag is the agent's business (SPEC §3); the manager treats
+/// every registration of a known UDI with a new key as a reregistration that replaces the
+/// old instance, possibly into another Virtual Account.
 fn register(state: &State, ctx: &mut Context<'_>, parsed: &ParsedRequest) -> Result<Plan, Refusal> {
     let request = &parsed.request;
     let (Some(body), Some(key)) = (request.body.as_register(), parsed.register_key()) else {

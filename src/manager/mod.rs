@@ -136,6 +136,17 @@ impl Manager {
     /// `random` makes product-instance ids and tokens; the signing keys and signatures use
     /// the system source (ring).
     pub fn new(environment: Environment, random: Box<dyn Random>) -> Result<Manager, ManagerError> {
+        Manager::with_signing_key(environment, random, ManagerSigningKey::generate()?)
+    }
+
+    /// Like [`Manager::new`], but signing with `key` (e.g. loaded with
+    /// [`ManagerSigningKey::from_pkcs8`]), so that a manager started again keeps the trust
+    /// anchor its agents are configured with.
+    pub fn with_signing_key(
+        environment: Environment,
+        random: Box<dyn Random>,
+        key: ManagerSigningKey,
+    ) -> Result<Manager, ManagerError> {
         let mut accounts = Accounts::default();
         accounts.add_smart_account(DEFAULT_SMART_ACCOUNT)?;
         let default_va =
@@ -143,7 +154,7 @@ impl Manager {
         Ok(Manager {
             environment,
             random,
-            key: ManagerSigningKey::generate()?,
+            key,
             retired_keys: Vec::new(),
             max_protocol_version: wire::PROTOCOL_VERSION,
             requests_received: 0,

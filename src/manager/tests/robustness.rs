@@ -256,6 +256,16 @@ fn answers_verify_with_current_anchor_after_rotation() {
 }
 
 #[test]
+fn a_manager_restarted_with_its_key_keeps_its_anchor() {
+    let first = manager();
+    let key = crate::crypto::ManagerSigningKey::from_pkcs8(first.key.pkcs8()).unwrap();
+    let random = Box::new(DeterministicRandom::new(8));
+    let again = Manager::with_signing_key(Environment::Development, random, key).unwrap();
+    assert_eq!(again.trust_anchor(), first.trust_anchor());
+    assert_eq!(again.trust_anchors(), vec![first.trust_anchor()]);
+}
+
+#[test]
 fn requests_received_counts_every_call() {
     let (mut m, mut d, _) = registered(&[]);
     assert_eq!(m.requests_received(), 1);
