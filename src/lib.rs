@@ -6,6 +6,8 @@ pub mod agent;
 pub mod crypto;
 pub mod entitlement;
 pub mod error;
+#[cfg(feature = "manager")]
+pub mod manager;
 pub mod policy;
 pub mod settings;
 pub mod snapshot;
@@ -23,6 +25,8 @@ pub use crypto::{
 };
 pub use entitlement::Tag;
 pub use error::{Error, RestCode};
+#[cfg(feature = "manager")]
+pub use manager::{Manager, ManagerError, TokenOptions, VirtualAccountId};
 pub use policy::Policy;
 pub use settings::{HostIdentity, TransportSettings};
 pub use snapshot::{ProductKey, Protection, SnapshotError, SnapshotParts};

@@ -27,7 +27,10 @@ fn enhanced_is_served_from_enhanced_plus_by_substitution() {
     assert_eq!(st.authorization.state, AuthorizationState::Authorized);
     assert_eq!(st.entitlements[0].status, TagStatus::InCompliance);
     let lines = sim.manager.licenses(&sim.va());
-    let plus = lines.iter().find(|l| l.tag.as_str() == ENHANCED_PLUS).unwrap();
+    let plus = lines
+        .iter()
+        .find(|l| l.tag.as_str() == ENHANCED_PLUS)
+        .unwrap();
     assert_eq!((plus.in_use, plus.lent_to_lower, plus.balance), (0, 4, 6));
 }
 
@@ -51,7 +54,10 @@ fn own_pool_is_used_before_substitution() {
     assert_eq!(sim.status().entitlements[0].status, TagStatus::InCompliance);
     let lines = sim.manager.licenses(&sim.va());
     let own = lines.iter().find(|l| l.tag.as_str() == ENHANCED).unwrap();
-    let plus = lines.iter().find(|l| l.tag.as_str() == ENHANCED_PLUS).unwrap();
+    let plus = lines
+        .iter()
+        .find(|l| l.tag.as_str() == ENHANCED_PLUS)
+        .unwrap();
     assert_eq!((own.in_use, plus.lent_to_lower), (3, 2));
 }
 
@@ -75,7 +81,9 @@ fn tag_unknown_to_the_manager_is_invalid_tag_and_out_of_compliance() {
     let st = sim.status();
     assert_eq!(st.entitlements[1].status, TagStatus::InvalidTag);
     assert_eq!(
-        st.entitlements[1].status.text(smart_agent::Vocabulary::Expressway),
+        st.entitlements[1]
+            .status
+            .text(smart_agent::Vocabulary::Expressway),
         "Invalid-tag"
     );
     assert_eq!(st.authorization.state, AuthorizationState::OutOfCompliance);

@@ -80,7 +80,10 @@ fn clock_set_back_two_hours_raises_clock_changed_and_extends_nothing() {
     assert_eq!(st.evaluation.remaining, before.evaluation.remaining);
     // Time resumes from the highest seen, never from the earlier wall time.
     let st = sim.agent.status(high + hours(1));
-    assert_eq!(st.evaluation.remaining, before.evaluation.remaining - hours(1));
+    assert_eq!(
+        st.evaluation.remaining,
+        before.evaluation.remaining - hours(1)
+    );
 }
 
 #[test]
@@ -119,5 +122,8 @@ fn forward_jumps_count_for_evaluation() {
     let mut sim = Sim::new();
     sim.declare_use(ENHANCED, 1);
     sim.agent.handle_timeout(sim.now + days(40));
-    assert_eq!(sim.agent.status(sim.now + days(40)).evaluation.remaining, days(50));
+    assert_eq!(
+        sim.agent.status(sim.now + days(40)).evaluation.remaining,
+        days(50)
+    );
 }

@@ -32,14 +32,19 @@ fn evaluation_counts_while_registered_until_the_first_successful_authorization()
     sim.declare_use(ENHANCED, 2);
     let token = sim.token();
     // Registered, but every authorization fails: evaluation keeps counting.
-    sim.agent.register(&token, smart_agent::Force::No, sim.now).unwrap();
+    sim.agent
+        .register(&token, smart_agent::Force::No, sim.now)
+        .unwrap();
     let tx = sim.agent.poll_transmit(sim.now).unwrap();
     let answer = sim.manager.handle(&tx.body, sim.now);
     sim.agent.handle_response(tx.id, Ok(answer), sim.now);
     sim.link = Link::Down(refused());
     sim.advance(days(4));
     let st = sim.status();
-    assert_eq!(st.registration.state, smart_agent::RegistrationState::Registered);
+    assert_eq!(
+        st.registration.state,
+        smart_agent::RegistrationState::Registered
+    );
     assert_eq!(st.authorization.state, AuthorizationState::EvalMode);
     assert_eq!(st.entitlements[0].status, TagStatus::Waiting);
     assert!(st.evaluation.in_use);
@@ -112,8 +117,12 @@ fn restore_does_not_reset_evaluation() {
     let snapshot = sim.agent.snapshot();
     // The product was down for five days.
     let later = sim.now + days(5);
-    let agent = Agent::restore(&snapshot, config(UDI, sim.manager.trust_anchors(), 4), later)
-        .unwrap();
+    let agent = Agent::restore(
+        &snapshot,
+        config(UDI, sim.manager.trust_anchors(), 4),
+        later,
+    )
+    .unwrap();
     assert_eq!(agent.status(later).evaluation.remaining, days(55));
 }
 
@@ -127,10 +136,16 @@ fn clock_set_back_does_not_extend_evaluation() {
     for d in 0..=10 {
         sim.agent.handle_timeout(high - days(20) + days(d));
     }
-    assert_eq!(sim.agent.status(high - days(10)).evaluation.remaining, days(60));
+    assert_eq!(
+        sim.agent.status(high - days(10)).evaluation.remaining,
+        days(60)
+    );
     // Once the wall clock passes the highest time seen, evaluation counts again.
     sim.agent.handle_timeout(high + days(1));
-    assert_eq!(sim.agent.status(high + days(1)).evaluation.remaining, days(59));
+    assert_eq!(
+        sim.agent.status(high + days(1)).evaluation.remaining,
+        days(59)
+    );
 }
 
 #[test]
@@ -141,7 +156,10 @@ fn expired_evaluation_stays_expired_after_deregistration() {
     sim.advance(days(95));
     let token = sim.token();
     sim.register(&token);
-    assert_eq!(sim.status().authorization.state, AuthorizationState::Authorized);
+    assert_eq!(
+        sim.status().authorization.state,
+        AuthorizationState::Authorized
+    );
     sim.agent.deregister(sim.now).unwrap();
     sim.pump();
     let st = sim.status();

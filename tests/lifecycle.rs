@@ -62,7 +62,10 @@ fn registration_authorizes_at_once_then_renews_every_30_days_and_identity_at_day
     assert_eq!(st.registration.expires, Some(reg + days(180 + 365)));
     assert_eq!(st.registration.next_renewal, Some(reg + days(360)));
     let last = st.registration.last_renewal.unwrap();
-    assert_eq!((last.at, last.outcome), (reg + days(180), Outcome::Succeeded));
+    assert_eq!(
+        (last.at, last.outcome),
+        (reg + days(180), Outcome::Succeeded)
+    );
     assert_eq!(st.authorization.state, AuthorizationState::Authorized);
     assert_eq!(st.evaluation.remaining, days(88));
     let events = names(&sim.take_events());
@@ -115,10 +118,16 @@ fn manager_unreachable_from_day_20_backs_off_expires_at_the_deadline_and_recover
     sim.run_until(deadline);
     assert_eq!(sim.attempts.last().unwrap().0, deadline);
     let st = sim.status();
-    assert_eq!(st.authorization.state, AuthorizationState::AuthorizationExpired);
+    assert_eq!(
+        st.authorization.state,
+        AuthorizationState::AuthorizationExpired
+    );
     assert_eq!(st.authorization.since, Some(deadline));
     assert_eq!(st.entitlements[0].status, TagStatus::AuthExpired);
-    assert_eq!(st.authorization.next_communication, Some(deadline + hours(24)));
+    assert_eq!(
+        st.authorization.next_communication,
+        Some(deadline + hours(24))
+    );
     let events = sim.take_events();
     let expired: Vec<_> = events
         .iter()
@@ -135,7 +144,10 @@ fn manager_unreachable_from_day_20_backs_off_expires_at_the_deadline_and_recover
         Some("SmartLicensingRenewAuthFailure")
     );
     assert_eq!(
-        names(&events).iter().filter(|n| *n == "CommunicationFailure").count(),
+        names(&events)
+            .iter()
+            .filter(|n| *n == "CommunicationFailure")
+            .count(),
         1
     );
 
@@ -174,7 +186,10 @@ fn identity_not_renewed_for_a_year_expires_registration_and_resumes_evaluation()
     assert!(renew_attempts.iter().all(|a| reg + *a < not_after));
     let st = sim.status();
     assert_eq!(st.registration.state, RegistrationState::Registered);
-    assert_eq!(st.authorization.state, AuthorizationState::AuthorizationExpired);
+    assert_eq!(
+        st.authorization.state,
+        AuthorizationState::AuthorizationExpired
+    );
     assert_eq!(st.evaluation.remaining, days(80));
     let failure = sim
         .transcript
@@ -188,7 +203,10 @@ fn identity_not_renewed_for_a_year_expires_registration_and_resumes_evaluation()
 
     sim.run_until(not_after);
     let st = sim.status();
-    assert_eq!(st.registration.state, RegistrationState::RegistrationExpired);
+    assert_eq!(
+        st.registration.state,
+        RegistrationState::RegistrationExpired
+    );
     assert_eq!(
         st.registration.state.text(smart_agent::Vocabulary::Cli),
         "UNREGISTERED - REGISTRATION EXPIRED"
@@ -207,7 +225,11 @@ fn identity_not_renewed_for_a_year_expires_registration_and_resumes_evaluation()
     sim.run_until(not_after + days(1));
     assert_eq!(sim.status().evaluation.remaining, days(79));
     // Nothing more is sent for a lapsed identity.
-    let after = sim.attempts.iter().filter(|(at, _)| *at > not_after).count();
+    let after = sim
+        .attempts
+        .iter()
+        .filter(|(at, _)| *at > not_after)
+        .count();
     assert_eq!(after, 0);
 }
 
@@ -237,7 +259,10 @@ fn out_of_compliance_rechecks_every_12_hours_until_the_pool_grows() {
     let st = sim.status();
     assert_eq!(st.authorization.state, AuthorizationState::Authorized);
     assert_eq!(st.entitlements[0].status, TagStatus::InCompliance);
-    assert_eq!(st.authorization.next_communication, Some(reg + hours(36) + days(30)));
+    assert_eq!(
+        st.authorization.next_communication,
+        Some(reg + hours(36) + days(30))
+    );
     let changed = sim
         .transcript
         .iter()

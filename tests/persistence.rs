@@ -5,8 +5,8 @@ mod common;
 use common::*;
 use smart_agent::wire::{decode_request, RequestKind};
 use smart_agent::{
-    Agent, AuthorizationState, EventKind, ProductKey, Protection, RegistrationState,
-    SnapshotError, TagStatus, TrustAnchor,
+    Agent, AuthorizationState, EventKind, ProductKey, Protection, RegistrationState, SnapshotError,
+    TagStatus, TrustAnchor,
 };
 
 fn registered() -> Sim {
@@ -40,7 +40,9 @@ fn lost_answer_after_a_crash_is_resent_with_a_new_nonce_and_counted_once() {
     let _lost_answer = sim.manager.handle(&tx.body, sim.now);
     // Crash. The product restarts from the snapshot it took after poll_transmit.
     let mut agent = restore(&sim, &persisted, sim.manager.trust_anchors(), 99);
-    let tx2 = agent.poll_transmit(sim.now).expect("the outstanding request is re-sent");
+    let tx2 = agent
+        .poll_transmit(sim.now)
+        .expect("the outstanding request is re-sent");
     let second = decode_request(&tx2.body, 1 << 20).unwrap().request;
     assert_ne!(first.nonce, second.nonce);
     assert_eq!(first.body.as_authorize(), second.body.as_authorize());
@@ -74,10 +76,16 @@ fn corrupt_wrong_magic_and_newer_snapshots_are_typed_errors() {
     let sim = registered();
     let bytes = sim.agent.snapshot();
     let open = |b: &[u8]| Agent::restore(b, config(UDI, sim.manager.trust_anchors(), 1), sim.now);
-    assert!(matches!(open(b"GARBAGE!garbage"), Err(SnapshotError::WrongMagic)));
+    assert!(matches!(
+        open(b"GARBAGE!garbage"),
+        Err(SnapshotError::WrongMagic)
+    ));
     let mut newer = bytes.clone();
     newer[9] = 9;
-    assert!(matches!(open(&newer), Err(SnapshotError::UnsupportedVersion(9))));
+    assert!(matches!(
+        open(&newer),
+        Err(SnapshotError::UnsupportedVersion(9))
+    ));
     let mut flipped = bytes.clone();
     let mid = bytes.len() / 2;
     flipped[mid] ^= 0x40;
@@ -96,7 +104,8 @@ fn sealed_snapshots_hide_secrets_and_open_only_with_the_product_key() {
     )
     .unwrap();
     let key = Protection::Sealed(ProductKey::new([7; 32]));
-    let cfg = || config(UDI, manager.trust_anchors(), 2).with_protection(key.clone());
+    let anchors = manager.trust_anchors();
+    let cfg = || config(UDI, anchors.clone(), 2).with_protection(key.clone());
     let agent = Agent::new(cfg(), t0());
     let mut sim = Sim::with(agent, manager);
     sim.pool(ENHANCED, 10);
@@ -128,7 +137,10 @@ fn time_passing_alone_never_rewrites_the_licensing_part() {
     sim.declare_use(ENHANCED, 1);
     let before = sim.agent.snapshot_parts().licensing;
     sim.advance(days(120)); // past every warning and the evaluation's end
-    assert_eq!(sim.status().authorization.state, AuthorizationState::EvalExpired);
+    assert_eq!(
+        sim.status().authorization.state,
+        AuthorizationState::EvalExpired
+    );
     assert_eq!(sim.agent.snapshot_parts().licensing, before);
     let mut sim = registered();
     let before = sim.agent.snapshot_parts().licensing;
@@ -145,9 +157,12 @@ fn time_passing_alone_never_rewrites_the_licensing_part() {
 fn rotated_keys_drop_the_untrusted_grant_to_not_applicable_until_a_new_answer() {
     let mut sim = registered(); // identity signed by K1
     let k1 = sim.manager.trust_anchor();
-    let _k2 = sim.manager.rotate_signing_key().unwrap();
+    let k2 = sim.manager.rotate_signing_key().unwrap();
+    // The product learns the new key and restarts with {K1, K2}.
+    sim.agent = restore(&sim, &sim.agent.snapshot(), vec![k1.clone(), k2], 6);
     sim.agent.renew_auth(sim.now).unwrap();
     sim.pump(); // grant signed by K2
+    assert_eq!(sim.status().authorization.since, Some(sim.now));
     let snapshot = sim.agent.snapshot();
     let k3 = sim.manager.rotate_signing_key().unwrap();
 
@@ -158,11 +173,15 @@ fn rotated_keys_drop_the_untrusted_grant_to_not_applicable_until_a_new_answer() 
     assert_eq!(st.registration.state, RegistrationState::Registered);
     assert_eq!(st.authorization.state, AuthorizationState::NotApplicable);
     assert_eq!(
-        st.authorization.state.text(smart_agent::Vocabulary::Expressway),
+        st.authorization
+            .state
+            .text(smart_agent::Vocabulary::Expressway),
         "Not Applicable"
     );
     // Asked at once; a rejected answer leaves it so.
-    let tx = agent.poll_transmit(sim.now).expect("an immediate authorization");
+    let tx = agent
+        .poll_transmit(sim.now)
+        .expect("an immediate authorization");
     assert_eq!(tx.kind, RequestKind::Authorize);
     let answer = sim.manager.handle(&tx.body, sim.now);
     agent.handle_response(tx.id, Ok(answer[..answer.len() / 2].to_vec()), sim.now);
@@ -203,8 +222,12 @@ fn snapshot_restored_under_another_udi_is_unregistered_with_its_evaluation_kept(
     sim.advance(days(3));
     let snapshot = sim.agent.snapshot();
     let other = "PID:UCM,SN:99999,UUID:00000000000040008000000000000001";
-    let agent = Agent::restore(&snapshot, config(other, sim.manager.trust_anchors(), 3), sim.now)
-        .unwrap();
+    let agent = Agent::restore(
+        &snapshot,
+        config(other, sim.manager.trust_anchors(), 3),
+        sim.now,
+    )
+    .unwrap();
     let st = agent.status(sim.now);
     assert_eq!(st.udi.to_string(), other);
     assert_eq!(st.registration.state, RegistrationState::Unregistered);

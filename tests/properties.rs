@@ -20,7 +20,10 @@ enum Op {
     Declare(usize),
     /// Index 4 is never declared.
     SetUsage(usize, u32),
-    Register { token: u8, force: bool },
+    Register {
+        token: u8,
+        force: bool,
+    },
     RenewId,
     RenewAuth,
     Deregister,
@@ -55,8 +58,11 @@ fn config_for(manager: &Manager, protection: &Protection) -> smart_agent::Config
 
 /// Runs `ops`; returns how many calls the agent rejected.
 fn run(ops: &[Op], protection: Protection) -> usize {
-    let manager = Manager::new(Environment::Production, Box::new(DeterministicRandom::new(3)))
-        .unwrap();
+    let manager = Manager::new(
+        Environment::Production,
+        Box::new(DeterministicRandom::new(3)),
+    )
+    .unwrap();
     let agent = Agent::new(config_for(&manager, &protection), t0());
     let mut sim = Sim::with(agent, manager);
     sim.pool(ENHANCED, 5);
@@ -69,7 +75,11 @@ fn run(ops: &[Op], protection: Protection) -> usize {
         let check = |result: Result<(), smart_agent::Error>, sim: &Sim| {
             if result.is_err() {
                 rejections.set(rejections.get() + 1);
-                assert_eq!(sim.agent.snapshot(), before, "{op:?} was rejected but changed the snapshot");
+                assert_eq!(
+                    sim.agent.snapshot(),
+                    before,
+                    "{op:?} was rejected but changed the snapshot"
+                );
             }
         };
         match op {
@@ -166,12 +176,21 @@ thread_local! {
 fn the_property_runs_see_rejections() {
     let ops = [
         Op::RenewId,
-        Op::Register { token: 1, force: false },
+        Op::Register {
+            token: 1,
+            force: false,
+        },
         Op::SetUsage(4, 1),
         Op::Declare(0),
         Op::SetUsage(0, 2),
-        Op::Register { token: 0, force: false },
-        Op::Register { token: 0, force: false },
+        Op::Register {
+            token: 0,
+            force: false,
+        },
+        Op::Register {
+            token: 0,
+            force: false,
+        },
         Op::Transport(2),
         Op::Subscriber(true),
         Op::Deregister,

@@ -8,8 +8,7 @@ use smart_agent::manager::TokenOptions;
 use smart_agent::status::Outcome;
 use smart_agent::wire::RequestKind;
 use smart_agent::{
-    AuthorizationState, Error, Force, HostIdentity, RegistrationState, SendError,
-    TransportSettings,
+    AuthorizationState, Error, Force, HostIdentity, RegistrationState, SendError, TransportSettings,
 };
 
 fn registered() -> Sim {
@@ -18,7 +17,10 @@ fn registered() -> Sim {
     sim.declare_use(ENHANCED, 5);
     let token = sim.token();
     sim.register(&token);
-    assert_eq!(sim.status().registration.state, RegistrationState::Registered);
+    assert_eq!(
+        sim.status().registration.state,
+        RegistrationState::Registered
+    );
     sim.take_events();
     sim
 }
@@ -27,7 +29,9 @@ fn assert_refused_for_good(sim: &mut Sim) {
     let st = sim.status();
     assert_eq!(st.registration.state, RegistrationState::RegistrationFailed);
     assert_eq!(
-        st.registration.state.text(smart_agent::Vocabulary::Expressway),
+        st.registration
+            .state
+            .text(smart_agent::Vocabulary::Expressway),
         "Unregistered: Registration Failed"
     );
     let initial = st.registration.initial_registration.unwrap();
@@ -116,10 +120,16 @@ fn revoked_token_fails_registration() {
 fn a_new_register_is_allowed_after_a_failed_one() {
     let mut sim = Sim::new();
     sim.register("unknownToken");
-    assert_eq!(sim.status().registration.state, RegistrationState::RegistrationFailed);
+    assert_eq!(
+        sim.status().registration.state,
+        RegistrationState::RegistrationFailed
+    );
     let token = sim.token();
     sim.register(&token);
-    assert_eq!(sim.status().registration.state, RegistrationState::Registered);
+    assert_eq!(
+        sim.status().registration.state,
+        RegistrationState::Registered
+    );
 }
 
 #[test]
@@ -131,7 +141,10 @@ fn transient_failure_leaves_registration_pending_and_retries_every_15_minutes() 
     let start = sim.now;
     sim.register(&token);
     let st = sim.status();
-    assert_eq!(st.registration.state, RegistrationState::RegistrationPending);
+    assert_eq!(
+        st.registration.state,
+        RegistrationState::RegistrationPending
+    );
     let initial = st.registration.initial_registration.unwrap();
     assert_eq!(initial.at, start);
     assert_eq!(
@@ -141,7 +154,10 @@ fn transient_failure_leaves_registration_pending_and_retries_every_15_minutes() 
                 .into()
         }
     );
-    assert_eq!(st.registration.next_registration_attempt, Some(start + minutes(15)));
+    assert_eq!(
+        st.registration.next_registration_attempt,
+        Some(start + minutes(15))
+    );
     assert_eq!(st.authorization.state, AuthorizationState::EvalMode);
 
     let err = sim.agent.register(&token, Force::No, sim.now).unwrap_err();
@@ -155,7 +171,13 @@ fn transient_failure_leaves_registration_pending_and_retries_every_15_minutes() 
     sim.run_until(start + minutes(61));
     assert_eq!(
         sim.attempts_of(RequestKind::Register, start),
-        [minutes(0), minutes(15), minutes(30), minutes(45), minutes(60)]
+        [
+            minutes(0),
+            minutes(15),
+            minutes(30),
+            minutes(45),
+            minutes(60)
+        ]
     );
     let events = sim.take_events();
     let retrying = events
@@ -182,7 +204,10 @@ fn first_attempt_in_flight_shows_pending_without_a_failure() {
     let tx = sim.agent.poll_transmit(sim.now).unwrap();
     assert_eq!(tx.kind, RequestKind::Register);
     let st = sim.status();
-    assert_eq!(st.registration.state, RegistrationState::RegistrationPending);
+    assert_eq!(
+        st.registration.state,
+        RegistrationState::RegistrationPending
+    );
     assert_eq!(st.registration.initial_registration, None);
     assert_eq!(st.registration.next_registration_attempt, None);
 }
@@ -223,7 +248,10 @@ fn force_reregistration_moves_the_instance_to_another_virtual_account() {
     sim.pump();
     let st = sim.status();
     assert_eq!(st.registration.state, RegistrationState::Registered);
-    assert_eq!(st.registration.smart_account.as_deref(), Some("Other Company"));
+    assert_eq!(
+        st.registration.smart_account.as_deref(),
+        Some("Other Company")
+    );
     assert_eq!(st.registration.virtual_account.as_deref(), Some("Lab"));
     assert_eq!(st.authorization.state, AuthorizationState::Authorized);
     let instances = sim.manager.instances();
@@ -244,13 +272,19 @@ fn failed_force_reregistration_keeps_the_old_identity() {
     assert!(events.contains(&"RegistrationFailed".to_string()));
     let st = sim.status();
     assert_eq!(st.registration.state, RegistrationState::Registered);
-    assert_eq!(st.registration.virtual_account, before.registration.virtual_account);
+    assert_eq!(
+        st.registration.virtual_account,
+        before.registration.virtual_account
+    );
     assert_eq!(st.registration.expires, before.registration.expires);
     assert_eq!(st.authorization.state, AuthorizationState::Authorized);
     // Still usable: renewals go out under the old identity.
     sim.agent.renew_auth(sim.now).unwrap();
     sim.pump();
-    assert_eq!(sim.status().authorization.state, AuthorizationState::Authorized);
+    assert_eq!(
+        sim.status().authorization.state,
+        AuthorizationState::Authorized
+    );
 }
 
 fn deregister_while_down(error: SendError, phrase: &str) {
@@ -281,7 +315,11 @@ fn deregister_while_down(error: SendError, phrase: &str) {
     );
     // One best-effort request; the manager still lists the instance.
     sim.advance(days(1));
-    assert_eq!(sim.attempts_of(RequestKind::Deregister, sim.now - days(2)).len(), 1);
+    assert_eq!(
+        sim.attempts_of(RequestKind::Deregister, sim.now - days(2))
+            .len(),
+        1
+    );
     assert_eq!(sim.manager.instances().len(), 1);
 }
 
@@ -345,14 +383,16 @@ fn subscriber_node_refuses_licensing_operations_with_its_405s() {
         "Smart Software Licensing operations are not allowed from Subscriber, licenses for this system are managed by Publisher"
     );
     assert_eq!(sim.agent.renew_id(sim.now), Err(Error::RenewIdNotAllowed));
-    assert_eq!(sim.agent.renew_auth(sim.now), Err(Error::RenewAuthNotAllowed));
+    assert_eq!(
+        sim.agent.renew_auth(sim.now),
+        Err(Error::RenewAuthNotAllowed)
+    );
     assert_eq!(
         sim.agent.deregister(sim.now),
         Err(Error::NotRegisteredForDeregister)
     );
     assert_eq!(
-        sim.agent
-            .set_transport(TransportSettings::Direct, sim.now),
+        sim.agent.set_transport(TransportSettings::Direct, sim.now),
         Err(Error::TransportSettingsLocked)
     );
     assert_eq!(sim.agent.snapshot(), before);
@@ -405,7 +445,10 @@ fn manual_renewals_go_out_at_once() {
     sim.pump();
     assert_eq!(sim.attempts_of(RequestKind::RenewId, at), [minutes(0)]);
     assert_eq!(sim.attempts_of(RequestKind::Authorize, at), [minutes(0)]);
-    assert_eq!(sim.status().authorization.next_communication, Some(at + days(30)));
+    assert_eq!(
+        sim.status().authorization.next_communication,
+        Some(at + days(30))
+    );
 }
 
 #[test]

@@ -28,13 +28,19 @@ fn registered() -> (Sim, Keys) {
     };
     let mut sim = Sim::with_extra_anchors(vec![
         TrustAnchor::new(keys.trusted.public_key().clone(), Environment::Production),
-        TrustAnchor::new(keys.development.public_key().clone(), Environment::Development),
+        TrustAnchor::new(
+            keys.development.public_key().clone(),
+            Environment::Development,
+        ),
     ]);
     sim.pool(ENHANCED, 10);
     sim.declare_use(ENHANCED, 5);
     let token = sim.token();
     sim.register(&token);
-    assert_eq!(sim.status().authorization.state, AuthorizationState::Authorized);
+    assert_eq!(
+        sim.status().authorization.state,
+        AuthorizationState::Authorized
+    );
     sim.advance(days(1));
     sim.take_events();
     (sim, keys)
@@ -54,7 +60,10 @@ fn rejects(alter: impl FnOnce(Vec<u8>, &Keys) -> Vec<u8>, expected: FailureKind)
         .handle_response(tx.id, Ok(alter(genuine, &keys)), sim.now);
     let after = sim.agent.snapshot_parts();
     assert_eq!(before.licensing, after.licensing, "licensing part changed");
-    assert_ne!(before.communication, after.communication, "failure not recorded");
+    assert_ne!(
+        before.communication, after.communication,
+        "failure not recorded"
+    );
 
     let events: Vec<_> = std::iter::from_fn(|| sim.agent.poll_event()).collect();
     let failure = events
@@ -75,9 +84,15 @@ fn rejects(alter: impl FnOnce(Vec<u8>, &Keys) -> Vec<u8>, expected: FailureKind)
         }
     );
     assert_eq!(st.authorization.state, status_before.authorization.state);
-    assert_eq!(st.authorization.deadline, status_before.authorization.deadline);
+    assert_eq!(
+        st.authorization.deadline,
+        status_before.authorization.deadline
+    );
     // Retried on the §4 backoff.
-    assert_eq!(st.authorization.next_communication, Some(sim.now + minutes(15)));
+    assert_eq!(
+        st.authorization.next_communication,
+        Some(sim.now + minutes(15))
+    );
 }
 
 fn replace_first(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
@@ -161,7 +176,10 @@ fn answer_with_one_flipped_byte_in_the_signed_span_is_rejected() {
     rejects(
         |genuine, _| {
             let mut altered = genuine.clone();
-            let at = String::from_utf8(genuine).unwrap().find("<serverTime>").unwrap()
+            let at = String::from_utf8(genuine)
+                .unwrap()
+                .find("<serverTime>")
+                .unwrap()
                 + "<serverTime>".len()
                 + 3;
             altered[at] = if altered[at] == b'7' { b'8' } else { b'7' };
@@ -199,7 +217,7 @@ fn grant_for_another_usage_report_is_rejected() {
             let text = String::from_utf8(genuine).unwrap();
             let start = text.find("<grant>").unwrap();
             let end = text.find("</grant>").unwrap() + "</grant>".len();
-            let seq = element(text[start..end].as_bytes(), "sequence");
+            let seq = element(&text.as_bytes()[start..end], "sequence");
             let grant = text[start..end].replacen(
                 &format!("<sequence>{seq}</sequence>"),
                 "<sequence>999</sequence>",
@@ -244,7 +262,10 @@ fn version_too_high_is_recorded_like_a_rejected_answer() {
         failure.detail().as_deref(),
         Some("protocol version not supported by the manager")
     );
-    assert_eq!(sim.status().authorization.state, AuthorizationState::Authorized);
+    assert_eq!(
+        sim.status().authorization.state,
+        AuthorizationState::Authorized
+    );
 }
 
 #[test]
@@ -259,14 +280,20 @@ fn rejected_registration_answer_keeps_the_registration_pending() {
     sim.agent.handle_response(tx.id, Ok(forged), sim.now);
     assert_eq!(sim.agent.snapshot_parts().licensing, before.licensing);
     let st = sim.status();
-    assert_eq!(st.registration.state, RegistrationState::RegistrationPending);
+    assert_eq!(
+        st.registration.state,
+        RegistrationState::RegistrationPending
+    );
     assert_eq!(
         st.registration.next_registration_attempt,
         Some(sim.now + minutes(15))
     );
     // The retry carries the same device key, so the manager sees the same registration.
     sim.run_until(sim.now + minutes(15));
-    assert_eq!(sim.status().registration.state, RegistrationState::Registered);
+    assert_eq!(
+        sim.status().registration.state,
+        RegistrationState::Registered
+    );
     assert_eq!(sim.manager.instances().len(), 1);
 }
 
@@ -280,5 +307,4 @@ fn answer_to_a_stale_transmit_is_ignored_without_recording_anything() {
     sim.agent
         .handle_response(stale, Ok(b"<garbage/>".to_vec()), sim.now + hours(5));
     assert_eq!(sim.agent.snapshot(), before);
-    let _ = Force::No;
 }

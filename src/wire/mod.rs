@@ -39,21 +39,26 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::crypto::SignatureError;
 
-/// The `code` values of `FAILED` answers that the agent treats specially or that the
-/// reference manager sends.
+/// The `code` of a `FAILED` answer: what the manager refused and why (ours; SPEC §9 maps
+/// `TOKEN_INVALID` to the 400 token message and every other code to "unknown error").
 pub mod codes {
-    /// The token is unknown, expired, used up or revoked: a permanent registration failure.
-    pub const TOKEN_INVALID: &str = "TOKEN_INVALID";
-    /// The request could not be parsed.
+    /// The request could not be parsed (also: larger than the manager's request limit),
+    /// or its body is inconsistent (a usage report naming a tag twice, a register body without a
+    /// valid public key).
     pub const MALFORMED: &str = "MALFORMED";
-    /// The request's signature did not verify.
+    /// The device signature does not verify with the key of the instance (for `register`, the
+    /// key in the body).
     pub const BAD_SIGNATURE: &str = "BAD_SIGNATURE";
-    /// The manager knows no such product instance.
+    /// No product instance has the request's piid (or the request carries none).
     pub const UNKNOWN_INSTANCE: &str = "UNKNOWN_INSTANCE";
-    /// The instance's identity has expired.
-    pub const IDENTITY_EXPIRED: &str = "IDENTITY_EXPIRED";
-    /// The envelope's UDI is not the instance's.
+    /// The request's UDI is not the UDI the instance registered with.
     pub const UDI_MISMATCH: &str = "UDI_MISMATCH";
+    /// The registration token is unknown, expired, used up or revoked (the message says which).
+    pub const TOKEN_INVALID: &str = "TOKEN_INVALID";
+    /// The instance's identity certificate has expired: it must register again.
+    pub const IDENTITY_EXPIRED: &str = "IDENTITY_EXPIRED";
+    /// The manager could not sign its answer (random source failure).
+    pub const INTERNAL: &str = "INTERNAL";
 }
 
 /// The protocol version this crate speaks.

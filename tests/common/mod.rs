@@ -15,7 +15,8 @@ pub const ENHANCED_PLUS: &str =
     "regid.2016-07.com.cisco.UCM_EnhancedPlus,12.0_d8372792-588c-4caa-b279-8587e5ce2f82";
 pub const ENHANCED: &str =
     "regid.2016-07.com.cisco.UCM_Enhanced,12.0_66d0d1cf-4863-4761-91d0-d01d3eb1949a";
-pub const BASIC: &str = "regid.2016-07.com.cisco.UCM_Basic,12.0_ef827a2f-f4ae-4ebb-887f-052737063d3a";
+pub const BASIC: &str =
+    "regid.2016-07.com.cisco.UCM_Basic,12.0_ef827a2f-f4ae-4ebb-887f-052737063d3a";
 pub const ESSENTIAL: &str =
     "regid.2016-07.com.cisco.UCM_Essential,12.0_25f9c396-c67c-4519-aa98-d4b3ad18f805";
 pub const TP_ROOM: &str =
@@ -61,8 +62,12 @@ pub fn refused() -> SendError {
 }
 
 pub fn config(udi: &str, anchors: Vec<smart_agent::TrustAnchor>, seed: u64) -> Config {
-    Config::new(udi.parse::<Udi>().unwrap(), Environment::Production, anchors)
-        .with_random(Box::new(DeterministicRandom::new(seed)))
+    Config::new(
+        udi.parse::<Udi>().unwrap(),
+        Environment::Production,
+        anchors,
+    )
+    .with_random(Box::new(DeterministicRandom::new(seed)))
 }
 
 pub struct Sim {
@@ -82,16 +87,22 @@ pub struct Sim {
 
 impl Sim {
     pub fn new() -> Sim {
-        let manager = Manager::new(Environment::Production, Box::new(DeterministicRandom::new(1)))
-            .unwrap();
+        let manager = Manager::new(
+            Environment::Production,
+            Box::new(DeterministicRandom::new(1)),
+        )
+        .unwrap();
         let agent = Agent::new(config(UDI, manager.trust_anchors(), 2), t0());
         Sim::with(agent, manager)
     }
 
     /// A sim whose agent also trusts `extra` anchors.
     pub fn with_extra_anchors(extra: Vec<smart_agent::TrustAnchor>) -> Sim {
-        let manager = Manager::new(Environment::Production, Box::new(DeterministicRandom::new(1)))
-            .unwrap();
+        let manager = Manager::new(
+            Environment::Production,
+            Box::new(DeterministicRandom::new(1)),
+        )
+        .unwrap();
         let mut anchors = manager.trust_anchors();
         anchors.extend(extra);
         let agent = Agent::new(config(UDI, anchors, 2), t0());
@@ -137,7 +148,9 @@ impl Sim {
 
     pub fn declare_use(&mut self, tag_text: &str, count: u32) {
         self.agent.declare(tag(tag_text), self.now);
-        self.agent.set_usage(&tag(tag_text), count, self.now).unwrap();
+        self.agent
+            .set_usage(&tag(tag_text), count, self.now)
+            .unwrap();
         self.pump();
     }
 
@@ -157,11 +170,15 @@ impl Sim {
             let result = match &self.link {
                 Link::Up => {
                     self.received.push(tx.body.clone());
-                    Ok(self.manager.handle(&tx.body, self.now + self.manager_offset))
+                    Ok(self
+                        .manager
+                        .handle(&tx.body, self.now + self.manager_offset))
                 }
                 Link::LoseAnswer => {
                     self.received.push(tx.body.clone());
-                    let _lost = self.manager.handle(&tx.body, self.now + self.manager_offset);
+                    let _lost = self
+                        .manager
+                        .handle(&tx.body, self.now + self.manager_offset);
                     Err(SendError::Timeout)
                 }
                 Link::Down(e) => Err(e.clone()),
@@ -235,7 +252,10 @@ pub fn name(kind: &EventKind) -> String {
 
 /// `(offset from origin, variant name)` for each event.
 pub fn transcript(events: &[Event], origin: DateTime<Utc>) -> Vec<(TimeDelta, String)> {
-    events.iter().map(|e| (e.at - origin, name(&e.kind))).collect()
+    events
+        .iter()
+        .map(|e| (e.at - origin, name(&e.kind)))
+        .collect()
 }
 
 /// Just the variant names.

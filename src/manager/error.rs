@@ -1,0 +1,45 @@
+//! Errors of the manager's administration calls.
+
+use super::accounts::VirtualAccountId;
+use crate::crypto::RandomError;
+
+/// An administration call the manager refused; nothing was changed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManagerError {
+    /// The random source (keys, tokens) failed.
+    #[error("the random number generator failed")]
+    Random,
+    /// An account name is empty, longer than 100 characters, has control characters or
+    /// leading or trailing white space.
+    #[error("invalid account name {0:?}")]
+    InvalidName(String),
+    /// A Smart Account of that name exists already.
+    #[error("Smart Account {0:?} exists already")]
+    DuplicateSmartAccount(String),
+    /// A Virtual Account of that name exists already in its Smart Account.
+    #[error("Virtual Account {0} exists already")]
+    DuplicateVirtualAccount(VirtualAccountId),
+    /// No Smart Account of that name.
+    #[error("no Smart Account {0:?}")]
+    UnknownSmartAccount(String),
+    /// No such Virtual Account.
+    #[error("no Virtual Account {0}")]
+    UnknownVirtualAccount(VirtualAccountId),
+    /// The pool's purchased count would not fit in a `u32`.
+    #[error("the purchased count would exceed {}", u32::MAX)]
+    CountOverflow,
+    /// The token options make no token: a validity that is not positive or runs past the
+    /// calendar, or a use limit of zero.
+    #[error("invalid token options: {0}")]
+    InvalidTokenOptions(&'static str),
+    /// The manager never issued this token.
+    #[error("no such registration token")]
+    UnknownToken,
+}
+
+impl From<RandomError> for ManagerError {
+    fn from(_: RandomError) -> Self {
+        ManagerError::Random
+    }
+}
