@@ -1,4 +1,74 @@
-//! smart-agent: Smart Software Licensing for unified-communications products.
+//! # smart-agent
+//!
+//! Smart Software Licensing for unified-communications products (call control, messaging,
+//! video gateways), modelled on the public Cisco Unified CM, Expressway and HCS documentation.
+//!
+//! The [`Agent`] is a **sans-IO state machine**: it never reads a clock, a socket, a file or an
+//! environment variable. The product passes in `now`, commands and the manager's answers; it
+//! drains requests to send ([`Agent::poll_transmit`]), events ([`Agent::poll_event`]) and the
+//! next deadline ([`Agent::poll_timeout`]), and persists [`Agent::snapshot`].
+//!
+//! It models registration (a one-year identity renewed every six months), authorization
+//! (renewed every 30 days, expiring 90 days after the last success), the 90-day evaluation
+//! period, entitlement compliance and deregistration. Every request is signed by the device
+//! (Ed25519) and every answer by the manager (ECDSA P-256), verified against the
+//! [`TrustAnchor`]s the product configures.
+//!
+//! # The run loop
+//! Here the in-process reference manager (feature `manager`) stands in for the network; a
+//! product would POST [`Transmit::body`] over HTTPS and pass back the bytes or a [`SendError`].
+//!
+//! ```
+//! # #[cfg(feature = "manager")] {
+//! use chrono::{DateTime, TimeDelta, Utc};
+//! use smart_agent::manager::{catalogue, Manager, TokenOptions};
+//! use smart_agent::{Agent, AuthorizationState, Config, Environment, Force, SystemRandom, Tag};
+//!
+//! let mut now: DateTime<Utc> = "2027-03-01T09:00:00Z".parse().unwrap();
+//! let mut manager = Manager::new(Environment::Production, Box::new(SystemRandom::new())).unwrap();
+//! let enhanced = Tag::parse(catalogue::UCM_ENHANCED).unwrap();
+//! let va = manager.default_virtual_account();
+//! manager.add_licenses(&va, &enhanced, 10, None, None).unwrap();
+//! let token = manager.create_token(&va, TokenOptions::default(), now).unwrap();
+//!
+//! // The product's side: configure trust, declare what it may use, register.
+//! let udi = "PID:UCM,SN:37624".parse().unwrap();
+//! let mut agent = Agent::new(Config::new(udi, Environment::Production, manager.trust_anchors()), now);
+//! agent.declare(enhanced.clone(), now);
+//! agent.set_usage(&enhanced, 5, now).unwrap();
+//! agent.register(token.expose(), Force::No, now).unwrap();
+//!
+//! let mut snapshot = Vec::new();
+//! for _ in 0..3 {
+//!     // 1. Send what is due and feed back the answers.
+//!     while let Some(tx) = agent.poll_transmit(now) {
+//!         snapshot = agent.snapshot(); // the outstanding request survives a crash
+//!         let answer = manager.handle(&tx.body, now); // or Err(SendError::Timeout), …
+//!         agent.handle_response(tx.id, Ok(answer), now);
+//!     }
+//!     // 2. Raise events (alarms, status changes) to the product.
+//!     while let Some(event) = agent.poll_event() {
+//!         println!("{event}");
+//!     }
+//!     snapshot = agent.snapshot();
+//!     // 3. Sleep until the next deadline (here: jump there), then let the agent act.
+//!     let (at, _reason) = agent.poll_timeout().unwrap();
+//!     now = now.max(at);
+//!     agent.handle_timeout(now);
+//! }
+//! assert_eq!(agent.status(now).authorization.state, AuthorizationState::Authorized);
+//! assert!(now >= "2027-03-31T09:00:00Z".parse::<DateTime<Utc>>().unwrap() - TimeDelta::seconds(1));
+//! # let _ = snapshot;
+//! # }
+//! ```
+//!
+//! # Modules
+//! - [`agent`]: the state machine, its events and failures.
+//! - [`status`]: the plain-data status (`show license …`) in both product vocabularies.
+//! - [`wire`]: the signed XML protocol; [`crypto`]: keys, signatures, trust anchors.
+//! - [`snapshot`]: the persisted state, integrity-checked or sealed with a product key.
+//! - [`settings`]: transport settings and host identity with the products' validation.
+//! - `manager` (feature `manager`): the reference Smart Software Manager.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

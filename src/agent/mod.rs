@@ -8,7 +8,7 @@
 //!   be waiting.
 //! - After any command, `handle_response` or `handle_timeout`, drain [`Agent::poll_transmit`]
 //!   and [`Agent::poll_event`] until `None`. Every [`Transmit`] must be answered with
-//!   [`Agent::handle_response`], with the bytes or the transport's [`SendError`].
+//!   [`Agent::handle_response`], with the bytes or the transport's [`SendError`](crate::SendError).
 //! - Call [`Agent::handle_timeout`] when [`Agent::poll_timeout`] is due.
 //! - Persist [`Agent::snapshot`] after every `handle_*`, command and `poll_transmit`.
 

@@ -1,7 +1,7 @@
 //! The protocol between agent and manager (ours; the real one is not public).
 //!
 //! One XML document per HTTPS POST and one back. Every document is signed by its sender over
-//! everything but its `<signature>` element ([`signed`]): the device with Ed25519, the manager
+//! everything but its `<signature>` element (see `signed.rs`): the device with Ed25519, the manager
 //! with ECDSA P-256. Answers echo the request's nonce and product-instance id. The identity
 //! certificate and the grant are separately signed documents inside the answer, kept verbatim
 //! by the agent.
