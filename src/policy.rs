@@ -67,9 +67,9 @@ impl Policy {
     pub fn backoff(&self, failures: u32) -> TimeDelta {
         let mut delay = self.backoff_initial;
         for _ in 1..failures.max(1) {
-            delay = delay + delay;
-            if delay >= self.backoff_max {
-                return self.backoff_max;
+            match delay.checked_add(&delay) {
+                Some(d) if d < self.backoff_max => delay = d,
+                _ => return self.backoff_max,
             }
         }
         delay.min(self.backoff_max)

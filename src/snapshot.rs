@@ -230,6 +230,17 @@ pub fn open(bytes: &[u8], protection: &Protection) -> Result<SnapshotParts, Snap
     }
 }
 
+const FIRST_STORABLE: i64 = -62_135_596_800; // 0001-01-01T00:00:00Z
+const LAST_STORABLE: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+
+/// Clamps `t` to the times a snapshot stores (years 1 to 9999), so that the agent never writes
+/// a time its own decoder would refuse.
+pub(crate) fn storable(t: DateTime<Utc>) -> DateTime<Utc> {
+    let first = DateTime::from_timestamp(FIRST_STORABLE, 0).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let last = DateTime::from_timestamp(LAST_STORABLE, 0).unwrap_or(DateTime::<Utc>::MAX_UTC);
+    t.clamp(first, last)
+}
+
 /// Appends primitive values in a fixed binary layout (big-endian, length-prefixed).
 #[derive(Default)]
 pub(crate) struct Writer(Vec<u8>);
@@ -344,9 +355,13 @@ impl<'a> Reader<'a> {
     pub fn string(&mut self) -> Result<String, SnapshotError> {
         String::from_utf8(self.bytes()?.to_vec()).map_err(|_| corrupt("bad UTF-8"))
     }
+    /// A time in [`storable`] range, like every time the agent writes.
     pub fn time(&mut self) -> Result<DateTime<Utc>, SnapshotError> {
         let secs = self.i64()?;
         let nanos = self.u32()?;
+        if !(FIRST_STORABLE..=LAST_STORABLE).contains(&secs) {
+            return Err(corrupt("time out of range"));
+        }
         DateTime::from_timestamp(secs, nanos).ok_or_else(|| corrupt("bad time"))
     }
     pub fn delta(&mut self) -> Result<TimeDelta, SnapshotError> {
@@ -356,8 +371,9 @@ impl<'a> Reader<'a> {
             return Err(corrupt("bad duration"));
         }
         let d = TimeDelta::new(secs, nanos).ok_or_else(|| corrupt("bad duration"))?;
-        if d < TimeDelta::zero() {
-            return Err(corrupt("negative duration"));
+        // Durations the agent stores are evaluation time: never negative, never centuries.
+        if d < TimeDelta::zero() || d > TimeDelta::days(366 * 100) {
+            return Err(corrupt("duration out of range"));
         }
         Ok(d)
     }

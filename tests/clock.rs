@@ -127,3 +127,24 @@ fn forward_jumps_count_for_evaluation() {
         days(50)
     );
 }
+
+#[test]
+fn extreme_wall_times_never_panic() {
+    use chrono::{DateTime, Utc};
+    for now in [DateTime::<Utc>::MAX_UTC, DateTime::<Utc>::MIN_UTC] {
+        let mut sim = Sim::new();
+        sim.pool(ENHANCED, 10);
+        sim.declare_use(ENHANCED, 1);
+        let token = sim.token();
+        sim.register(&token);
+        sim.now = now;
+        sim.agent.handle_timeout(now);
+        sim.agent.set_usage(&tag(ENHANCED), 2, now).unwrap();
+        sim.pump();
+        let _ = sim.agent.poll_timeout();
+        let _ = sim.agent.status(now);
+        let snapshot = sim.agent.snapshot();
+        smart_agent::Agent::restore(&snapshot, config(UDI, sim.manager.trust_anchors(), 1), now)
+            .unwrap();
+    }
+}

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::failure::{Failure, FailureKind, Operation};
 use super::timers::TimerReason;
-use super::{Agent, EventKind};
+use super::{later, Agent, EventKind};
 use crate::wire::{Answer, AnswerError, Grant, GrantStatus};
 
 /// A verified grant and when it arrived.
@@ -52,11 +52,10 @@ impl Agent {
     /// The grant deadline: min(signed not-after, last success + validity).
     pub(crate) fn deadline(&self) -> Option<DateTime<Utc>> {
         let g = self.lic.authorization.grant.as_ref()?;
-        Some(
-            g.grant
-                .not_after
-                .min(g.received_at + self.config.policy.authorization_validity),
-        )
+        Some(g.grant.not_after.min(later(
+            g.received_at,
+            self.config.policy.authorization_validity,
+        )))
     }
 
     /// When the next authorization request is due and why, while registered at `t`.
@@ -80,7 +79,7 @@ impl Agent {
                     } else {
                         policy.authorization_renewal
                     };
-                    g.received_at + every
+                    later(g.received_at, every)
                 }
                 // First authorization after registration, or the grant was dropped: at once.
                 _ => t,
@@ -89,7 +88,7 @@ impl Agent {
         let usage = self
             .comm
             .usage_dirty_since
-            .map(|since| since + policy.usage_coalesce);
+            .map(|since| later(since, policy.usage_coalesce));
         match usage {
             Some(u) if u < scheduled => Some((u, TimerReason::UsageReport)),
             _ => Some((scheduled, TimerReason::AuthorizationRenewal)),
@@ -177,9 +176,9 @@ impl Agent {
         let policy = &self.config.policy;
         let failures = self.comm.authorize.failures.saturating_add(1);
         let next = match self.deadline() {
-            Some(d) if t < d => (t + policy.backoff(failures)).min(d),
-            Some(_) => t + policy.backoff_max,
-            None => t + policy.backoff(failures),
+            Some(d) if t < d => later(t, policy.backoff(failures)).min(d),
+            Some(_) => later(t, policy.backoff_max),
+            None => later(t, policy.backoff(failures)),
         };
         self.comm.authorize.failed(t, failure.clone(), Some(next));
         self.push(

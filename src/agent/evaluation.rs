@@ -7,6 +7,8 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::later;
+
 /// Stored evaluation state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Evaluation {
@@ -40,7 +42,7 @@ impl Evaluation {
     pub fn runs_out_at(&self, start: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
         match (self.expired_at, start) {
             (Some(at), _) => Some(at),
-            (None, Some(s)) if self.remaining > TimeDelta::zero() => Some(s + self.remaining),
+            (None, Some(s)) if self.remaining > TimeDelta::zero() => Some(later(s, self.remaining)),
             _ => None,
         }
     }

@@ -31,20 +31,31 @@ pub use timers::TimerReason;
 use std::collections::VecDeque;
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::crypto::{DeviceKey, Environment, Random, SystemRandom, TrustAnchor};
 use crate::entitlement::Tag;
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::settings::{HostIdentity, TransportSettings};
-use crate::snapshot::{Protection, SnapshotError, SnapshotParts};
+use crate::snapshot::{storable, Protection, SnapshotError, SnapshotParts};
 use crate::token::Token;
 use crate::udi::Udi;
 
 use evaluation::Evaluation;
 use registration::{RegisterJob, Registration};
 use state::{Communication, Licensing, Outstanding, PendingOp};
+
+/// `t + d`, saturating within the storable range (years 1–9999). Times come from snapshots and
+/// from the product; chrono panics when `DateTime + TimeDelta` overflows, and a snapshot must
+/// only hold times it can read back.
+pub(crate) fn later(t: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
+    storable(t.checked_add_signed(d).unwrap_or(if d < TimeDelta::zero() {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    }))
+}
 
 /// What an agent is built with; not persisted (the product supplies it at every start).
 pub struct Config {
@@ -160,7 +171,7 @@ impl Agent {
             settings: Default::default(),
         };
         let comm = Communication {
-            highest_seen: Some(now),
+            highest_seen: Some(storable(now)),
             ..Default::default()
         };
         Agent {
@@ -430,11 +441,13 @@ impl Agent {
 
     /// The effective time for `now`, without recording anything.
     fn effective(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let now = storable(now);
         self.comm.highest_seen.map_or(now, |h| h.max(now))
     }
 
     /// Records `now` (highest time seen, clock-back detection) and returns the effective time.
     fn observe(&mut self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let now = storable(now);
         match self.comm.highest_seen {
             Some(highest) if now >= highest => {
                 self.comm.highest_seen = Some(now);

@@ -16,7 +16,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::failure::{Failure, FailureKind, Operation};
 use super::state::AttemptLog;
-use super::{Agent, EventKind};
+use super::{later, Agent, EventKind};
 use crate::crypto::DeviceKey;
 use crate::token::Token;
 use crate::wire::{Answer, IdentityCertificate};
@@ -35,7 +35,7 @@ pub(crate) struct Identity {
 impl Identity {
     /// When the next automatic renewal is due, before failures.
     pub fn renewal_base(&self, every: TimeDelta) -> DateTime<Utc> {
-        self.renewed_at.unwrap_or(self.registered_at) + every
+        later(self.renewed_at.unwrap_or(self.registered_at), every)
     }
 }
 
@@ -157,7 +157,7 @@ impl Agent {
 
     /// A transient registration failure: retried every 15 minutes (004:255).
     pub(crate) fn on_register_failure(&mut self, t: DateTime<Utc>, failure: Failure) {
-        let next = t + self.config.policy.registration_retry;
+        let next = later(t, self.config.policy.registration_retry);
         self.comm.register.failed(t, failure.clone(), Some(next));
         self.push(
             t,
@@ -220,8 +220,8 @@ impl Agent {
         let failures = self.comm.renew_id.failures.saturating_add(1);
         let next = self.valid_identity(t).and_then(|id| {
             // The last try must still find the identity valid.
-            let last_chance = id.cert.not_after - TimeDelta::seconds(1);
-            let next = (t + self.config.policy.backoff(failures)).min(last_chance);
+            let last_chance = later(id.cert.not_after, -TimeDelta::seconds(1));
+            let next = later(t, self.config.policy.backoff(failures)).min(last_chance);
             (next > t).then_some(next)
         });
         self.comm.renew_id.failed(t, failure.clone(), next);

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::registration::Registration;
-use super::{Agent, EventKind};
+use super::{later, Agent, EventKind};
 
 /// Why [`Agent::poll_timeout`](crate::Agent::poll_timeout) wants to be called back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -133,7 +133,7 @@ impl Agent {
             .filter(|(_, w)| **w > TimeDelta::zero())
             .map(|(i, w)| {
                 let at = if eval.remaining > *w {
-                    start + (eval.remaining - *w)
+                    later(start, eval.remaining - *w)
                 } else {
                     start
                 };
