@@ -135,3 +135,24 @@ fn host_name_and_ip_reach_the_manager_only_while_privacy_is_off() {
     assert!(!sent.contains("192.0.2.10"));
     assert_eq!(private.manager.instances()[0].hostname, None);
 }
+
+#[test]
+fn status_serializes_with_stable_field_names() {
+    let sim = registered_using(&[(ENHANCED, 10)], &[(ENHANCED, 5), (CUWL, 0)]);
+    let xml = quick_xml::se::to_string_with_root("status", &sim.status()).unwrap();
+    for field in [
+        "<registration>",
+        "<state>Registered</state>",
+        "<smart_account>",
+        "<authorization>",
+        "<state>Authorized</state>",
+        "<deadline>",
+        "<evaluation>",
+        "<remaining>7776000</remaining>",
+        "<entitlements>",
+        "<status>InCompliance</status>",
+        "<udi>PID:UCM,SN:37624,UUID:6fe83addc80240bc92dc071ac7a37624</udi>",
+    ] {
+        assert!(xml.contains(field), "{field} missing in {xml}");
+    }
+}
