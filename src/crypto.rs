@@ -335,18 +335,31 @@ pub(crate) fn verify_manager_signature(
     msg: &[u8],
     sig: &[u8],
 ) -> Result<(), SignatureError> {
-    let verifying = anchors.iter().find(|a| a.key.verifies(msg, sig));
-    match verifying {
+    // Anchors of our own environment first, so that a key listed for both environments
+    // verifies as ours whatever the order of the list.
+    let own = anchors
+        .iter()
+        .filter(|a| a.environment == expected)
+        .any(|a| a.key.verifies(msg, sig));
+    if own {
+        return if document_environment == expected {
+            Ok(())
+        } else {
+            Err(SignatureError::WrongEnvironment {
+                signed: document_environment,
+                expected,
+            })
+        };
+    }
+    match anchors
+        .iter()
+        .find(|a| a.environment != expected && a.key.verifies(msg, sig))
+    {
+        Some(other) => Err(SignatureError::WrongEnvironment {
+            signed: other.environment,
+            expected,
+        }),
         None => Err(SignatureError::Untrusted),
-        Some(anchor) if anchor.environment != expected => Err(SignatureError::WrongEnvironment {
-            signed: anchor.environment,
-            expected,
-        }),
-        Some(_) if document_environment != expected => Err(SignatureError::WrongEnvironment {
-            signed: document_environment,
-            expected,
-        }),
-        Some(_) => Ok(()),
     }
 }
 
@@ -455,6 +468,15 @@ mod tests {
         assert_eq!(
             verify_manager_signature(&dev, dev_env, dev_env, b"dog", &sig),
             Err(SignatureError::Untrusted)
+        );
+        // The same key listed for both environments verifies as production, in either order.
+        let both = [
+            dev[0].clone(),
+            TrustAnchor::new(key.public_key().clone(), Environment::Production),
+        ];
+        assert_eq!(
+            verify_manager_signature(&both, prod, prod, b"doc", &sig),
+            Ok(())
         );
     }
 

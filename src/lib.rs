@@ -33,7 +33,8 @@
 //!
 //! // The product's side: configure trust, declare what it may use, register.
 //! let udi = "PID:UCM,SN:37624".parse().unwrap();
-//! let mut agent = Agent::new(Config::new(udi, Environment::Production, manager.trust_anchors()), now);
+//! let config = Config::new(udi, Environment::Production, manager.trust_anchors());
+//! let mut agent = Agent::new(config, now).unwrap();
 //! agent.declare(enhanced.clone(), now);
 //! agent.set_usage(&enhanced, 5, now).unwrap();
 //! agent.register(token.expose(), Force::No, now).unwrap();
@@ -87,8 +88,8 @@ pub mod udi;
 pub mod wire;
 
 pub use agent::{
-    Agent, Alarm, Config, Event, EventKind, Failure, FailureKind, Force, Operation, TimerReason,
-    Transmit, TransmitId,
+    Agent, Alarm, Config, ConfigError, Event, EventKind, Failure, FailureKind, Force, Operation,
+    TimerReason, Transmit, TransmitId,
 };
 pub use crypto::{
     DeterministicRandom, Environment, ManagerPublicKey, Random, SystemRandom, TrustAnchor,

@@ -62,6 +62,56 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// Checks that the policy can drive an agent: positive intervals (a zero retry interval
+    /// would retry in a loop), an evaluation period a snapshot can store (at most 100 years),
+    /// at most 32 warnings.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        let positive = [
+            (self.identity_renewal, "identity_renewal must be positive"),
+            (
+                self.authorization_renewal,
+                "authorization_renewal must be positive",
+            ),
+            (
+                self.authorization_validity,
+                "authorization_validity must be positive",
+            ),
+            (
+                self.out_of_compliance_recheck,
+                "out_of_compliance_recheck must be positive",
+            ),
+            (self.backoff_initial, "backoff_initial must be positive"),
+            (
+                self.registration_retry,
+                "registration_retry must be positive",
+            ),
+            (self.clock_tolerance, "clock_tolerance must be positive"),
+        ];
+        for (d, why) in positive {
+            if d <= TimeDelta::zero() {
+                return Err(why);
+            }
+        }
+        if self.backoff_max < self.backoff_initial {
+            return Err("backoff_max must be at least backoff_initial");
+        }
+        if self.usage_coalesce < TimeDelta::zero() {
+            return Err("usage_coalesce must not be negative");
+        }
+        if self.evaluation_period < TimeDelta::zero()
+            || self.evaluation_period > TimeDelta::days(366 * 100)
+        {
+            return Err("evaluation_period must be between 0 and 100 years");
+        }
+        if self.evaluation_warnings.len() > 32 {
+            return Err("at most 32 evaluation warnings");
+        }
+        if self.max_answer_bytes == 0 {
+            return Err("max_answer_bytes must be positive");
+        }
+        Ok(())
+    }
+
     /// The retry interval after `failures` consecutive failed renewals (1 → 15 min, 2 → 30 min,
     /// … capped at [`Policy::backoff_max`]).
     pub fn backoff(&self, failures: u32) -> TimeDelta {
@@ -86,5 +136,20 @@ mod tests {
         let minutes: Vec<i64> = (1..=10).map(|n| p.backoff(n).num_minutes()).collect();
         assert_eq!(minutes, [15, 30, 60, 120, 240, 480, 960, 1440, 1440, 1440]);
         assert_eq!(p.backoff(u32::MAX), TimeDelta::hours(24));
+    }
+
+    #[test]
+    fn policies_that_would_loop_or_not_persist_are_invalid() {
+        assert_eq!(Policy::default().validate(), Ok(()));
+        let zero_retry = Policy {
+            backoff_initial: TimeDelta::zero(),
+            ..Policy::default()
+        };
+        assert!(zero_retry.validate().is_err());
+        let forever = Policy {
+            evaluation_period: TimeDelta::days(366 * 200),
+            ..Policy::default()
+        };
+        assert!(forever.validate().is_err());
     }
 }

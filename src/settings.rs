@@ -18,16 +18,34 @@ pub const GATEWAY_PATHS: [&str; 2] = [
     "/Transportgateway/services/DeviceRequestHandler",
 ];
 
-/// A host as written in settings: DNS name, IPv4 or IPv6 address.
+/// A host as written in settings: DNS name (lowercased) or IP address. Only [`Host::parse`]
+/// makes one, so every `Host` is valid.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Host {
-    /// A DNS name (lowercased).
+pub struct Host(HostKind);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum HostKind {
     Name(String),
-    /// An IP address.
     Ip(IpAddr),
 }
 
 impl Host {
+    /// The IP address, if the host is one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match &self.0 {
+            HostKind::Ip(ip) => Some(*ip),
+            HostKind::Name(_) => None,
+        }
+    }
+
+    /// The DNS name, if the host is one.
+    pub fn name(&self) -> Option<&str> {
+        match &self.0 {
+            HostKind::Name(n) => Some(n),
+            HostKind::Ip(_) => None,
+        }
+    }
+
     /// Parses a DNS name, an IPv4 address, or an IPv6 address with or without brackets.
     pub fn parse(s: &str) -> Option<Host> {
         let inner = s
@@ -35,21 +53,21 @@ impl Host {
             .and_then(|r| r.strip_suffix(']'))
             .unwrap_or(s);
         if let Ok(ip) = inner.parse::<IpAddr>() {
-            return Some(Host::Ip(ip));
+            return Some(Host(HostKind::Ip(ip)));
         }
         if inner.len() != s.len() {
             return None; // brackets around something that is not IPv6
         }
-        valid_dns_name(s).then(|| Host::Name(s.to_ascii_lowercase()))
+        valid_dns_name(s).then(|| Host(HostKind::Name(s.to_ascii_lowercase())))
     }
 }
 
 impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Host::Name(n) => f.write_str(n),
-            Host::Ip(IpAddr::V6(v6)) => write!(f, "[{v6}]"),
-            Host::Ip(ip) => write!(f, "{ip}"),
+        match &self.0 {
+            HostKind::Name(n) => f.write_str(n),
+            HostKind::Ip(IpAddr::V6(v6)) => write!(f, "[{v6}]"),
+            HostKind::Ip(ip) => write!(f, "{ip}"),
         }
     }
 }
@@ -92,18 +110,31 @@ impl fmt::Debug for ProxyCredentials {
     }
 }
 
-/// A validated on-prem (satellite / transport gateway) URL.
+/// A validated on-prem (satellite / transport gateway) URL; only [`GatewayUrl::parse`] makes
+/// one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GatewayUrl {
-    /// The host.
-    pub host: Host,
-    /// The port, 443 when the URL has none.
-    pub port: u16,
-    /// One of [`GATEWAY_PATHS`].
-    pub path: String,
+    host: Host,
+    port: u16,
+    path: String,
 }
 
 impl GatewayUrl {
+    /// The host.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// The port, 443 when the URL has none.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// One of [`GATEWAY_PATHS`].
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     /// Parses `https://<dns | ipv4 | [ipv6]>[:port]/SmartTransport` or the legacy
     /// `…/Transportgateway/services/DeviceRequestHandler`; anything else is
     /// "Please enter a valid Transport Gateway URL".
@@ -117,7 +148,7 @@ impl GatewayUrl {
         }
         let (host, port) = split_authority(authority).ok_or(bad.clone())?;
         let host = Host::parse(host).ok_or(bad.clone())?;
-        if matches!(host, Host::Ip(IpAddr::V6(_))) != authority.starts_with('[') {
+        if matches!(host.ip(), Some(IpAddr::V6(_))) != authority.starts_with('[') {
             return Err(bad);
         }
         Ok(GatewayUrl {
@@ -166,6 +197,31 @@ fn parse_port(p: &str) -> Option<u16> {
     p.parse::<u16>().ok().filter(|&n| n >= 1)
 }
 
+/// A validated HTTP CONNECT proxy; only [`TransportSettings::proxy`] makes one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ProxySettings {
+    host: Host,
+    port: u16,
+    credentials: Option<ProxyCredentials>,
+}
+
+impl ProxySettings {
+    /// Proxy host.
+    pub fn host(&self) -> &Host {
+        &self.host
+    }
+
+    /// Proxy port (1–65535; 443 is valid, CSCvc94366).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Basic-auth credentials, if any.
+    pub fn credentials(&self) -> Option<&ProxyCredentials> {
+        self.credentials.as_ref()
+    }
+}
+
 /// How the agent reaches the manager (SPEC §8; modes numbered as in 003:194-196).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub enum TransportSettings {
@@ -175,14 +231,7 @@ pub enum TransportSettings {
     /// Mode 1: an on-prem manager or transport gateway.
     OnPrem(GatewayUrl),
     /// Mode 2: through an HTTP CONNECT proxy.
-    Proxy {
-        /// Proxy host.
-        host: Host,
-        /// Proxy port (1–65535; 443 is valid, CSCvc94366).
-        port: u16,
-        /// Optional basic-auth credentials.
-        credentials: Option<ProxyCredentials>,
-    },
+    Proxy(ProxySettings),
 }
 
 impl TransportSettings {
@@ -214,11 +263,11 @@ impl TransportSettings {
                     username: username.to_string(),
                     password: password.to_string(),
                 });
-        Ok(TransportSettings::Proxy {
+        Ok(TransportSettings::Proxy(ProxySettings {
             host,
             port,
             credentials,
-        })
+        }))
     }
 
     /// Settings from the REST form: a mode number and the fields that mode needs.
@@ -242,18 +291,17 @@ impl TransportSettings {
         match self {
             TransportSettings::Direct => 0,
             TransportSettings::OnPrem(_) => 1,
-            TransportSettings::Proxy { .. } => 2,
+            TransportSettings::Proxy(_) => 2,
         }
     }
 }
 
-/// The product's host name and address, sent unless privacy is on (SPEC §8).
+/// The product's host name and address, sent unless privacy is on (SPEC §8); only
+/// [`HostIdentity::new`] makes one.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HostIdentity {
-    /// DNS host name.
-    pub name: String,
-    /// IP address.
-    pub ip: IpAddr,
+    name: String,
+    ip: IpAddr,
 }
 
 impl HostIdentity {
@@ -266,6 +314,16 @@ impl HostIdentity {
             name: name.to_string(),
             ip,
         })
+    }
+
+    /// The host name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The IP address.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
     }
 }
 

@@ -68,15 +68,48 @@ pub enum SnapshotError {
     /// Sealed while the agent expects an integrity-checked snapshot, or the other way round.
     #[error("snapshot protection does not match the configuration")]
     ProtectionMismatch,
+    /// The configuration given to restore with is unusable.
+    #[error("cannot restore with this configuration: {0}")]
+    Config(crate::agent::ConfigError),
 }
 
 /// The two parts, as the bytes the agent encodes them to; tests compare them separately.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `Debug` shows only lengths and digests: the parts hold key seeds and tokens.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SnapshotParts {
     /// Keys, identity, grant, evaluation, declared usage, settings.
     pub licensing: Vec<u8>,
     /// Outstanding request, attempts and backoff, highest time seen, notification cursor.
     pub communication: Vec<u8>,
+}
+
+impl fmt::Debug for SnapshotParts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digest = |b: &[u8]| -> String {
+            digest::digest(&digest::SHA256, b).as_ref()[..8]
+                .iter()
+                .map(|x| format!("{x:02x}"))
+                .collect()
+        };
+        f.debug_struct("SnapshotParts")
+            .field(
+                "licensing",
+                &format_args!(
+                    "{} bytes, sha256 {}…",
+                    self.licensing.len(),
+                    digest(&self.licensing)
+                ),
+            )
+            .field(
+                "communication",
+                &format_args!(
+                    "{} bytes, sha256 {}…",
+                    self.communication.len(),
+                    digest(&self.communication)
+                ),
+            )
+            .finish()
+    }
 }
 
 struct SealKeys {

@@ -110,20 +110,17 @@ pub enum UdiError {
 /// assert_eq!(udi.request_form(), "PUCM,S37624,U6fe83addc80240bc92dc071ac7a37624");
 /// assert_eq!(smart_agent::Udi::parse_code_form(&udi.code_form()).unwrap(), udi);
 /// ```
+///
+/// Fields are private so that every `Udi` is valid: one that is stored in a snapshot always
+/// reads back.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct Udi {
-    /// Product id, e.g. `UCM` or `Expressway`; may contain `-`.
-    pub pid: String,
-    /// Serial number.
-    pub sn: Option<String>,
-    /// Version id.
-    pub vid: Option<String>,
-    /// Instance UUID.
-    pub uuid: Option<Uuid>,
-    /// Host id.
-    pub hid: Option<String>,
-    /// MAC address, e.g. `0050.56a1.b2c3`.
-    pub mac: Option<String>,
+    pid: String,
+    sn: Option<String>,
+    vid: Option<String>,
+    uuid: Option<Uuid>,
+    hid: Option<String>,
+    mac: Option<String>,
 }
 
 /// The three spellings of each field, in the fixed order of SPEC §2.
@@ -151,17 +148,92 @@ fn valid_value(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-'))
 }
 
+fn checked(value: &str, field: &'static str) -> Result<String, UdiError> {
+    if valid_value(value) {
+        Ok(value.to_string())
+    } else {
+        Err(UdiError::InvalidValue(field))
+    }
+}
+
 impl Udi {
-    /// A UDI with only a product id.
-    pub fn new(pid: impl Into<String>) -> Udi {
-        Udi {
-            pid: pid.into(),
+    /// A UDI with only a product id (1–64 characters of `[A-Za-z0-9._/-]`).
+    ///
+    /// ```
+    /// use smart_agent::{Udi, Uuid};
+    /// let udi = Udi::new("UCM").unwrap().with_serial("37624").unwrap().with_uuid(Uuid([1; 16]));
+    /// assert_eq!(udi.to_string(), "PID:UCM,SN:37624,UUID:01010101010101010101010101010101");
+    /// assert!(Udi::new("a,b").is_err());
+    /// ```
+    pub fn new(pid: &str) -> Result<Udi, UdiError> {
+        Ok(Udi {
+            pid: checked(pid, "PID")?,
             sn: None,
             vid: None,
             uuid: None,
             hid: None,
             mac: None,
-        }
+        })
+    }
+
+    /// With a serial number.
+    pub fn with_serial(mut self, sn: &str) -> Result<Udi, UdiError> {
+        self.sn = Some(checked(sn, "SN")?);
+        Ok(self)
+    }
+
+    /// With a version id.
+    pub fn with_version_id(mut self, vid: &str) -> Result<Udi, UdiError> {
+        self.vid = Some(checked(vid, "VID")?);
+        Ok(self)
+    }
+
+    /// With an instance UUID.
+    pub fn with_uuid(mut self, uuid: Uuid) -> Udi {
+        self.uuid = Some(uuid);
+        self
+    }
+
+    /// With a host id.
+    pub fn with_host_id(mut self, hid: &str) -> Result<Udi, UdiError> {
+        self.hid = Some(checked(hid, "HID")?);
+        Ok(self)
+    }
+
+    /// With a MAC address, e.g. `0050.56a1.b2c3`.
+    pub fn with_mac(mut self, mac: &str) -> Result<Udi, UdiError> {
+        self.mac = Some(checked(mac, "MAC")?);
+        Ok(self)
+    }
+
+    /// Product id, e.g. `UCM` or `Expressway`.
+    pub fn pid(&self) -> &str {
+        &self.pid
+    }
+
+    /// Serial number.
+    pub fn serial(&self) -> Option<&str> {
+        self.sn.as_deref()
+    }
+
+    /// Version id.
+    pub fn version_id(&self) -> Option<&str> {
+        self.vid.as_deref()
+    }
+
+    /// Instance UUID.
+    pub fn uuid(&self) -> Option<Uuid> {
+        self.uuid
+    }
+
+    /// Host id.
+    pub fn host_id(&self) -> Option<&str> {
+        self.hid.as_deref()
+    }
+
+    /// MAC address.
+    pub fn mac(&self) -> Option<&str> {
+        self.mac.as_deref()
     }
 
     fn values(&self) -> [Option<String>; 6] {
@@ -291,11 +363,11 @@ mod tests {
         let udi: Udi = "PID:UCM,SN:37624,UUID:6fe83addc80240bc92dc071ac7a37624"
             .parse()
             .unwrap();
-        assert_eq!(udi.pid, "UCM");
-        assert_eq!(udi.sn.as_deref(), Some("37624"));
+        assert_eq!(udi.pid(), "UCM");
+        assert_eq!(udi.serial(), Some("37624"));
         assert_eq!(Udi::parse_request_form(&udi.request_form()).unwrap(), udi);
         let expressway = Udi::parse_request_form("PExpressway,S08F8FF3C,V1.0,H320aa69d").unwrap();
-        assert_eq!(expressway.vid.as_deref(), Some("1.0"));
+        assert_eq!(expressway.version_id(), Some("1.0"));
         assert_eq!(
             expressway.request_form(),
             "PExpressway,S08F8FF3C,V1.0,H320aa69d"

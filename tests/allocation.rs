@@ -156,3 +156,20 @@ fn status_serializes_with_stable_field_names() {
         assert!(xml.contains(field), "{field} missing in {xml}");
     }
 }
+
+#[test]
+fn a_later_outstanding_report_keeps_the_last_answered_status() {
+    let mut sim = registered_using(&[(ENHANCED, 6)], &[(ENHANCED, 5)]);
+    sim.agent.set_usage(&tag(ENHANCED), 8, sim.now).unwrap();
+    assert_eq!(sim.status().entitlements[0].status, TagStatus::InCompliance);
+    sim.now += minutes(1);
+    sim.agent.handle_timeout(sim.now);
+    let tx = sim.agent.poll_transmit(sim.now).unwrap();
+    assert_eq!(sim.status().entitlements[0].status, TagStatus::InCompliance);
+    let answer = sim.manager.handle(&tx.body, sim.now);
+    sim.agent.handle_response(tx.id, Ok(answer), sim.now);
+    assert_eq!(
+        sim.status().entitlements[0].status,
+        TagStatus::OutOfCompliance
+    );
+}

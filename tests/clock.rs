@@ -87,20 +87,32 @@ fn clock_set_back_two_hours_raises_clock_changed_and_extends_nothing() {
 }
 
 #[test]
-fn clock_set_back_two_hours_while_registered_moves_no_deadline() {
+fn clock_set_back_before_the_deadline_does_not_revive_an_expired_authorization() {
     let mut sim = registered();
-    sim.advance(days(3));
-    let high = sim.now;
-    let before = sim.status();
-    sim.agent.handle_timeout(high - hours(2));
-    let after = sim.agent.status(high - hours(2));
-    assert_eq!(after.authorization.deadline, before.authorization.deadline);
+    sim.link = Link::Down(refused());
+    let deadline = sim.status().authorization.deadline.unwrap();
+    sim.run_until(deadline + hours(3));
     assert_eq!(
-        after.authorization.next_communication,
-        before.authorization.next_communication
+        sim.status().authorization.state,
+        AuthorizationState::AuthorizationExpired
     );
-    assert_eq!(after.registration.expires, before.registration.expires);
-    assert_eq!(after.authorization.state, AuthorizationState::Authorized);
+    sim.take_events();
+    // The wall clock is set back to before the deadline.
+    let back = deadline - hours(1);
+    sim.agent.handle_timeout(back);
+    let events: Vec<_> = std::iter::from_fn(|| sim.agent.poll_event()).collect();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(matches!(events[0].kind, EventKind::ClockChanged { .. }));
+    let st = sim.agent.status(back);
+    assert_eq!(
+        st.authorization.state,
+        AuthorizationState::AuthorizationExpired
+    );
+    assert_eq!(st.authorization.deadline, Some(deadline));
+    // Nothing is raised again when the wall clock passes the deadline a second time.
+    sim.agent.handle_timeout(deadline + minutes(30));
+    assert!(std::iter::from_fn(|| sim.agent.poll_event())
+        .all(|e| !matches!(e.kind, EventKind::AuthorizationExpired)));
 }
 
 #[test]

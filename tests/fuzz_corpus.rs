@@ -58,7 +58,7 @@ fn make(write: bool) -> Corpus {
         key,
     )
     .unwrap();
-    let agent = Agent::new(config(UDI, manager.trust_anchors(), 6), t0());
+    let agent = Agent::new(config(UDI, manager.trust_anchors(), 6), t0()).unwrap();
     let mut sim = Sim::with(agent, manager);
     let mut c = Corpus {
         requests: vec![],

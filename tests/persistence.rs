@@ -106,7 +106,7 @@ fn sealed_snapshots_hide_secrets_and_open_only_with_the_product_key() {
     let key = Protection::Sealed(ProductKey::new([7; 32]));
     let anchors = manager.trust_anchors();
     let cfg = || config(UDI, anchors.clone(), 2).with_protection(key.clone());
-    let agent = Agent::new(cfg(), t0());
+    let agent = Agent::new(cfg(), t0()).unwrap();
     let mut sim = Sim::with(agent, manager);
     sim.pool(ENHANCED, 10);
     sim.declare_use(ENHANCED, 5);
@@ -234,4 +234,106 @@ fn snapshot_restored_under_another_udi_is_unregistered_with_its_evaluation_kept(
     assert_eq!(st.authorization.state, AuthorizationState::EvalMode);
     assert_eq!(st.evaluation.remaining, days(78));
     assert!(st.evaluation.in_use);
+}
+
+#[test]
+fn restore_after_a_lapse_abandons_the_outstanding_request_and_registers_again() {
+    let mut sim = registered();
+    sim.advance(days(100));
+    sim.agent.renew_auth(sim.now).unwrap();
+    let _tx = sim.agent.poll_transmit(sim.now).unwrap();
+    let persisted = sim.agent.snapshot();
+    // Down for a year: the identity lapses while the authorize is outstanding.
+    sim.now += days(400);
+    sim.agent = restore(&sim, &persisted, sim.manager.trust_anchors(), 21);
+    let st = sim.status();
+    assert_eq!(
+        st.registration.state,
+        RegistrationState::RegistrationExpired
+    );
+    assert!(
+        sim.agent.poll_transmit(sim.now).is_none(),
+        "nothing to send for a lapsed identity"
+    );
+    assert_ne!(
+        sim.agent.poll_timeout().map(|(_, r)| r),
+        Some(smart_agent::TimerReason::Transmit),
+        "no busy loop on an unsendable request"
+    );
+    let token = sim.token();
+    sim.register(&token);
+    assert_eq!(
+        sim.status().registration.state,
+        RegistrationState::Registered
+    );
+    assert_eq!(
+        sim.status().authorization.state,
+        AuthorizationState::Authorized
+    );
+}
+
+#[test]
+fn dropping_a_lapsed_identity_at_restore_does_not_forgive_evaluation_time() {
+    let mut sim = registered(); // evaluation never counted: 90 days left
+    let snapshot = sim.agent.snapshot();
+    let not_after = sim.now + days(365);
+    let later = not_after + days(10);
+    sim.now = later;
+    let other_key = smart_agent::crypto::ManagerSigningKey::generate().unwrap();
+    let untrusted = vec![TrustAnchor::new(
+        other_key.public_key().clone(),
+        smart_agent::Environment::Production,
+    )];
+    let agent = restore(&sim, &snapshot, untrusted, 22);
+    assert_eq!(agent.status(later).evaluation.remaining, days(80));
+    let other = "PID:UCM,SN:1";
+    let agent = Agent::restore(
+        &snapshot,
+        config(other, sim.manager.trust_anchors(), 23),
+        later,
+    )
+    .unwrap();
+    assert_eq!(agent.status(later).evaluation.remaining, days(80));
+}
+
+#[test]
+fn settings_read_back_byte_identically() {
+    let mut sim = Sim::new();
+    let proxy = smart_agent::TransportSettings::proxy("Proxy.Example.COM", "443", Some(("u", "p")))
+        .unwrap();
+    sim.agent.set_transport(proxy, sim.now).unwrap();
+    let host =
+        smart_agent::HostIdentity::new("UCM-Pub.example.com", "2001:db8::7".parse().unwrap())
+            .unwrap();
+    sim.agent.set_host(host, sim.now);
+    let bytes = sim.agent.snapshot();
+    let agent = restore(&sim, &bytes, sim.manager.trust_anchors(), 24);
+    assert_eq!(agent.snapshot(), bytes);
+    assert_eq!(agent.transport_settings(), sim.agent.transport_settings());
+}
+
+#[test]
+fn restore_with_an_unusable_configuration_is_a_typed_error() {
+    let sim = registered();
+    let bytes = sim.agent.snapshot();
+    let r = Agent::restore(&bytes, config(UDI, vec![], 1), sim.now);
+    assert!(
+        matches!(
+            r,
+            Err(SnapshotError::Config(
+                smart_agent::ConfigError::NoTrustAnchors
+            ))
+        ),
+        "{:?}",
+        r.map(|_| ())
+    );
+    let looping = smart_agent::Policy {
+        backoff_initial: chrono::TimeDelta::zero(),
+        ..smart_agent::Policy::default()
+    };
+    let cfg = config(UDI, sim.manager.trust_anchors(), 1).with_policy(looping);
+    assert!(matches!(
+        Agent::restore(&bytes, cfg, sim.now),
+        Err(SnapshotError::Config(smart_agent::ConfigError::Policy(_)))
+    ));
 }

@@ -5,8 +5,10 @@ mod common;
 
 use std::cell::Cell;
 
+use chrono::TimeDelta;
 use common::*;
 use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
 use smart_agent::manager::Manager;
 use smart_agent::{
     Agent, DeterministicRandom, Environment, Force, HostIdentity, ProductKey, Protection,
@@ -56,22 +58,23 @@ fn config_for(manager: &Manager, protection: &Protection) -> smart_agent::Config
     config(UDI, manager.trust_anchors(), 11).with_protection(protection.clone())
 }
 
-/// Runs `ops`; returns how many calls the agent rejected.
-fn run(ops: &[Op], protection: Protection) -> usize {
+/// Runs `ops`, each at `sim.now + offset`; returns how many calls the agent rejected.
+fn run(ops: &[(Op, TimeDelta)], protection: Protection) -> usize {
     let manager = Manager::new(
         Environment::Production,
         Box::new(DeterministicRandom::new(3)),
     )
     .unwrap();
-    let agent = Agent::new(config_for(&manager, &protection), t0());
+    let agent = Agent::new(config_for(&manager, &protection), t0()).unwrap();
     let mut sim = Sim::with(agent, manager);
     sim.pool(ENHANCED, 5);
     sim.pool(BASIC, 5);
     let valid_token = sim.token();
     let rejections = Cell::new(0usize);
-    for op in ops {
+    for (op, offset) in ops {
         let before = sim.agent.snapshot();
-        let now = sim.now;
+        // Ahead of or behind the clock: a rejected call that recorded it would show.
+        let now = sim.now + *offset;
         let check = |result: Result<(), smart_agent::Error>, sim: &Sim| {
             if result.is_err() {
                 rejections.set(rejections.get() + 1);
@@ -149,29 +152,42 @@ fn run(ops: &[Op], protection: Protection) -> usize {
     rejections.get()
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-
-    #[test]
-    fn rejected_calls_leave_the_integrity_checked_snapshot_byte_identical(ops in proptest::collection::vec(op(), 1..40)) {
-        let rejected = run(&ops, Protection::Integrity);
-        REJECTIONS_INTEGRITY.with(|c| c.set(c.get() + rejected));
-    }
-
-    #[test]
-    fn rejected_calls_leave_the_sealed_snapshot_byte_identical(ops in proptest::collection::vec(op(), 1..40)) {
-        let rejected = run(&ops, Protection::Sealed(ProductKey::new([42; 32])));
-        REJECTIONS_SEALED.with(|c| c.set(c.get() + rejected));
-    }
+fn offset() -> impl Strategy<Value = TimeDelta> {
+    prop_oneof![Just(TimeDelta::zero()), Just(minutes(90)), Just(-hours(2))]
 }
 
-thread_local! {
-    static REJECTIONS_INTEGRITY: Cell<usize> = const { Cell::new(0) };
-    static REJECTIONS_SEALED: Cell<usize> = const { Cell::new(0) };
+/// Runs the property over random sequences and checks that rejections really happened.
+fn check(protection: Protection) {
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: 48,
+        ..ProptestConfig::default()
+    });
+    let rejected = Cell::new(0usize);
+    let sequences = proptest::collection::vec((op(), offset()), 1..40);
+    let result = runner.run(&sequences, |ops| {
+        rejected.set(rejected.get() + run(&ops, protection.clone()));
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    assert!(
+        rejected.get() > 0,
+        "no call was rejected: the property was never exercised"
+    );
 }
 
-/// The property tests above must actually exercise rejections; run a fixed sequence that is
-/// known to contain them, and check the count, in both modes.
+#[test]
+fn rejected_calls_leave_the_integrity_checked_snapshot_byte_identical() {
+    check(Protection::Integrity);
+}
+
+#[test]
+fn rejected_calls_leave_the_sealed_snapshot_byte_identical() {
+    check(Protection::Sealed(ProductKey::new([42; 32])));
+}
+
+/// A fixed sequence known to contain rejections, in both modes.
 #[test]
 fn the_property_runs_see_rejections() {
     let ops = [
@@ -195,6 +211,7 @@ fn the_property_runs_see_rejections() {
         Op::Subscriber(true),
         Op::Deregister,
     ];
+    let ops: Vec<_> = ops.into_iter().map(|op| (op, -hours(2))).collect();
     assert_eq!(run(&ops, Protection::Integrity), 6);
     assert_eq!(run(&ops, Protection::Sealed(ProductKey::new([1; 32]))), 6);
 }

@@ -452,16 +452,114 @@ fn manual_renewals_go_out_at_once() {
 }
 
 #[test]
-fn debug_output_never_shows_the_token_or_key_seeds() {
+fn debug_output_events_and_status_never_show_the_token_or_key_seeds() {
+    use smart_agent::Random;
     let mut sim = Sim::new();
+    sim.pool(ENHANCED, 1);
+    sim.declare_use(ENHANCED, 1);
     let token = sim.token();
     sim.agent.register(&token, Force::No, sim.now).unwrap();
+    // The agent's random source (seed 2 in the harness) made the device key seed first.
+    let mut seed = [0u8; 32];
+    smart_agent::DeterministicRandom::new(2)
+        .fill(&mut seed)
+        .unwrap();
+    let secrets = [
+        token.clone(),
+        seed.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        format!("{seed:?}"),
+    ];
     let tx = sim.agent.poll_transmit(sim.now).unwrap();
-    let debug = format!("{:?} {:?}", sim.agent, tx);
-    assert!(!debug.contains(&token), "{debug}");
+    let decoded = smart_agent::wire::decode_request(&tx.body, 1 << 20).unwrap();
+    let mut shown = format!(
+        "{:?} {:?} {:?} {:?}",
+        sim.agent,
+        tx,
+        sim.agent.snapshot_parts(),
+        decoded
+    );
     sim.agent
         .handle_response(tx.id, Err(SendError::Timeout), sim.now);
     while let Some(e) = sim.agent.poll_event() {
-        assert!(!format!("{e:?} {e}").contains(&token));
+        shown.push_str(&format!("{e:?} {e}"));
     }
+    sim.run_until(sim.now + minutes(15));
+    for e in sim.take_events() {
+        shown.push_str(&format!("{e:?} {e}"));
+    }
+    shown.push_str(&quick_xml::se::to_string_with_root("status", &sim.status()).unwrap());
+    shown.push_str(&format!("{:?}", sim.status()));
+    assert_eq!(
+        sim.status().registration.state,
+        RegistrationState::Registered
+    );
+    for secret in &secrets {
+        assert!(!shown.contains(secret.as_str()), "{secret} shown");
+    }
+    // The secrets are really in the snapshot (so the check above is meaningful).
+    let parts = sim.agent.snapshot_parts();
+    assert!(parts.licensing.windows(32).any(|w| w == seed));
+}
+
+#[test]
+fn at_most_one_request_is_on_the_wire() {
+    let mut sim = registered();
+    sim.agent.renew_auth(sim.now).unwrap();
+    let tx = sim.agent.poll_transmit(sim.now).unwrap();
+    sim.agent.set_usage(&tag(ENHANCED), 9, sim.now).unwrap();
+    sim.agent.renew_id(sim.now).unwrap();
+    sim.agent.deregister(sim.now).unwrap();
+    let later = sim.now + minutes(5);
+    sim.agent.handle_timeout(later);
+    assert!(
+        sim.agent.poll_transmit(later).is_none(),
+        "a second request while one is in flight"
+    );
+    // Once the answer is in, the deregistration goes first.
+    let answer = sim.manager.handle(&tx.body, sim.now);
+    sim.agent.handle_response(tx.id, Ok(answer), later);
+    let next = sim.agent.poll_transmit(later).unwrap();
+    assert_eq!(next.kind, RequestKind::Deregister);
+    let answer = sim.manager.handle(&next.body, later);
+    sim.agent.handle_response(next.id, Ok(answer), later);
+    assert!(sim.agent.poll_transmit(later).is_none());
+    assert!(sim.manager.instances().is_empty());
+}
+
+#[test]
+fn deregistering_during_a_force_reregistration_deregisters_both_identities() {
+    let mut sim = registered();
+    let token = sim.token();
+    sim.agent.register(&token, Force::Yes, sim.now).unwrap();
+    let tx = sim.agent.poll_transmit(sim.now).unwrap();
+    assert_eq!(tx.kind, RequestKind::Register);
+    sim.agent.deregister(sim.now).unwrap();
+    let answer = sim.manager.handle(&tx.body, sim.now);
+    sim.agent.handle_response(tx.id, Ok(answer), sim.now);
+    sim.pump();
+    assert_eq!(
+        sim.status().registration.state,
+        RegistrationState::Unregistered
+    );
+    assert_eq!(sim.attempts_of(RequestKind::Deregister, sim.now).len(), 2);
+    assert!(
+        sim.manager.instances().is_empty(),
+        "{:?}",
+        sim.manager.instances()
+    );
+}
+
+#[test]
+fn manual_renewal_made_while_a_request_is_in_flight_is_not_lost() {
+    let mut sim = registered();
+    sim.advance(days(1));
+    let at = sim.now;
+    sim.agent.renew_id(sim.now).unwrap();
+    let tx = sim.agent.poll_transmit(sim.now).unwrap();
+    assert_eq!(tx.kind, RequestKind::RenewId);
+    sim.agent.renew_auth(sim.now).unwrap();
+    sim.agent
+        .handle_response(tx.id, Err(SendError::Timeout), sim.now);
+    sim.pump();
+    assert_eq!(sim.attempts_of(RequestKind::Authorize, at), [minutes(0)]);
 }

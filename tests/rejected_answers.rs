@@ -60,9 +60,16 @@ fn rejects(alter: impl FnOnce(Vec<u8>, &Keys) -> Vec<u8>, expected: FailureKind)
         .handle_response(tx.id, Ok(alter(genuine, &keys)), sim.now);
     let after = sim.agent.snapshot_parts();
     assert_eq!(before.licensing, after.licensing, "licensing part changed");
-    assert_ne!(
-        before.communication, after.communication,
-        "failure not recorded"
+    // The failure is recorded in the communication part: a restored agent still shows it.
+    let restored = smart_agent::Agent::from_parts(
+        &after,
+        config(UDI, sim.manager.trust_anchors(), 77),
+        sim.now,
+    )
+    .unwrap();
+    assert_eq!(
+        restored.status(sim.now).authorization.last_communication,
+        sim.status().authorization.last_communication
     );
 
     let events: Vec<_> = std::iter::from_fn(|| sim.agent.poll_event()).collect();
@@ -247,7 +254,6 @@ fn version_too_high_is_recorded_like_a_rejected_answer() {
     sim.pump();
     let after = sim.agent.snapshot_parts();
     assert_eq!(before.licensing, after.licensing);
-    assert_ne!(before.communication, after.communication);
     let failure = sim
         .take_events()
         .into_iter()
@@ -262,10 +268,61 @@ fn version_too_high_is_recorded_like_a_rejected_answer() {
         failure.detail().as_deref(),
         Some("protocol version not supported by the manager")
     );
+    let st = sim.status();
+    assert_eq!(st.authorization.state, AuthorizationState::Authorized);
+    // Retried like any failed renewal: the §4 backoff (our reading of "the normal schedule").
     assert_eq!(
-        sim.status().authorization.state,
-        AuthorizationState::Authorized
+        st.authorization.next_communication,
+        Some(sim.now + minutes(15))
     );
+    assert_eq!(
+        st.authorization.last_communication.unwrap().outcome,
+        Outcome::Failed {
+            reason: UNKNOWN_ERROR.into()
+        }
+    );
+}
+
+#[test]
+fn a_grant_entry_that_fails_validation_makes_only_its_tag_invalid() {
+    let (mut sim, keys) = registered();
+    sim.pool(BASIC, 5);
+    sim.declare_use(BASIC, 1);
+    sim.agent.renew_auth(sim.now).unwrap();
+    let tx = sim.agent.poll_transmit(sim.now).unwrap();
+    let genuine = String::from_utf8(sim.manager.handle(&tx.body, sim.now)).unwrap();
+    // Break the Basic entry's count inside the grant; re-sign grant and envelope with a key
+    // the agent trusts, so that only entry validation can object.
+    let start = genuine.find("<grant>").unwrap();
+    let end = genuine.find("</grant>").unwrap() + "</grant>".len();
+    let grant = &genuine[start..end];
+    let basic_at = grant.find(BASIC).unwrap();
+    let requested_at = basic_at + grant[basic_at..].find("<requested>1<").unwrap();
+    let broken = format!(
+        "{}<requested>one<{}",
+        &grant[..requested_at],
+        &grant[requested_at + "<requested>1<".len()..]
+    );
+    let grant = wire::resign(broken.as_bytes(), &keys.trusted).unwrap();
+    let grant = String::from_utf8(grant).unwrap();
+    let altered = format!("{}{}{}", &genuine[..start], grant, &genuine[end..]);
+    let altered = wire::resign(altered.as_bytes(), &keys.trusted).unwrap();
+    sim.agent.handle_response(tx.id, Ok(altered), sim.now);
+    let st = sim.status();
+    assert_eq!(
+        st.entitlements[0].status,
+        smart_agent::TagStatus::InCompliance
+    );
+    assert_eq!(st.entitlements[1].status, smart_agent::TagStatus::Invalid);
+    assert_eq!(
+        st.entitlements[1]
+            .status
+            .text(smart_agent::Vocabulary::Expressway),
+        "Invalid"
+    );
+    // The rest of the grant applies.
+    assert_eq!(st.authorization.state, AuthorizationState::Authorized);
+    assert_eq!(st.authorization.since, Some(sim.now));
 }
 
 #[test]

@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::exchange::unexpected_body;
 use super::failure::{Failure, FailureKind, Operation};
 use super::timers::TimerReason;
 use super::{later, Agent, EventKind};
@@ -34,21 +35,26 @@ pub(crate) struct Authorization {
     pub ooc_since: Option<DateTime<Utc>>,
 }
 
-impl Authorization {
-    /// Whether the grant leaves a tag in use out of compliance or unknown.
-    pub fn grant_out_of_compliance(&self) -> bool {
-        self.grant.as_ref().is_some_and(|g| {
-            g.grant.entries.iter().any(|e| {
-                matches!(
+impl Agent {
+    /// Whether the grant leaves a tag now in use out of compliance or unknown.
+    pub(crate) fn grant_out_of_compliance(&self) -> bool {
+        let Some(g) = &self.lic.authorization.grant else {
+            return false;
+        };
+        g.grant.entries.iter().any(|e| {
+            let in_use = self
+                .lic
+                .usage
+                .iter()
+                .any(|(tag, n)| *n > 0 && tag.as_str() == e.tag);
+            in_use
+                && matches!(
                     e.content.as_ref().map(|c| c.status),
                     Ok(GrantStatus::OutOfCompliance | GrantStatus::InvalidTag)
                 )
-            })
         })
     }
-}
 
-impl Agent {
     /// The grant deadline: min(signed not-after, last success + validity).
     pub(crate) fn deadline(&self) -> Option<DateTime<Utc>> {
         let g = self.lic.authorization.grant.as_ref()?;
@@ -74,7 +80,7 @@ impl Agent {
         } else {
             match &auth.grant {
                 Some(g) if !auth.grant_untrusted => {
-                    let every = if auth.grant_out_of_compliance() {
+                    let every = if self.grant_out_of_compliance() {
                         policy.out_of_compliance_recheck
                     } else {
                         policy.authorization_renewal
@@ -102,72 +108,61 @@ impl Agent {
         sequence: u64,
         answer: Answer,
     ) -> Result<(), Failure> {
-        let failure = |kind| Failure {
-            operation: Operation::RenewAuth,
-            kind,
-        };
         if self.valid_identity(t).is_none() {
             return Ok(()); // deregistered or lapsed meanwhile
         }
-        match answer {
-            Answer::Grant { raw, grant } => {
-                if grant.udi != self.config.udi {
-                    return Err(failure(FailureKind::Rejected(AnswerError::Grant(
-                        "grant is for another UDI".into(),
-                    ))));
-                }
-                if grant.sequence != sequence {
-                    return Err(failure(FailureKind::Rejected(AnswerError::Grant(
-                        "grant answers another usage report".into(),
-                    ))));
-                }
-                let before = self.tag_statuses(t);
-                self.normalize(t);
-                let auth = &mut self.lic.authorization;
-                auth.grant = Some(GrantRecord {
-                    raw,
-                    grant,
-                    received_at: t,
-                });
-                auth.authorized_since_registration = true;
-                auth.grant_untrusted = false;
-                let out_of_compliance = auth.grant_out_of_compliance();
-                auth.ooc_since = if out_of_compliance {
-                    auth.ooc_since.or(Some(t))
-                } else {
-                    None
-                };
-                self.recount(t);
-                self.comm.authorize.succeeded(t);
+        let Answer::Grant { raw, grant } = answer else {
+            return Err(unexpected_body(Operation::RenewAuth));
+        };
+        let rejected = |why: &str| Failure {
+            operation: Operation::RenewAuth,
+            kind: FailureKind::Rejected(AnswerError::Grant(why.into())),
+        };
+        if grant.udi != self.config.udi {
+            return Err(rejected("grant is for another UDI"));
+        }
+        if grant.sequence != sequence {
+            return Err(rejected("grant answers another usage report"));
+        }
+        let before = self.tag_statuses(t);
+        self.normalize(t);
+        let auth = &mut self.lic.authorization;
+        auth.grant = Some(GrantRecord {
+            raw,
+            grant,
+            received_at: t,
+        });
+        auth.authorized_since_registration = true;
+        auth.grant_untrusted = false;
+        let out_of_compliance = self.grant_out_of_compliance();
+        let auth = &mut self.lic.authorization;
+        auth.ooc_since = if out_of_compliance {
+            auth.ooc_since.or(Some(t))
+        } else {
+            None
+        };
+        self.recount(t);
+        self.comm.authorize.succeeded(t);
+        self.push(
+            t,
+            EventKind::Authorized {
+                in_compliance: !out_of_compliance,
+            },
+        );
+        let after = self.tag_statuses(t);
+        for (((tag, _), from), to) in self.lic.usage.clone().iter().zip(before).zip(after) {
+            if from != to {
                 self.push(
                     t,
-                    EventKind::Authorized {
-                        in_compliance: !out_of_compliance,
+                    EventKind::EntitlementStatusChanged {
+                        tag: tag.to_string(),
+                        from,
+                        to,
                     },
                 );
-                let after = self.tag_statuses(t);
-                for (((tag, _), from), to) in self.lic.usage.clone().iter().zip(before).zip(after) {
-                    if from != to {
-                        self.push(
-                            t,
-                            EventKind::EntitlementStatusChanged {
-                                tag: tag.to_string(),
-                                from,
-                                to,
-                            },
-                        );
-                    }
-                }
-                Ok(())
             }
-            Answer::Failed { code, message } => {
-                Err(failure(FailureKind::Manager { code, message }))
-            }
-            Answer::VersionTooHigh => Err(failure(FailureKind::VersionTooHigh)),
-            Answer::Identity { .. } | Answer::Done => Err(failure(FailureKind::Rejected(
-                AnswerError::Malformed("unexpected answer body".into()),
-            ))),
         }
+        Ok(())
     }
 
     /// A failed authorization: backoff 15 min doubling to 24 h, never past the deadline; from

@@ -44,7 +44,7 @@ impl fmt::Debug for Transmit {
 impl PendingOp {
     fn kind(&self) -> RequestKind {
         match self {
-            PendingOp::Register => RequestKind::Register,
+            PendingOp::Register { .. } => RequestKind::Register,
             PendingOp::RenewId => RequestKind::RenewId,
             PendingOp::Authorize { .. } => RequestKind::Authorize,
             PendingOp::Deregister { .. } => RequestKind::Deregister,
@@ -53,7 +53,7 @@ impl PendingOp {
 
     fn operation(&self) -> Operation {
         match self {
-            PendingOp::Register => Operation::Register,
+            PendingOp::Register { .. } => Operation::Register,
             PendingOp::RenewId => Operation::RenewId,
             PendingOp::Authorize { .. } => Operation::RenewAuth,
             PendingOp::Deregister { .. } => Operation::Deregister,
@@ -61,9 +61,19 @@ impl PendingOp {
     }
 }
 
+/// A failure for an answer whose body does not fit the request.
+pub(crate) fn unexpected_body(operation: Operation) -> Failure {
+    Failure {
+        operation,
+        kind: FailureKind::Rejected(AnswerError::Malformed("unexpected answer body".into())),
+    }
+}
+
 impl Agent {
     /// The next request to send, if one is due at `now` and none is awaiting its answer.
-    /// A request restored from a snapshot is re-sent with a fresh nonce.
+    /// A request restored from a snapshot is re-sent with a fresh nonce; one that can no
+    /// longer be built (its identity lapsed or was dropped, its registration was cancelled) is
+    /// abandoned for whatever is due instead.
     #[must_use]
     pub fn poll_transmit(&mut self, now: DateTime<Utc>) -> Option<Transmit> {
         if let Some(o) = &self.comm.outstanding {
@@ -72,28 +82,36 @@ impl Agent {
             }
         }
         let t = self.effective(now);
-        let op = match &self.comm.outstanding {
-            Some(o) => o.op.clone(),
-            None => self.due_operation(t)?,
+        let mut op = self.comm.outstanding.as_ref().map(|o| o.op.clone());
+        let mut parts = op.as_ref().and_then(|op| self.request_parts(op, t));
+        if parts.is_none() {
+            self.comm.outstanding = None;
+            op = self.due_operation(t);
+            parts = op.as_ref().and_then(|op| self.request_parts(op, t));
+        }
+        let (Some(op), Some((key, piid, body))) = (op, parts) else {
+            return None;
         };
         let nonce: [u8; 16] = random_array(self.config.random.as_mut()).ok()?;
-        let (key, piid, body) = self.request_parts(&op, t)?;
         let t = self.observe(now);
         self.check_thresholds(t);
-        if let PendingOp::Authorize { sequence, .. } = &op {
-            self.comm.usage_sequence = self.comm.usage_sequence.max(*sequence);
-            self.comm.usage_dirty_since = None;
-        }
         match &op {
+            PendingOp::Authorize { sequence, .. } => {
+                self.comm.usage_sequence = self.comm.usage_sequence.max(*sequence);
+                self.comm.usage_dirty_since = None;
+                self.comm.authorize.requested = false;
+            }
             PendingOp::RenewId => self.comm.renew_id.requested = false,
-            PendingOp::Authorize { .. } => self.comm.authorize.requested = false,
-            _ => {}
+            PendingOp::Deregister { piid, .. } => {
+                self.comm.deregistrations.retain(|(p, _)| p != piid);
+            }
+            PendingOp::Register { .. } => {}
         }
         let id = self.next_id();
         let nonce = hex(&nonce);
         let settings = &self.lic.settings;
         let (hostname, ip) = match (&settings.host, settings.privacy) {
-            (Some(h), false) => (Some(h.name.clone()), Some(h.ip.to_string())),
+            (Some(h), false) => (Some(h.name().to_string()), Some(h.ip().to_string())),
             _ => (None, None),
         };
         let request = Request {
@@ -117,10 +135,21 @@ impl Agent {
         })
     }
 
-    /// The highest-priority operation due at `t`.
+    /// The highest-priority operation due at `t`: deregistrations, then registration, identity
+    /// renewal, authorization.
     fn due_operation(&self, t: DateTime<Utc>) -> Option<PendingOp> {
-        if self.lic.job.is_some() && self.comm.register.next_retry.is_none_or(|r| r <= t) {
-            return Some(PendingOp::Register);
+        if let Some((piid, key)) = self.comm.deregistrations.first() {
+            return Some(PendingOp::Deregister {
+                piid: *piid,
+                key: key.clone(),
+            });
+        }
+        if let Some(job) = &self.lic.job {
+            if self.comm.register.next_retry.is_none_or(|r| r <= t) {
+                return Some(PendingOp::Register {
+                    key: job.key.clone(),
+                });
+            }
         }
         if self.identity_renewal_due(t).is_some_and(|due| due <= t) {
             return Some(PendingOp::RenewId);
@@ -142,15 +171,15 @@ impl Agent {
         None
     }
 
-    /// The signing key, piid and body for `op`.
+    /// The signing key, piid and body for `op`, or `None` if it can no longer be sent.
     fn request_parts(
         &self,
         op: &PendingOp,
         t: DateTime<Utc>,
     ) -> Option<(DeviceKey, Option<Uuid>, RequestBody)> {
         match op {
-            PendingOp::Register => {
-                let job = self.lic.job.as_ref()?;
+            PendingOp::Register { key } => {
+                let job = self.lic.job.as_ref().filter(|job| job.key == *key)?;
                 let body = RequestBody::register(RegisterBody {
                     token: job.token.expose().to_string(),
                     public_key: B64.encode(job.key.public_key()),
@@ -195,47 +224,17 @@ impl Agent {
         self.in_flight = None;
         let operation = outstanding.op.operation();
         let verified = match result {
-            Err(SendError::TooLarge) => Err(FailureKind::Rejected(AnswerError::Oversize {
-                len: self.config.policy.max_answer_bytes.saturating_add(1),
-                max: self.config.policy.max_answer_bytes,
-            })),
             Err(e) => Err(FailureKind::Send(e)),
             Ok(bytes) => self
                 .verify(&outstanding, &bytes)
                 .map_err(FailureKind::Rejected),
         };
         let outcome = match verified {
+            Err(kind) => Err(Failure { operation, kind }),
             Ok((answer, server_time)) => {
                 self.check_skew(t, server_time);
-                match &outstanding.op {
-                    PendingOp::Register => self.on_register_answer(t, answer),
-                    PendingOp::RenewId => self.on_renew_id_answer(t, answer),
-                    PendingOp::Authorize { sequence, .. } => {
-                        self.on_authorize_answer(t, *sequence, answer)
-                    }
-                    PendingOp::Deregister { .. } => match answer {
-                        wire::Answer::Done => {
-                            self.push(t, EventKind::Deregistered);
-                            Ok(())
-                        }
-                        wire::Answer::Failed { code, message } => Err(Failure {
-                            operation,
-                            kind: FailureKind::Manager { code, message },
-                        }),
-                        wire::Answer::VersionTooHigh => Err(Failure {
-                            operation,
-                            kind: FailureKind::VersionTooHigh,
-                        }),
-                        _ => Err(Failure {
-                            operation,
-                            kind: FailureKind::Rejected(AnswerError::Malformed(
-                                "unexpected answer body".into(),
-                            )),
-                        }),
-                    },
-                }
+                self.apply(t, &outstanding.op, answer)
             }
-            Err(kind) => Err(Failure { operation, kind }),
         };
         match outcome {
             Ok(()) => {
@@ -246,6 +245,42 @@ impl Agent {
             Err(failure) => self.on_failure(t, &outstanding.op, failure),
         }
         self.check_thresholds(t);
+    }
+
+    /// Hands a verified answer to the sub-machine of its request.
+    fn apply(
+        &mut self,
+        t: DateTime<Utc>,
+        op: &PendingOp,
+        answer: wire::Answer,
+    ) -> Result<(), Failure> {
+        let operation = op.operation();
+        match (op, answer) {
+            (PendingOp::Register { key }, wire::Answer::Failed { code, .. })
+                if code == wire::codes::TOKEN_INVALID =>
+            {
+                self.on_token_refused(t, key);
+                Ok(())
+            }
+            (_, wire::Answer::Failed { code, message }) => Err(Failure {
+                operation,
+                kind: FailureKind::Manager { code, message },
+            }),
+            (_, wire::Answer::VersionTooHigh) => Err(Failure {
+                operation,
+                kind: FailureKind::VersionTooHigh,
+            }),
+            (PendingOp::Register { key }, answer) => self.on_register_answer(t, key, answer),
+            (PendingOp::RenewId, answer) => self.on_renew_id_answer(t, answer),
+            (PendingOp::Authorize { sequence, .. }, answer) => {
+                self.on_authorize_answer(t, *sequence, answer)
+            }
+            (PendingOp::Deregister { .. }, wire::Answer::Done) => {
+                self.push(t, EventKind::Deregistered);
+                Ok(())
+            }
+            (PendingOp::Deregister { .. }, _) => Err(unexpected_body(operation)),
+        }
     }
 
     fn on_failure(&mut self, t: DateTime<Utc>, op: &PendingOp, failure: Failure) {
@@ -263,7 +298,7 @@ impl Agent {
             );
         }
         match op {
-            PendingOp::Register => self.on_register_failure(t, failure),
+            PendingOp::Register { .. } => self.on_register_failure(t, failure),
             PendingOp::RenewId => self.on_renew_id_failure(t, failure),
             PendingOp::Authorize { .. } => self.on_authorize_failure(t, failure),
             // One best-effort request: no retry; the instance must be removed by hand.
@@ -281,7 +316,7 @@ impl Agent {
     ) -> Result<(wire::Answer, DateTime<Utc>), AnswerError> {
         let parsed = decode_response(bytes, self.config.policy.max_answer_bytes)?;
         let piid = match &outstanding.op {
-            PendingOp::Register => None,
+            PendingOp::Register { .. } => None,
             PendingOp::Deregister { piid, .. } => Some(*piid),
             PendingOp::RenewId | PendingOp::Authorize { .. } => match &self.lic.registration {
                 super::registration::Registration::Registered(id) => Some(id.cert.piid),

@@ -44,7 +44,7 @@ use crate::udi::Udi;
 
 use evaluation::Evaluation;
 use registration::{RegisterJob, Registration};
-use state::{Communication, Licensing, Outstanding, PendingOp};
+use state::{Communication, Licensing};
 
 /// `t + d`, saturating within the storable range (years 1–9999). Times come from snapshots and
 /// from the product; chrono panics when `DateTime + TimeDelta` overflows, and a snapshot must
@@ -118,6 +118,28 @@ impl fmt::Debug for Config {
     }
 }
 
+/// Why a [`Config`] cannot drive an agent.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No manager key is trusted, so no answer could ever be accepted.
+    #[error("no trust anchor is configured")]
+    NoTrustAnchors,
+    /// The policy is unusable; the text says which value.
+    #[error("invalid policy: {0}")]
+    Policy(&'static str),
+}
+
+impl Config {
+    /// Checks the configuration ([`Agent::new`] and [`Agent::restore`] do).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.trust_anchors.is_empty() {
+            return Err(ConfigError::NoTrustAnchors);
+        }
+        self.policy.validate().map_err(ConfigError::Policy)
+    }
+}
+
 /// Whether `register` may replace an existing registration (002:46 `[force]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Force {
@@ -141,16 +163,10 @@ pub struct Agent {
 
 impl fmt::Debug for Agent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let registration = match &self.lic.registration {
-            Registration::Unregistered if self.lic.job.is_some() => "pending",
-            Registration::Unregistered => "unregistered",
-            Registration::Failed { .. } => "failed",
-            Registration::Registered(_) => "registered",
-            Registration::Expired { .. } => "expired",
-        };
+        let at = self.comm.highest_seen.unwrap_or(DateTime::<Utc>::MIN_UTC);
         f.debug_struct("Agent")
             .field("udi", &self.lic.udi)
-            .field("registration", &registration)
+            .field("registration", &self.registration_state(at))
             .field("declared", &self.lic.usage.len())
             .field("highest_seen", &self.comm.highest_seen)
             .field("outstanding", &self.comm.outstanding.as_ref().map(|o| o.id))
@@ -160,7 +176,8 @@ impl fmt::Debug for Agent {
 
 impl Agent {
     /// A new, unregistered agent with a full evaluation period.
-    pub fn new(config: Config, now: DateTime<Utc>) -> Agent {
+    pub fn new(config: Config, now: DateTime<Utc>) -> Result<Agent, ConfigError> {
+        config.validate()?;
         let lic = Licensing {
             udi: config.udi.clone(),
             usage: Vec::new(),
@@ -174,13 +191,13 @@ impl Agent {
             highest_seen: Some(storable(now)),
             ..Default::default()
         };
-        Agent {
+        Ok(Agent {
             config,
             lic,
             comm,
             events: VecDeque::new(),
             in_flight: None,
-        }
+        })
     }
 
     /// Restores an agent from [`Agent::snapshot`] bytes (SPEC §12): wrong magic, corruption or
@@ -202,6 +219,7 @@ impl Agent {
         config: Config,
         now: DateTime<Utc>,
     ) -> Result<Agent, SnapshotError> {
+        config.validate().map_err(SnapshotError::Config)?;
         persist::restore(parts, config, now)
     }
 
@@ -346,16 +364,10 @@ impl Agent {
         if identity.cert.export_controlled {
             self.push(t, EventKind::ExportControlNotAllowed);
         }
-        // The deregistration supersedes whatever was outstanding: its answer will be ignored.
-        self.in_flight = None;
-        self.comm.outstanding = Some(Outstanding {
-            id: self.next_id(),
-            op: PendingOp::Deregister {
-                piid: identity.cert.piid,
-                key: identity.key,
-            },
-            nonce: String::new(),
-        });
+        // Sent after the request in flight, if any, is answered: at most one on the wire.
+        self.comm
+            .deregistrations
+            .push((identity.cert.piid, identity.key));
         self.comm.register = Default::default();
         self.comm.renew_id = Default::default();
         self.comm.authorize = Default::default();

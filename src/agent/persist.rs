@@ -19,8 +19,8 @@ use super::state::{
 use super::{Agent, Config, EventKind};
 use crate::crypto::{DeviceKey, Environment, SignatureError};
 use crate::entitlement::Tag;
-use crate::settings::{GatewayUrl, Host, HostIdentity, ProxyCredentials, TransportSettings};
-use crate::snapshot::{Reader, SnapshotError, SnapshotParts, Writer};
+use crate::settings::{GatewayUrl, HostIdentity, TransportSettings};
+use crate::snapshot::{storable, Reader, SnapshotError, SnapshotParts, Writer};
 use crate::token::Token;
 use crate::udi::{Udi, Uuid};
 use crate::wire::{parse_grant, parse_identity, AnswerError, SendError, UsageLine};
@@ -85,15 +85,11 @@ fn encode_settings(w: &mut Writer, s: &Settings) {
             w.u8(1);
             w.str(&url.url());
         }
-        TransportSettings::Proxy {
-            host,
-            port,
-            credentials,
-        } => {
+        TransportSettings::Proxy(proxy) => {
             w.u8(2);
-            w.str(&host.to_string());
-            w.u32(u32::from(*port));
-            w.opt(credentials.as_ref(), |w, c| {
+            w.str(&proxy.host().to_string());
+            w.u32(u32::from(proxy.port()));
+            w.opt(proxy.credentials(), |w, c| {
                 w.str(&c.username);
                 w.str(&c.password);
             });
@@ -101,8 +97,8 @@ fn encode_settings(w: &mut Writer, s: &Settings) {
     }
     w.bool(s.privacy);
     w.opt(s.host.as_ref(), |w, h| {
-        w.str(&h.name);
-        w.str(&h.ip.to_string());
+        w.str(h.name());
+        w.str(&h.ip().to_string());
     });
     w.bool(s.subscriber);
 }
@@ -199,22 +195,12 @@ fn decode_settings(r: &mut Reader<'_>) -> Result<Settings, SnapshotError> {
             GatewayUrl::parse(&r.string()?).map_err(|_| corrupt("bad gateway url"))?,
         ),
         2 => {
-            let host = Host::parse(&r.string()?).ok_or_else(|| corrupt("bad proxy host"))?;
-            let port = u16::try_from(r.u32()?)
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| corrupt("bad proxy port"))?;
-            let credentials = r.opt(|r| {
-                Ok(ProxyCredentials {
-                    username: r.string()?,
-                    password: r.string()?,
-                })
-            })?;
-            TransportSettings::Proxy {
-                host,
-                port,
-                credentials,
-            }
+            let host = r.string()?;
+            let port = r.u32()?.to_string();
+            let credentials = r.opt(|r| Ok((r.string()?, r.string()?)))?;
+            let credentials = credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+            TransportSettings::proxy(&host, &port, credentials)
+                .map_err(|_| corrupt("bad proxy settings"))?
         }
         _ => return Err(corrupt("bad transport mode")),
     };
@@ -242,7 +228,10 @@ pub(crate) fn encode_communication(c: &Communication) -> Vec<u8> {
     w.opt(c.outstanding.as_ref(), |w, o| {
         w.u64(o.id);
         match &o.op {
-            PendingOp::Register => w.u8(0),
+            PendingOp::Register { key } => {
+                w.u8(0);
+                w.bytes(key.seed());
+            }
             PendingOp::RenewId => w.u8(1),
             PendingOp::Authorize { sequence, usage } => {
                 w.u8(2);
@@ -261,6 +250,11 @@ pub(crate) fn encode_communication(c: &Communication) -> Vec<u8> {
         }
         w.str(&o.nonce);
     });
+    w.u32(c.deregistrations.len() as u32);
+    for (piid, key) in &c.deregistrations {
+        w.bytes(&piid.0);
+        w.bytes(key.seed());
+    }
     for log in [&c.register, &c.renew_id, &c.authorize] {
         w.opt(log.last.as_ref(), |w, (at, failure)| {
             w.time(*at);
@@ -290,7 +284,9 @@ fn decode_communication(bytes: &[u8]) -> Result<Communication, SnapshotError> {
     let outstanding = r.opt(|r| {
         let id = r.u64()?;
         let op = match r.u8()? {
-            0 => PendingOp::Register,
+            0 => PendingOp::Register {
+                key: DeviceKey::from_seed(seed(r)?),
+            },
             1 => PendingOp::RenewId,
             2 => {
                 let sequence = r.u64()?;
@@ -304,7 +300,7 @@ fn decode_communication(bytes: &[u8]) -> Result<Communication, SnapshotError> {
                 PendingOp::Authorize { sequence, usage }
             }
             3 => PendingOp::Deregister {
-                piid: Uuid(r.bytes()?.try_into().map_err(|_| corrupt("bad piid"))?),
+                piid: piid(r)?,
                 key: DeviceKey::from_seed(seed(r)?),
             },
             _ => return Err(corrupt("bad outstanding request")),
@@ -315,18 +311,13 @@ fn decode_communication(bytes: &[u8]) -> Result<Communication, SnapshotError> {
             nonce: r.string()?,
         })
     })?;
-    let mut logs = Vec::with_capacity(3);
-    for _ in 0..3 {
-        logs.push(AttemptLog {
-            last: r.opt(|r| Ok((r.time()?, r.opt(decode_failure)?)))?,
-            failures: r.u32()?,
-            next_retry: r.opt(Reader::time)?,
-            requested: r.bool()?,
-        });
+    let mut deregistrations = Vec::new();
+    for _ in 0..r.count()? {
+        deregistrations.push((piid(&mut r)?, DeviceKey::from_seed(seed(&mut r)?)));
     }
-    let mut logs = logs.into_iter();
-    let mut next_log = || logs.next().unwrap_or_default();
-    let (register, renew_id, authorize) = (next_log(), next_log(), next_log());
+    let register = read_log(&mut r)?;
+    let renew_id = read_log(&mut r)?;
+    let authorize = read_log(&mut r)?;
     let usage_dirty_since = r.opt(Reader::time)?;
     let notified = Notified {
         eval_warnings: r.u32()?,
@@ -343,11 +334,27 @@ fn decode_communication(bytes: &[u8]) -> Result<Communication, SnapshotError> {
         next_transmit_id,
         usage_sequence,
         outstanding,
+        deregistrations,
         register,
         renew_id,
         authorize,
         usage_dirty_since,
         notified,
+    })
+}
+
+fn piid(r: &mut Reader<'_>) -> Result<Uuid, SnapshotError> {
+    Ok(Uuid(
+        r.bytes()?.try_into().map_err(|_| corrupt("bad piid"))?,
+    ))
+}
+
+fn read_log(r: &mut Reader<'_>) -> Result<AttemptLog, SnapshotError> {
+    Ok(AttemptLog {
+        last: r.opt(|r| Ok((r.time()?, r.opt(decode_failure)?)))?,
+        failures: r.u32()?,
+        next_retry: r.opt(Reader::time)?,
+        requested: r.bool()?,
     })
 }
 
@@ -504,27 +511,52 @@ pub(crate) fn restore(
     let mut comm = decode_communication(&parts.communication)?;
     let mut lic = stored.lic;
     let trust = Some((&config.trust_anchors[..], config.environment));
+    let t = storable(now).max(comm.highest_seen.unwrap_or(DateTime::<Utc>::MIN_UTC));
     let mut dropped: Vec<EventKind> = Vec::new();
     let other_udi = lic.udi != config.udi;
 
+    // An identity that lapsed before the restore started the evaluation clock at its not-after
+    // (SPEC §12); dropping the identity must not forgive that time.
+    let lapsed_at = stored
+        .identity
+        .as_ref()
+        .and_then(|id| parse_identity(&id.raw, None).ok())
+        .map(|cert| cert.not_after)
+        .filter(|at| *at <= t);
+    let keep_lapse_evaluation = |lic: &mut Licensing| {
+        if let Some(at) = lapsed_at {
+            if lic.evaluation.counting_since.is_none() && lic.usage.iter().any(|(_, n)| *n > 0) {
+                lic.evaluation.counting_since = Some(at);
+            }
+        }
+    };
+
     if other_udi {
         // Another instance's snapshot: unregistered here, but its evaluation use stands.
+        keep_lapse_evaluation(&mut lic);
         lic.udi = config.udi.clone();
         lic.registration = Registration::Unregistered;
         lic.job = None;
         lic.authorization = Authorization::default();
         comm.outstanding = None;
+        comm.deregistrations.clear();
         comm.register = AttemptLog::default();
         comm.renew_id = AttemptLog::default();
         comm.authorize = AttemptLog::default();
         comm.usage_dirty_since = None;
     } else if let Some(id) = stored.identity {
         let key = DeviceKey::from_seed(id.seed);
-        match parse_identity(&id.raw, trust) {
-            Ok(cert) => {
+        let verified = parse_identity(&id.raw, trust)
+            .map_err(|e| e.to_string())
+            .and_then(|cert| {
                 if cert.udi != lic.udi || cert.public_key != key.public_key() {
-                    return Err(corrupt("identity does not match the instance"));
+                    Err("the certificate is not this instance's".to_string())
+                } else {
+                    Ok(cert)
                 }
+            });
+        match verified {
+            Ok(cert) => {
                 lic.registration = Registration::Registered(Box::new(Identity {
                     raw: id.raw,
                     cert,
@@ -541,32 +573,23 @@ pub(crate) fn restore(
                                 received_at,
                             })
                         }
-                        Err(crate::wire::DocumentError::Signature(e)) => {
+                        // Asked again at once (authorization_due): NOT APPLICABLE until then.
+                        Err(e) => {
                             lic.authorization.grant_untrusted = true;
-                            comm.authorize.requested = true;
                             dropped.push(EventKind::GrantDropped {
                                 reason: e.to_string(),
                             });
                         }
-                        Err(e) => return Err(corrupt(format!("grant: {e}"))),
                     }
                 }
             }
-            Err(crate::wire::DocumentError::Signature(e)) => {
+            Err(reason) => {
+                keep_lapse_evaluation(&mut lic);
                 lic.authorization = Authorization::default();
-                if matches!(
-                    comm.outstanding.as_ref().map(|o| &o.op),
-                    Some(PendingOp::RenewId | PendingOp::Authorize { .. })
-                ) {
-                    comm.outstanding = None;
-                }
                 comm.renew_id = AttemptLog::default();
                 comm.authorize = AttemptLog::default();
-                dropped.push(EventKind::IdentityDropped {
-                    reason: e.to_string(),
-                });
+                dropped.push(EventKind::IdentityDropped { reason });
             }
-            Err(e) => return Err(corrupt(format!("identity: {e}"))),
         }
     }
     let mut agent = Agent {

@@ -14,12 +14,13 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::exchange::unexpected_body;
 use super::failure::{Failure, FailureKind, Operation};
 use super::state::AttemptLog;
 use super::{later, Agent, EventKind};
 use crate::crypto::DeviceKey;
 use crate::token::Token;
-use crate::wire::{Answer, IdentityCertificate};
+use crate::wire::{Answer, AnswerError, IdentityCertificate};
 
 /// A verified identity and the device key it certifies.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,71 +89,72 @@ impl Agent {
         (due < id.cert.not_after).then_some(due)
     }
 
-    /// Applies the answer to a register request.
+    /// Applies the identity answering a register request signed with `key`.
     pub(crate) fn on_register_answer(
         &mut self,
         t: DateTime<Utc>,
+        key: &DeviceKey,
         answer: Answer,
     ) -> Result<(), Failure> {
-        let failure = |kind| Failure {
-            operation: Operation::Register,
-            kind,
+        let Answer::Identity { raw, certificate } = answer else {
+            return Err(unexpected_body(Operation::Register));
         };
-        let Some(job) = self.lic.job.clone() else {
-            return Ok(()); // the job was superseded (deregister); nothing to apply
-        };
-        match answer {
-            Answer::Identity { raw, certificate } => {
-                if let Err(why) = self.check_identity(&certificate, &job.key, t) {
-                    return Err(failure(FailureKind::Rejected(
-                        crate::wire::AnswerError::Identity(why),
-                    )));
-                }
-                self.normalize(t);
-                let identity = Identity {
-                    raw,
-                    cert: certificate.clone(),
-                    key: job.key,
-                    registered_at: t,
-                    renewed_at: None,
-                };
-                self.lic.registration = Registration::Registered(Box::new(identity));
-                self.lic.job = None;
-                self.lic.authorization = Default::default();
-                self.recount(t);
-                self.comm.register.succeeded(t);
-                self.comm.renew_id = AttemptLog::default();
-                self.comm.authorize = AttemptLog::default();
-                self.push(
-                    t,
-                    EventKind::Registered {
-                        smart_account: certificate.smart_account,
-                        virtual_account: certificate.virtual_account,
-                    },
-                );
-                Ok(())
-            }
-            Answer::Failed { code, .. } if code == crate::wire::codes::TOKEN_INVALID => {
-                self.normalize(t);
-                self.lic.job = None;
-                // A failed force reregistration keeps the old identity (SPEC §3).
-                if self.valid_identity(t).is_none() {
-                    self.lic.registration = Registration::Failed { at: t };
-                }
-                self.recount(t);
-                let f = failure(FailureKind::TokenRefused);
-                self.comm.register.failed(t, f.clone(), None);
-                self.push(t, EventKind::RegistrationFailed { failure: f });
-                Ok(())
-            }
-            Answer::Failed { code, message } => {
-                Err(failure(FailureKind::Manager { code, message }))
-            }
-            Answer::VersionTooHigh => Err(failure(FailureKind::VersionTooHigh)),
-            Answer::Grant { .. } | Answer::Done => Err(failure(FailureKind::Rejected(
-                crate::wire::AnswerError::Malformed("unexpected answer body".into()),
-            ))),
+        if let Err(why) = self.check_identity(&certificate, key, t) {
+            return Err(Failure {
+                operation: Operation::Register,
+                kind: FailureKind::Rejected(AnswerError::Identity(why)),
+            });
         }
+        let Some(job) = self.lic.job.clone().filter(|job| job.key == *key) else {
+            // Superseded by a deregistration while in flight: the manager now has an instance
+            // nobody uses, so deregister it too.
+            self.comm
+                .deregistrations
+                .push((certificate.piid, key.clone()));
+            return Ok(());
+        };
+        self.normalize(t);
+        self.lic.registration = Registration::Registered(Box::new(Identity {
+            raw,
+            cert: certificate.clone(),
+            key: job.key,
+            registered_at: t,
+            renewed_at: None,
+        }));
+        self.lic.job = None;
+        self.lic.authorization = Default::default();
+        self.recount(t);
+        self.comm.register.succeeded(t);
+        self.comm.renew_id = AttemptLog::default();
+        self.comm.authorize = AttemptLog::default();
+        self.push(
+            t,
+            EventKind::Registered {
+                smart_account: certificate.smart_account,
+                virtual_account: certificate.virtual_account,
+            },
+        );
+        Ok(())
+    }
+
+    /// The manager refused the token of the registration signed with `key`: failed for good.
+    pub(crate) fn on_token_refused(&mut self, t: DateTime<Utc>, key: &DeviceKey) {
+        if self.lic.job.as_ref().is_none_or(|job| job.key != *key) {
+            return; // superseded meanwhile
+        }
+        self.normalize(t);
+        self.lic.job = None;
+        // A failed force reregistration keeps the old identity (SPEC §3).
+        if self.valid_identity(t).is_none() {
+            self.lic.registration = Registration::Failed { at: t };
+        }
+        self.recount(t);
+        let failure = Failure {
+            operation: Operation::Register,
+            kind: FailureKind::TokenRefused,
+        };
+        self.comm.register.failed(t, failure.clone(), None);
+        self.push(t, EventKind::RegistrationFailed { failure });
     }
 
     /// A transient registration failure: retried every 15 minutes (004:255).
@@ -168,51 +170,39 @@ impl Agent {
         );
     }
 
-    /// Applies the answer to a renewId request.
+    /// Applies the identity answering a renewId request.
     pub(crate) fn on_renew_id_answer(
         &mut self,
         t: DateTime<Utc>,
         answer: Answer,
     ) -> Result<(), Failure> {
-        let failure = |kind| Failure {
-            operation: Operation::RenewId,
-            kind,
+        let Answer::Identity { raw, certificate } = answer else {
+            return Err(unexpected_body(Operation::RenewId));
         };
         let Some(current) = self.valid_identity(t).cloned() else {
             return Ok(()); // lapsed or deregistered meanwhile; a renewal cannot revive it
         };
-        match answer {
-            Answer::Identity { raw, certificate } => {
-                if let Err(why) = self.check_identity(&certificate, &current.key, t) {
-                    return Err(failure(FailureKind::Rejected(
-                        crate::wire::AnswerError::Identity(why),
-                    )));
-                }
-                if certificate.piid != current.cert.piid {
-                    return Err(failure(FailureKind::Rejected(
-                        crate::wire::AnswerError::PiidMismatch,
-                    )));
-                }
-                self.normalize(t);
-                let expires = certificate.not_after;
-                self.lic.registration = Registration::Registered(Box::new(Identity {
-                    raw,
-                    cert: certificate,
-                    renewed_at: Some(t),
-                    ..current
-                }));
-                self.comm.renew_id.succeeded(t);
-                self.push(t, EventKind::IdentityRenewed { expires });
-                Ok(())
-            }
-            Answer::Failed { code, message } => {
-                Err(failure(FailureKind::Manager { code, message }))
-            }
-            Answer::VersionTooHigh => Err(failure(FailureKind::VersionTooHigh)),
-            Answer::Grant { .. } | Answer::Done => Err(failure(FailureKind::Rejected(
-                crate::wire::AnswerError::Malformed("unexpected answer body".into()),
-            ))),
+        let rejected = |e| Failure {
+            operation: Operation::RenewId,
+            kind: FailureKind::Rejected(e),
+        };
+        if let Err(why) = self.check_identity(&certificate, &current.key, t) {
+            return Err(rejected(AnswerError::Identity(why)));
         }
+        if certificate.piid != current.cert.piid {
+            return Err(rejected(AnswerError::PiidMismatch));
+        }
+        self.normalize(t);
+        let expires = certificate.not_after;
+        self.lic.registration = Registration::Registered(Box::new(Identity {
+            raw,
+            cert: certificate,
+            renewed_at: Some(t),
+            ..current
+        }));
+        self.comm.renew_id.succeeded(t);
+        self.push(t, EventKind::IdentityRenewed { expires });
+        Ok(())
     }
 
     /// A failed identity renewal: the §4 backoff, never past not-after.

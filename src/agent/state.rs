@@ -80,8 +80,11 @@ pub(crate) struct Outstanding {
 /// What the outstanding request does; enough to rebuild it identically but for nonce and time.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum PendingOp {
-    /// Details in the licensing part's job.
-    Register,
+    /// Token and force flag in the licensing part's job; the key tells whether that job is
+    /// still the one this request was made for.
+    Register {
+        key: DeviceKey,
+    },
     RenewId,
     Authorize {
         sequence: u64,
@@ -120,6 +123,8 @@ pub(crate) struct Communication {
     /// The last usage report sequence number assigned.
     pub usage_sequence: u64,
     pub outstanding: Option<Outstanding>,
+    /// Deregistrations waiting to be sent (one at a time, before anything else).
+    pub deregistrations: Vec<(Uuid, DeviceKey)>,
     pub register: AttemptLog,
     pub renew_id: AttemptLog,
     pub authorize: AttemptLog,

@@ -66,7 +66,7 @@ impl Agent {
         }
     }
 
-    fn registration_state(&self, t: DateTime<Utc>) -> RegistrationState {
+    pub(crate) fn registration_state(&self, t: DateTime<Utc>) -> RegistrationState {
         match &self.lic.registration {
             Registration::Registered(id) if t < id.cert.not_after => RegistrationState::Registered,
             _ if self.lic.job.is_some() => RegistrationState::RegistrationPending,

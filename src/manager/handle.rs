@@ -159,13 +159,11 @@ fn register(state: &State, ctx: &mut Context<'_>, parsed: &ParsedRequest) -> Res
     let token_refused = |r: TokenRefusal| refuse(codes::TOKEN_INVALID, r.message());
     let existing = state.instances.by_udi(&request.udi);
     // The same UDI and key is the same registration, resent (SPEC §12): answer the identity
-    // already issued, without another token use. Only while that identity is valid: a
-    // lapsed one is replaced like any other.
+    // already issued, without another token use. The signature by that key proves it is the
+    // same device, so the token is not checked again: a crash-resend must not be refused
+    // because the token expired meanwhile. Only while that identity is valid: a lapsed one is
+    // replaced like any other.
     if let Some(same) = existing.filter(|i| i.public_key == key && ctx.now < i.identity_not_after) {
-        state
-            .tokens
-            .check(&body.token, ctx.now, false)
-            .map_err(token_refused)?;
         return Ok(Plan {
             piid: Some(same.piid),
             document: Some(same.identity.clone()),

@@ -28,7 +28,7 @@ pub use request::{
 pub use response::{decode_response, Answer, ParsedResponse, Response, ResponseStatus};
 
 pub use documents::{encode_grant, encode_identity};
-pub(crate) use documents::{parse_grant, parse_identity, DocumentError};
+pub(crate) use documents::{parse_grant, parse_identity};
 pub use request::encode_request;
 pub use response::encode_response;
 pub(crate) use response::{verify_response, Expected};

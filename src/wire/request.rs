@@ -186,8 +186,9 @@ pub fn encode_request(req: &Request, key: &DeviceKey) -> Vec<u8> {
 }
 
 /// A parsed request and the bytes its signature covers; the manager verifies it with the key
-/// of the instance (or, for `register`, the key in the body).
-#[derive(Clone, Debug)]
+/// of the instance (or, for `register`, the key in the body). `Debug` leaves out the signed
+/// bytes, which may hold a token.
+#[derive(Clone)]
 pub struct ParsedRequest {
     /// The request.
     pub request: Request,
@@ -195,6 +196,15 @@ pub struct ParsedRequest {
     pub signed_bytes: Vec<u8>,
     /// The device's signature.
     pub signature: Vec<u8>,
+}
+
+impl std::fmt::Debug for ParsedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParsedRequest")
+            .field("request", &self.request)
+            .field("signed_len", &self.signed_bytes.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ParsedRequest {

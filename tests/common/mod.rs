@@ -92,7 +92,7 @@ impl Sim {
             Box::new(DeterministicRandom::new(1)),
         )
         .unwrap();
-        let agent = Agent::new(config(UDI, manager.trust_anchors(), 2), t0());
+        let agent = Agent::new(config(UDI, manager.trust_anchors(), 2), t0()).unwrap();
         Sim::with(agent, manager)
     }
 
@@ -105,7 +105,7 @@ impl Sim {
         .unwrap();
         let mut anchors = manager.trust_anchors();
         anchors.extend(extra);
-        let agent = Agent::new(config(UDI, anchors, 2), t0());
+        let agent = Agent::new(config(UDI, anchors, 2), t0()).unwrap();
         Sim::with(agent, manager)
     }
 
