@@ -6,16 +6,6 @@ mod common;
 use common::*;
 use smart_agent::{AuthorizationState, EventKind};
 
-fn registered() -> Sim {
-    let mut sim = Sim::new();
-    sim.pool(ENHANCED, 10);
-    sim.declare_use(ENHANCED, 5);
-    let token = sim.token();
-    sim.register(&token);
-    sim.take_events();
-    sim
-}
-
 fn skew_events(sim: &mut Sim) -> Vec<EventKind> {
     sim.take_events()
         .into_iter()

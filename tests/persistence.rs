@@ -9,16 +9,6 @@ use smart_agent::{
     TagStatus, TrustAnchor,
 };
 
-fn registered() -> Sim {
-    let mut sim = Sim::new();
-    sim.pool(ENHANCED, 10);
-    sim.declare_use(ENHANCED, 5);
-    let token = sim.token();
-    sim.register(&token);
-    sim.take_events();
-    sim
-}
-
 fn restore(sim: &Sim, snapshot: &[u8], anchors: Vec<TrustAnchor>, seed: u64) -> Agent {
     Agent::restore(snapshot, config(UDI, anchors, seed), sim.now).unwrap()
 }

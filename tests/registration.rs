@@ -11,20 +11,6 @@ use smart_agent::{
     AuthorizationState, Error, Force, HostIdentity, RegistrationState, SendError, TransportSettings,
 };
 
-fn registered() -> Sim {
-    let mut sim = Sim::new();
-    sim.pool(ENHANCED, 10);
-    sim.declare_use(ENHANCED, 5);
-    let token = sim.token();
-    sim.register(&token);
-    assert_eq!(
-        sim.status().registration.state,
-        RegistrationState::Registered
-    );
-    sim.take_events();
-    sim
-}
-
 fn assert_refused_for_good(sim: &mut Sim) {
     let st = sim.status();
     assert_eq!(st.registration.state, RegistrationState::RegistrationFailed);

@@ -385,47 +385,46 @@ impl Agent {
         if self.lic.settings.subscriber || self.valid_identity(self.effective(now)).is_some() {
             return Err(Error::TransportSettingsLocked);
         }
-        let t = self.observe(now);
-        if self.lic.settings.transport != settings {
-            self.normalize(t);
-            self.lic.settings.transport = settings;
-        }
-        self.check_thresholds(t);
+        self.update_settings(now, |s| s.transport = settings);
         Ok(())
     }
 
     /// "Do not share my hostname or IP address with Cisco" (003:199).
     pub fn set_privacy(&mut self, on: bool, now: DateTime<Utc>) {
-        let t = self.observe(now);
-        if self.lic.settings.privacy != on {
-            self.normalize(t);
-            self.lic.settings.privacy = on;
-        }
-        self.check_thresholds(t);
+        self.update_settings(now, |s| s.privacy = on);
     }
 
     /// Sets the host name and IP sent to the manager; a change while registered schedules an
     /// immediate identity renewal (004:417-419).
     pub fn set_host(&mut self, host: HostIdentity, now: DateTime<Utc>) {
-        let t = self.observe(now);
-        if self.lic.settings.host.as_ref() != Some(&host) {
-            self.normalize(t);
-            self.lic.settings.host = Some(host);
-            if self.valid_identity(t).is_some() {
-                self.comm.renew_id.requested = true;
-            }
+        let (t, changed) = self.update_settings(now, |s| s.host = Some(host));
+        if changed && self.valid_identity(t).is_some() {
+            self.comm.renew_id.requested = true;
         }
-        self.check_thresholds(t);
     }
 
     /// Marks this node a subscriber: licensing operations answer their subscriber 405.
     pub fn set_subscriber(&mut self, subscriber: bool, now: DateTime<Utc>) {
+        self.update_settings(now, |s| s.subscriber = subscriber);
+    }
+
+    /// Applies `edit` to the settings at `now`; the licensing part is written only if they
+    /// changed. Returns the effective time and whether they changed.
+    fn update_settings(
+        &mut self,
+        now: DateTime<Utc>,
+        edit: impl FnOnce(&mut state::Settings),
+    ) -> (DateTime<Utc>, bool) {
         let t = self.observe(now);
-        if self.lic.settings.subscriber != subscriber {
+        let mut settings = self.lic.settings.clone();
+        edit(&mut settings);
+        let changed = settings != self.lic.settings;
+        if changed {
             self.normalize(t);
-            self.lic.settings.subscriber = subscriber;
+            self.lic.settings = settings;
         }
         self.check_thresholds(t);
+        (t, changed)
     }
 
     /// Processes deadlines due by `now`: raises threshold events; due requests become

@@ -240,6 +240,21 @@ impl Sim {
     }
 }
 
+/// A sim registered and authorized for 5 Enhanced out of a pool of 10, events taken.
+pub fn registered() -> Sim {
+    let mut sim = Sim::new();
+    sim.pool(ENHANCED, 10);
+    sim.declare_use(ENHANCED, 5);
+    let token = sim.token();
+    sim.register(&token);
+    assert_eq!(
+        sim.status().authorization.state,
+        smart_agent::AuthorizationState::Authorized
+    );
+    sim.take_events();
+    sim
+}
+
 /// The variant name of an event kind, e.g. `Registered`.
 pub fn name(kind: &EventKind) -> String {
     let debug = format!("{kind:?}");
