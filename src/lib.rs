@@ -83,6 +83,7 @@ pub mod policy;
 pub mod settings;
 pub mod snapshot;
 pub mod status;
+pub mod store;
 pub mod token;
 pub mod udi;
 pub mod wire;
