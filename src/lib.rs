@@ -75,6 +75,8 @@
 
 pub mod agent;
 pub mod crypto;
+#[cfg(feature = "transport")]
+pub mod driver;
 pub mod entitlement;
 pub mod error;
 #[cfg(feature = "manager")]
@@ -85,6 +87,8 @@ pub mod snapshot;
 pub mod status;
 pub mod store;
 pub mod token;
+#[cfg(feature = "transport")]
+pub mod transport;
 pub mod udi;
 pub mod wire;
 
