@@ -65,7 +65,7 @@ impl fmt::Display for Step {
 
 /// How a step went.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum StepOutcome {
     /// It worked; what was found (addresses, TLS version, the manager's status).
     Ok(String),
     /// It failed; why.
@@ -78,15 +78,15 @@ pub struct StepReport {
     /// The step.
     pub step: Step,
     /// How it went.
-    pub outcome: Outcome,
+    pub outcome: StepOutcome,
 }
 
 impl fmt::Display for StepReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.outcome {
-            Outcome::Ok(detail) if detail.is_empty() => write!(f, "{}: ok", self.step),
-            Outcome::Ok(detail) => write!(f, "{}: ok ({detail})", self.step),
-            Outcome::Failed(why) => write!(f, "{}: FAILED: {why}", self.step),
+            StepOutcome::Ok(detail) if detail.is_empty() => write!(f, "{}: ok", self.step),
+            StepOutcome::Ok(detail) => write!(f, "{}: ok ({detail})", self.step),
+            StepOutcome::Failed(why) => write!(f, "{}: FAILED: {why}", self.step),
         }
     }
 }
@@ -113,8 +113,8 @@ impl Diagnosis {
     /// The step that failed and why.
     pub fn failure(&self) -> Option<(Step, &str)> {
         self.steps.iter().find_map(|r| match &r.outcome {
-            Outcome::Failed(why) => Some((r.step, why.as_str())),
-            Outcome::Ok(_) => None,
+            StepOutcome::Failed(why) => Some((r.step, why.as_str())),
+            StepOutcome::Ok(_) => None,
         })
     }
 
@@ -128,14 +128,14 @@ impl Diagnosis {
             Ok((value, detail)) => {
                 self.steps.push(StepReport {
                     step,
-                    outcome: Outcome::Ok(detail),
+                    outcome: StepOutcome::Ok(detail),
                 });
                 Some(value)
             }
             Err(why) => {
                 self.steps.push(StepReport {
                     step,
-                    outcome: Outcome::Failed(why),
+                    outcome: StepOutcome::Failed(why),
                 });
                 None
             }
@@ -248,11 +248,14 @@ fn connect(addrs: &[SocketAddr], timeout: Duration, who: &str) -> StepResult<Tcp
                 return Ok((stream, format!("connected to {who} at {addr}")));
             }
             Err(e) => failures.push(match e.kind() {
-                io::ErrorKind::ConnectionRefused => format!("connection refused by {addr}"),
-                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-                    format!("no connection to {addr} within {} s", timeout.as_secs_f64())
+                io::ErrorKind::ConnectionRefused => {
+                    format!("connection refused by {who} at {addr}")
                 }
-                _ => format!("{addr}: {e}"),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => format!(
+                    "no connection to {who} at {addr} within {} s",
+                    timeout.as_secs_f64()
+                ),
+                _ => format!("{who} at {addr}: {e}"),
             }),
         }
     }

@@ -44,7 +44,7 @@ pub use config::{
     TransportConfig, TransportError, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_RESPONSE_TIMEOUT,
 };
-pub use diagnose::{diagnose, Diagnosis, Outcome, Step, StepReport, PROBE};
+pub use diagnose::{diagnose, Diagnosis, Step, StepOutcome, StepReport, PROBE};
 pub use https::HttpsTransport;
 
 use crate::settings::TransportSettings;
