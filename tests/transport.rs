@@ -199,6 +199,17 @@ fn connection_refused_is_a_send_error() {
 }
 
 #[test]
+fn a_server_that_hangs_up_without_answering_is_a_send_error() {
+    let ca = ca();
+    let server = server(&ca, Reply::Hangup);
+    let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
+    let detail = send_detail(transport.send(&TransportSettings::Direct, REQUEST));
+    println!("{detail}");
+    assert!(detail.contains("127.0.0.1"), "{detail}");
+    assert_eq!(server.received().len(), 1);
+}
+
+#[test]
 fn an_answer_over_the_cap_is_too_large_and_one_at_the_cap_is_read() {
     let ca = ca();
     let big = server(&ca, Reply::Oversized(4096));

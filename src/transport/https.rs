@@ -182,6 +182,18 @@ mod tests {
     }
 
     #[test]
+    fn a_boxed_transport_is_a_send_transport() {
+        let mut boxed: Box<dyn Transport> = Box::new(HttpsTransport::new(config()).unwrap());
+        fn assert_send<T: Send>(_: &T) {}
+        assert_send(&boxed);
+        let settings = TransportSettings::on_prem("https://127.0.0.1:1/SmartTransport").unwrap();
+        assert!(matches!(
+            boxed.send(&settings, b""),
+            Err(SendError::Send { .. })
+        ));
+    }
+
+    #[test]
     fn unusable_configurations_are_typed_errors() {
         assert_eq!(
             HttpsTransport::new(TransportConfig::new()).err(),

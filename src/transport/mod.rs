@@ -56,3 +56,10 @@ pub trait Transport: Send {
     /// not.
     fn send(&mut self, settings: &TransportSettings, body: &[u8]) -> Result<Vec<u8>, SendError>;
 }
+
+/// A boxed transport is a transport, so a Driver can hold `Box<dyn Transport>`.
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn send(&mut self, settings: &TransportSettings, body: &[u8]) -> Result<Vec<u8>, SendError> {
+        (**self).send(settings, body)
+    }
+}

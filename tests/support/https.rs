@@ -74,6 +74,8 @@ pub enum Reply {
     Silent,
     /// 200 with a body that is not a protocol document.
     Garbage,
+    /// Reads the request, then closes the connection without answering.
+    Hangup,
     /// 200 with what the function makes of the request body.
     With(Handler),
 }
@@ -199,6 +201,7 @@ fn serve(
         Reply::Oversized(n) => ok(&vec![b'x'; *n]),
         Reply::Garbage => ok(b"<html>this is not a manager</html>"),
         Reply::With(make) => ok(&make(&request.body)),
+        Reply::Hangup => return,
         Reply::Silent => {
             let mut byte = [0u8; 1];
             let _ = stream.read(&mut byte); // until the client gives up
