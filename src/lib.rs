@@ -69,6 +69,8 @@
 //! - [`wire`]: the signed XML protocol; [`crypto`]: keys, signatures, trust anchors.
 //! - [`snapshot`]: the persisted state, integrity-checked or sealed with a product key.
 //! - [`settings`]: transport settings and host identity with the products' validation.
+//! - `transport` (feature `transport`, default): HTTPS to the manager (direct, proxy,
+//!   on-prem) and `diagnose`.
 //! - `manager` (feature `manager`): the reference Smart Software Manager.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -108,5 +110,7 @@ pub use settings::{HostIdentity, TransportSettings};
 pub use snapshot::{ProductKey, Protection, SnapshotError, SnapshotParts};
 pub use status::{AuthorizationState, RegistrationState, Status, TagStatus, Vocabulary};
 pub use token::Token;
+#[cfg(feature = "transport")]
+pub use transport::{HttpsTransport, Transport, TransportConfig};
 pub use udi::{Udi, Uuid};
 pub use wire::SendError;

@@ -402,6 +402,33 @@ mod tests {
     }
 
     #[test]
+    fn proxy_port_443_and_ipv6_proxies_are_accepted() {
+        // CSCvc94366 (002:135): 443 must pass validation; IPv6 with or without brackets.
+        for (host, port, shown) in [
+            ("proxy.example.com", "443", "proxy.example.com"),
+            ("192.0.2.1", "443", "192.0.2.1"),
+            ("2001:db8::1", "443", "[2001:db8::1]"),
+            ("[2001:db8::1]", "443", "[2001:db8::1]"),
+            ("::1", "3128", "[::1]"),
+            (" [::1] ", " 1 ", "[::1]"),
+        ] {
+            let Ok(TransportSettings::Proxy(proxy)) = TransportSettings::proxy(host, port, None)
+            else {
+                panic!("{host} {port} refused");
+            };
+            assert_eq!(proxy.host().to_string(), shown);
+            assert_eq!(proxy.port().to_string(), port.trim());
+        }
+        for host in ["[2001:db8::1", "2001:db8::1]", "2001:db8::g"] {
+            assert_eq!(
+                TransportSettings::proxy(host, "443", None),
+                Err(Error::InvalidProxyAddress),
+                "{host}"
+            );
+        }
+    }
+
+    #[test]
     fn proxy_password_is_not_in_debug() {
         let s = TransportSettings::proxy("p", "80", Some(("user", "hunter2"))).unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));

@@ -1,0 +1,525 @@
+//! The HTTPS transport over real loopback sockets: round trips in every URL form, trust,
+//! timeouts, limits, HTTP errors, a real tinyproxy, and `diagnose()` failing at each step.
+#![cfg(feature = "transport")]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use smart_agent::transport::{diagnose, HttpsTransport, Step, Transport, TransportConfig};
+use smart_agent::{SendError, TransportSettings};
+use support::https::{Reply, TestCa, TestServer};
+use support::proxy::Tinyproxy;
+
+const ANSWER: &[u8] = b"<response>fixed</response>";
+const REQUEST: &[u8] = b"<request>hello</request>";
+const NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+fn ca() -> TestCa {
+    TestCa::new("smart-agent test manager CA")
+}
+
+fn server(ca: &TestCa, reply: Reply) -> TestServer {
+    TestServer::start(ca, &NAMES, "127.0.0.1:0", reply).expect("test server")
+}
+
+/// Trusts `ca` only; the direct URL points at `direct_url`.
+fn config(ca: &TestCa, direct_url: &str) -> TransportConfig {
+    let mut config = TransportConfig::new().with_direct_url(direct_url);
+    assert_eq!(config.add_ca_pem(ca.pem().as_bytes()), Ok(1));
+    config
+}
+
+fn transport(config: TransportConfig) -> HttpsTransport {
+    HttpsTransport::new(config).expect("transport")
+}
+
+fn send_detail(result: Result<Vec<u8>, SendError>) -> String {
+    match result {
+        Err(SendError::Send { detail }) => detail,
+        other => panic!("expected a send error, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round trips
+
+#[test]
+fn direct_round_trip_posts_xml_and_returns_the_answer() {
+    let ca = ca();
+    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+    let url = server.url("localhost", "/its/service/oddce/services/DDCEService");
+    let mut transport = transport(config(&ca, &url));
+    for _ in 0..2 {
+        let answer = transport.send(&TransportSettings::Direct, REQUEST);
+        assert_eq!(answer.as_deref(), Ok(ANSWER));
+    }
+    let received = server.received();
+    assert_eq!(received.len(), 2);
+    assert_eq!(
+        received[0].request_line,
+        "POST /its/service/oddce/services/DDCEService HTTP/1.1"
+    );
+    assert_eq!(received[0].header("content-type"), Some("application/xml"));
+    assert_eq!(received[0].body, REQUEST);
+}
+
+#[test]
+fn on_prem_round_trips_with_host_name_ipv4_port_and_both_paths() {
+    let ca = ca();
+    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+    // The direct URL is unusable on purpose: on-prem must not touch it.
+    let mut transport = transport(config(&ca, "https://127.0.0.1:1/unused"));
+    for (host, path) in [
+        ("localhost", "/SmartTransport"),
+        ("127.0.0.1", "/SmartTransport"),
+        (
+            "localhost",
+            "/Transportgateway/services/DeviceRequestHandler",
+        ),
+        (
+            "127.0.0.1",
+            "/Transportgateway/services/DeviceRequestHandler",
+        ),
+    ] {
+        let settings = TransportSettings::on_prem(&server.url(host, path)).expect("on-prem URL");
+        assert_eq!(
+            transport.send(&settings, REQUEST).as_deref(),
+            Ok(ANSWER),
+            "{host}{path}"
+        );
+        let last = server.received().pop().expect("a request");
+        assert_eq!(last.request_line, format!("POST {path} HTTP/1.1"));
+    }
+}
+
+#[test]
+fn on_prem_round_trip_over_ipv6_loopback() {
+    if !support::ipv6_loopback_or_skip("on_prem_round_trip_over_ipv6_loopback") {
+        return;
+    }
+    let ca = ca();
+    let server = TestServer::start(&ca, &NAMES, "[::1]:0", Reply::Fixed(ANSWER.to_vec()))
+        .expect("IPv6 test server");
+    let mut transport = transport(config(&ca, "https://127.0.0.1:1/unused"));
+    let settings = TransportSettings::on_prem(&server.url("[::1]", "/SmartTransport")).unwrap();
+    assert_eq!(transport.send(&settings, REQUEST).as_deref(), Ok(ANSWER));
+    assert_eq!(server.received().len(), 1);
+}
+
+#[test]
+fn der_ca_certificates_are_trusted_too() {
+    let ca = ca();
+    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+    let mut config = TransportConfig::new().with_direct_url(server.url("127.0.0.1", "/x"));
+    config.add_ca_der(&ca.der()).unwrap();
+    let mut transport = transport(config);
+    assert_eq!(
+        transport
+            .send(&TransportSettings::Direct, REQUEST)
+            .as_deref(),
+        Ok(ANSWER)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trust
+
+#[test]
+fn a_certificate_from_an_untrusted_ca_is_unknown_ca() {
+    let trusted = ca();
+    let rogue = TestCa::new("rogue intercepting proxy CA");
+    let server = server(&rogue, Reply::Fixed(ANSWER.to_vec()));
+    let mut transport = transport(config(&trusted, &server.url("localhost", "/x")));
+    assert_eq!(
+        transport.send(&TransportSettings::Direct, REQUEST),
+        Err(SendError::UnknownCa)
+    );
+    let settings = TransportSettings::on_prem(&server.url("127.0.0.1", "/SmartTransport")).unwrap();
+    assert_eq!(
+        transport.send(&settings, REQUEST),
+        Err(SendError::UnknownCa)
+    );
+    assert!(server.received().is_empty(), "nothing was sent");
+}
+
+#[test]
+fn a_certificate_for_another_host_name_is_refused() {
+    let ca = ca();
+    let server = TestServer::start(
+        &ca,
+        &["satellite.example.com"],
+        "127.0.0.1:0",
+        Reply::Fixed(ANSWER.to_vec()),
+    )
+    .unwrap();
+    let mut transport = transport(config(&ca, "https://127.0.0.1:1/unused"));
+    for host in ["localhost", "127.0.0.1"] {
+        let settings = TransportSettings::on_prem(&server.url(host, "/SmartTransport")).unwrap();
+        let detail = send_detail(transport.send(&settings, REQUEST));
+        assert!(
+            detail.contains("TLS") && detail.contains("certificate"),
+            "{detail}"
+        );
+    }
+    assert!(server.received().is_empty(), "nothing was sent");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures of the exchange
+
+#[test]
+fn a_server_that_never_answers_is_a_timeout() {
+    let ca = ca();
+    let server = server(&ca, Reply::Silent);
+    let config =
+        config(&ca, &server.url("127.0.0.1", "/x")).with_response_timeout(Duration::from_secs(1));
+    let mut transport = transport(config);
+    let started = Instant::now();
+    assert_eq!(
+        transport.send(&TransportSettings::Direct, REQUEST),
+        Err(SendError::Timeout)
+    );
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(900), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    assert_eq!(server.received().len(), 1, "the request did arrive");
+}
+
+#[test]
+fn connection_refused_is_a_send_error() {
+    let ca = ca();
+    let port = support::dead_port();
+    let mut transport = transport(config(&ca, &format!("https://127.0.0.1:{port}/x")));
+    let detail = send_detail(transport.send(&TransportSettings::Direct, REQUEST));
+    assert!(
+        detail.contains("refused") && detail.contains(&port.to_string()),
+        "{detail}"
+    );
+}
+
+#[test]
+fn a_server_that_hangs_up_without_answering_is_a_send_error() {
+    let ca = ca();
+    let server = server(&ca, Reply::Hangup);
+    let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
+    let detail = send_detail(transport.send(&TransportSettings::Direct, REQUEST));
+    println!("{detail}");
+    assert!(detail.contains("127.0.0.1"), "{detail}");
+    assert_eq!(server.received().len(), 1);
+}
+
+#[test]
+fn an_answer_over_the_cap_is_too_large_and_one_at_the_cap_is_read() {
+    let ca = ca();
+    let big = server(&ca, Reply::Oversized(4096));
+    let exact = server(&ca, Reply::Oversized(1024));
+    let mut transport =
+        transport(config(&ca, "https://127.0.0.1:1/unused").with_max_answer_bytes(1024));
+    let over = TransportSettings::on_prem(&big.url("127.0.0.1", "/SmartTransport")).unwrap();
+    assert_eq!(transport.send(&over, REQUEST), Err(SendError::TooLarge));
+    let at = TransportSettings::on_prem(&exact.url("127.0.0.1", "/SmartTransport")).unwrap();
+    assert_eq!(transport.send(&at, REQUEST).map(|a| a.len()), Ok(1024));
+}
+
+#[test]
+fn http_500_is_a_send_error_naming_it() {
+    let ca = ca();
+    let server = server(&ca, Reply::Status(500));
+    let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
+    let detail = send_detail(transport.send(&TransportSettings::Direct, REQUEST));
+    assert!(detail.contains("500"), "{detail}");
+}
+
+#[test]
+fn other_non_2xx_answers_are_send_errors_too() {
+    let ca = ca();
+    for code in [302, 401, 404, 407, 503] {
+        let server = server(&ca, Reply::Status(code));
+        let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
+        // A manager's own 401/407 is not the proxy asking for credentials.
+        let detail = send_detail(transport.send(&TransportSettings::Direct, REQUEST));
+        assert!(detail.contains(&code.to_string()), "{code}: {detail}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through a real HTTP proxy (tinyproxy)
+
+fn through(proxy: &Tinyproxy, auth: Option<(&str, &str)>) -> TransportSettings {
+    TransportSettings::proxy("127.0.0.1", &proxy.port().to_string(), auth).expect("proxy settings")
+}
+
+#[test]
+fn proxy_without_auth_round_trip() {
+    let Some(proxy) = Tinyproxy::start("proxy_without_auth_round_trip", None) else {
+        return;
+    };
+    let ca = ca();
+    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+    let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/licservice/license")));
+    let answer = transport.send(&through(&proxy, None), REQUEST);
+    assert_eq!(answer.as_deref(), Ok(ANSWER), "{}", proxy.log());
+    assert_eq!(server.received()[0].body, REQUEST);
+}
+
+#[test]
+fn proxy_with_basic_auth_and_the_right_password_round_trip() {
+    let test = "proxy_with_basic_auth_and_the_right_password_round_trip";
+    let Some(proxy) = Tinyproxy::start(test, Some(("agent", "s3cret"))) else {
+        return;
+    };
+    let ca = ca();
+    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+    let mut transport = transport(config(&ca, &server.url("localhost", "/x")));
+    let answer = transport.send(&through(&proxy, Some(("agent", "s3cret"))), REQUEST);
+    assert_eq!(answer.as_deref(), Ok(ANSWER), "{}", proxy.log());
+}
+
+#[test]
+fn proxy_with_a_wrong_password_is_proxy_authentication() {
+    let test = "proxy_with_a_wrong_password_is_proxy_authentication";
+    let Some(proxy) = Tinyproxy::start(test, Some(("agent", "s3cret"))) else {
+        return;
+    };
+    let ca = ca();
+    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+    let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
+    let answer = transport.send(&through(&proxy, Some(("agent", "wrong"))), REQUEST);
+    assert_eq!(
+        answer,
+        Err(SendError::ProxyAuthentication),
+        "{}",
+        proxy.log()
+    );
+    assert!(server.received().is_empty());
+}
+
+#[test]
+fn proxy_demanding_auth_without_credentials_is_proxy_authentication() {
+    let test = "proxy_demanding_auth_without_credentials_is_proxy_authentication";
+    let Some(proxy) = Tinyproxy::start(test, Some(("agent", "s3cret"))) else {
+        return;
+    };
+    let ca = ca();
+    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+    let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
+    let answer = transport.send(&through(&proxy, None), REQUEST);
+    assert_eq!(
+        answer,
+        Err(SendError::ProxyAuthentication),
+        "{}",
+        proxy.log()
+    );
+}
+
+#[test]
+fn a_stopped_proxy_is_a_send_error() {
+    let Some(mut proxy) = Tinyproxy::start("a_stopped_proxy_is_a_send_error", None) else {
+        return;
+    };
+    let ca = ca();
+    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+    let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
+    let settings = through(&proxy, None);
+    assert_eq!(transport.send(&settings, REQUEST).as_deref(), Ok(ANSWER));
+    proxy.stop();
+    let detail = send_detail(transport.send(&settings, REQUEST));
+    assert!(
+        detail.contains("proxy") && detail.contains("refused"),
+        "{detail}"
+    );
+    assert_eq!(server.received().len(), 1);
+}
+
+#[test]
+fn the_proxy_does_not_bypass_trust() {
+    let Some(proxy) = Tinyproxy::start("the_proxy_does_not_bypass_trust", None) else {
+        return;
+    };
+    let rogue = TestCa::new("another untrusted test CA");
+    let server = server(&rogue, Reply::Fixed(ANSWER.to_vec()));
+    let mut transport = transport(config(&ca(), &server.url("127.0.0.1", "/x")));
+    assert_eq!(
+        transport.send(&through(&proxy, None), REQUEST),
+        Err(SendError::UnknownCa)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// diagnose(): one test per failing step, and a run where every step works
+
+fn assert_failed_at(d: &smart_agent::transport::Diagnosis, step: Step, needle: &str) {
+    println!("{d}\n");
+    assert_eq!(d.failed_step(), Some(step), "{d}");
+    let text = d.to_string();
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.starts_with(&format!("{step}: FAILED: ")), "{d}");
+    assert!(last.contains(needle), "{d}");
+    assert_eq!(
+        d.steps().last().map(|r| r.step),
+        Some(step),
+        "stops at the failure"
+    );
+}
+
+#[test]
+fn diagnose_fails_at_url_for_a_direct_url_that_is_not_https() {
+    let ca = ca();
+    let config = config(&ca, "http://127.0.0.1:8080/x");
+    let d = diagnose(&TransportSettings::Direct, &config);
+    assert_failed_at(&d, Step::Url, "only https://");
+    assert_eq!(d.steps().len(), 1);
+}
+
+#[test]
+fn diagnose_fails_at_dns_for_an_unknown_name() {
+    let ca = ca();
+    let config = config(&ca, "https://manager.smart-agent.invalid/x");
+    let d = diagnose(&TransportSettings::Direct, &config);
+    assert_failed_at(&d, Step::Dns, "manager.smart-agent.invalid");
+}
+
+#[test]
+fn diagnose_fails_at_tcp_when_refused() {
+    let ca = ca();
+    let port = support::dead_port();
+    let config = config(&ca, &format!("https://127.0.0.1:{port}/x"));
+    let d = diagnose(&TransportSettings::Direct, &config);
+    assert_failed_at(&d, Step::Tcp, "refused");
+    assert!(d.to_string().contains("DNS: ok (127.0.0.1)"), "{d}");
+}
+
+#[test]
+fn diagnose_fails_at_tcp_when_the_proxy_is_down() {
+    let ca = ca();
+    let config = config(&ca, "https://127.0.0.1:1/x");
+    let port = support::dead_port().to_string();
+    let settings = TransportSettings::proxy("127.0.0.1", &port, None).unwrap();
+    let d = diagnose(&settings, &config);
+    assert_failed_at(&d, Step::Tcp, "connection refused by the proxy");
+}
+
+#[test]
+fn diagnose_fails_at_proxy_connect_with_a_wrong_password() {
+    let test = "diagnose_fails_at_proxy_connect_with_a_wrong_password";
+    let Some(proxy) = Tinyproxy::start(test, Some(("agent", "s3cret"))) else {
+        return;
+    };
+    let ca = ca();
+    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+    let config = config(&ca, &server.url("127.0.0.1", "/x"));
+    for auth in [Some(("agent", "wrong")), None] {
+        let d = diagnose(&through(&proxy, auth), &config);
+        assert_failed_at(&d, Step::ProxyConnect, "proxy authentication required");
+    }
+}
+
+#[test]
+fn diagnose_fails_at_tls_for_an_untrusted_ca() {
+    let rogue = TestCa::new("rogue diagnose CA");
+    let server = server(&rogue, Reply::Fixed(ANSWER.to_vec()));
+    let config = config(&ca(), &server.url("localhost", "/x"));
+    let d = diagnose(&TransportSettings::Direct, &config);
+    assert_failed_at(&d, Step::Tls, "invalid trust chain pool (Unknown CA)");
+    assert!(server.received().is_empty());
+}
+
+#[test]
+fn diagnose_fails_at_tls_for_a_certificate_of_another_host() {
+    let ca = ca();
+    let server = TestServer::start(
+        &ca,
+        &["satellite.example.com"],
+        "127.0.0.1:0",
+        Reply::Garbage,
+    )
+    .unwrap();
+    let config = config(&ca, "https://127.0.0.1:1/unused");
+    let settings = TransportSettings::on_prem(&server.url("localhost", "/SmartTransport")).unwrap();
+    let d = diagnose(&settings, &config);
+    assert_failed_at(&d, Step::Tls, "certificate");
+}
+
+#[test]
+fn diagnose_fails_at_manager_for_http_500() {
+    let ca = ca();
+    let server = server(&ca, Reply::Status(500));
+    let config = config(&ca, &server.url("127.0.0.1", "/x"));
+    let d = diagnose(&TransportSettings::Direct, &config);
+    assert_failed_at(&d, Step::Manager, "500");
+    assert!(d.to_string().contains("TLS: ok ("), "{d}");
+}
+
+#[test]
+fn diagnose_fails_at_manager_for_an_answer_that_is_not_the_protocol() {
+    let ca = ca();
+    let server = server(&ca, Reply::Garbage);
+    let config = config(&ca, &server.url("127.0.0.1", "/x"));
+    let d = diagnose(&TransportSettings::Direct, &config);
+    assert_failed_at(&d, Step::Manager, "not a manager's answer");
+    assert_eq!(server.received().len(), 1, "one probe");
+}
+
+#[cfg(feature = "manager")]
+fn manager_reply() -> Reply {
+    use smart_agent::manager::Manager;
+    use smart_agent::{Environment, SystemRandom};
+    use std::sync::{Arc, Mutex};
+    let manager = Manager::new(Environment::Development, Box::new(SystemRandom::new())).unwrap();
+    let manager = Arc::new(Mutex::new(manager));
+    Reply::With(Arc::new(move |body: &[u8]| {
+        let now = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now());
+        manager.lock().unwrap().handle(body, now)
+    }))
+}
+
+#[cfg(feature = "manager")]
+#[test]
+fn diagnose_all_ok_against_the_reference_manager() {
+    let ca = ca();
+    let server = server(&ca, manager_reply());
+    let config = config(&ca, "https://127.0.0.1:1/unused");
+    let settings = TransportSettings::on_prem(&server.url("localhost", "/SmartTransport")).unwrap();
+    let d = diagnose(&settings, &config);
+    assert!(d.is_ok(), "{d}");
+    let steps: Vec<Step> = d.steps().iter().map(|r| r.step).collect();
+    assert_eq!(
+        steps,
+        [Step::Url, Step::Dns, Step::Tcp, Step::Tls, Step::Manager]
+    );
+    let text = d.to_string();
+    assert!(
+        text.contains("Manager: ok (a manager answered: FAILED MALFORMED, environment development"),
+        "{text}"
+    );
+    assert_eq!(server.received()[0].body, smart_agent::transport::PROBE);
+    println!("{d}");
+}
+
+#[cfg(feature = "manager")]
+#[test]
+fn diagnose_all_ok_through_an_authenticating_proxy() {
+    let test = "diagnose_all_ok_through_an_authenticating_proxy";
+    let Some(proxy) = Tinyproxy::start(test, Some(("agent", "s3cret"))) else {
+        return;
+    };
+    let ca = ca();
+    let server = server(&ca, manager_reply());
+    let config = config(&ca, &server.url("127.0.0.1", "/licservice/license"));
+    let d = diagnose(&through(&proxy, Some(("agent", "s3cret"))), &config);
+    assert!(d.is_ok(), "{d}\n{}", proxy.log());
+    let steps: Vec<Step> = d.steps().iter().map(|r| r.step).collect();
+    assert_eq!(
+        steps,
+        [
+            Step::Url,
+            Step::Dns,
+            Step::Tcp,
+            Step::ProxyConnect,
+            Step::Tls,
+            Step::Manager
+        ]
+    );
+    println!("{d}");
+}
