@@ -53,6 +53,11 @@ impl Host {
             .and_then(|r| r.strip_suffix(']'))
             .unwrap_or(s);
         if let Ok(ip) = inner.parse::<IpAddr>() {
+            let bracketed = inner.len() != s.len();
+            // Brackets belong to IPv6 only (`[::1]`), as in URLs.
+            if bracketed && ip.is_ipv4() {
+                return None;
+            }
             return Some(Host(HostKind::Ip(ip)));
         }
         if inner.len() != s.len() {
@@ -388,7 +393,7 @@ mod tests {
                 "{port}"
             );
         }
-        for host in ["", "a b", "999.1.1.1", "[proxy]", "x_y"] {
+        for host in ["", "a b", "999.1.1.1", "[proxy]", "x_y", "[192.0.2.1]"] {
             assert_eq!(
                 TransportSettings::proxy(host, "80", None),
                 Err(Error::InvalidProxyAddress),
