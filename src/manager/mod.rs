@@ -38,6 +38,7 @@ pub use crate::wire::codes;
 mod error;
 mod handle;
 mod instances;
+mod state_file;
 mod tokens;
 
 #[cfg(test)]
@@ -52,6 +53,7 @@ pub use accounts::{LicenseLine, VirtualAccountId};
 pub use catalogue::{catalogue, CatalogueEntry};
 pub use error::ManagerError;
 pub use instances::InstanceInfo;
+pub use state_file::{StateError, STATE_MAGIC, STATE_VERSION};
 pub use tokens::TokenOptions;
 
 use accounts::Accounts;
