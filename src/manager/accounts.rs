@@ -198,6 +198,24 @@ impl Accounts {
             .collect()
     }
 
+    /// Every Smart Account (even one without Virtual Accounts) with its Virtual Accounts, by
+    /// name: what the state file stores.
+    pub fn tree(&self) -> &BTreeMap<String, BTreeMap<String, VirtualAccount>> {
+        &self.smart
+    }
+
+    /// Puts `pool` into Virtual Account `id` as it is, names included (the state file's
+    /// decoder; [`Accounts::add_licenses`] would fill in catalogue names).
+    pub fn insert_pool(&mut self, id: &VirtualAccountId, pool: Pool) -> Result<(), ManagerError> {
+        let account = self
+            .smart
+            .get_mut(&id.smart_account)
+            .and_then(|vas| vas.get_mut(&id.virtual_account))
+            .ok_or_else(|| ManagerError::UnknownVirtualAccount(id.clone()))?;
+        account.pools.insert(pool.tag.as_str().to_string(), pool);
+        Ok(())
+    }
+
     /// Grows (or creates) the pool of `tag`. Names given replace the pool's; a new pool
     /// without names takes the catalogue's.
     pub fn add_licenses(

@@ -124,6 +124,38 @@ impl Instances {
         self.by_piid.insert(instance.piid, instance);
     }
 
+    /// The registration order the next instance gets.
+    pub fn next_order(&self) -> u64 {
+        self.next_order
+    }
+
+    /// The instances as they were stored, registration orders included (the state file's
+    /// decoder). Refuses two instances with one piid or one registration order, or an order
+    /// not below `next_order`.
+    pub fn restored(instances: Vec<Instance>, next_order: u64) -> Result<Instances, &'static str> {
+        // Far beyond any number of registrations, and far from overflowing `insert`'s `+ 1`.
+        if next_order > 1 << 62 {
+            return Err("implausible registration count");
+        }
+        let mut restored = Instances {
+            by_piid: BTreeMap::new(),
+            next_order,
+        };
+        let mut orders = std::collections::BTreeSet::new();
+        for instance in instances {
+            if instance.order >= next_order {
+                return Err("an instance's registration order is not below the next one");
+            }
+            if !orders.insert(instance.order) {
+                return Err("two instances with the same registration order");
+            }
+            if restored.by_piid.insert(instance.piid, instance).is_some() {
+                return Err("two instances with the same piid");
+            }
+        }
+        Ok(restored)
+    }
+
     pub fn remove(&mut self, piid: &Uuid) -> Option<Instance> {
         self.by_piid.remove(piid)
     }

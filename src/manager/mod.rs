@@ -37,7 +37,12 @@ pub mod catalogue;
 pub use crate::wire::codes;
 mod error;
 mod handle;
+mod http;
 mod instances;
+pub mod server;
+pub mod state_dir;
+mod state_file;
+mod tls;
 mod tokens;
 
 #[cfg(test)]
@@ -52,6 +57,9 @@ pub use accounts::{LicenseLine, VirtualAccountId};
 pub use catalogue::{catalogue, CatalogueEntry};
 pub use error::ManagerError;
 pub use instances::InstanceInfo;
+pub use server::{Server, ServerError, ServerOptions};
+pub use state_dir::{DirError, StateDir};
+pub use state_file::{StateError, STATE_MAGIC, STATE_VERSION};
 pub use tokens::TokenOptions;
 
 use accounts::Accounts;

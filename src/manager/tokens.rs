@@ -139,6 +139,16 @@ impl Tokens {
         Ok(token)
     }
 
+    /// Every token by its text: what the state file stores.
+    pub fn records(&self) -> &BTreeMap<String, TokenRecord> {
+        &self.by_text
+    }
+
+    /// Puts a token back as it was stored (the state file's decoder).
+    pub fn insert_record(&mut self, text: String, record: TokenRecord) {
+        self.by_text.insert(text, record);
+    }
+
     pub fn revoke(&mut self, token: &Token) -> Result<(), ManagerError> {
         let record = self
             .by_text

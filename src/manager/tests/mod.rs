@@ -4,6 +4,7 @@
 mod authorization;
 mod registration;
 mod robustness;
+mod state_file;
 
 use chrono::{DateTime, TimeDelta, Utc};
 

@@ -1,0 +1,321 @@
+//! Runs the reference Smart Software Manager over HTTPS and administers its state directory.
+//!
+//! ```text
+//! cargo run --example manager --features manager -- serve --state DIR --listen 127.0.0.1:8443
+//! cargo run --example manager --features manager -- pool add <tag> <count> --state DIR
+//! cargo run --example manager --features manager -- token create --state DIR
+//! ```
+//!
+//! `serve` prints, one per line, the CA certificate and the manager's signing public key that
+//! agents must trust, the environment it signs as, its clock and the address it listens on
+//! (the real port when given port 0), then serves until killed. State changes are durable
+//! before they are answered, so `kill -9` loses nothing acknowledged.
+//!
+//! The administration commands work on the same directory, whether `serve` runs or not: both
+//! take the directory's lock in turn. Exit status: 0 done, 1 failed (message on stderr),
+//! 2 bad arguments.
+//!
+//! Each command is one entry of [`COMMANDS`] and one function that takes its own arguments
+//! from [`Args`]; adding a command touches nothing else.
+
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use smart_agent::manager::{InstanceInfo, Server, ServerOptions, StateDir, TokenOptions};
+use smart_agent::{Environment, Tag};
+
+/// Why a command did not complete.
+enum Failure {
+    /// Bad arguments: exit 2, with the usage.
+    Usage(String),
+    /// The command failed: exit 1.
+    Failed(String),
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::Failed(e.to_string())
+    }
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure::Usage(message.into())
+}
+
+/// The arguments after the command words, taken by each command as it needs them.
+struct Args(VecDeque<String>);
+
+impl Args {
+    /// `--name VALUE`, at most once.
+    fn option(&mut self, name: &str) -> Result<Option<String>, Failure> {
+        let mut values = self.options(name)?;
+        if values.len() > 1 {
+            return Err(usage(format!("{name} given more than once")));
+        }
+        Ok(values.pop())
+    }
+
+    /// Every `--name VALUE`.
+    fn options(&mut self, name: &str) -> Result<Vec<String>, Failure> {
+        let mut values = Vec::new();
+        while let Some(i) = self.0.iter().position(|a| a == name) {
+            self.0.remove(i);
+            match self.0.remove(i) {
+                Some(v) if !v.starts_with("--") => values.push(v),
+                _ => return Err(usage(format!("{name} needs a value"))),
+            }
+        }
+        Ok(values)
+    }
+
+    /// Whether `--name` is present.
+    fn flag(&mut self, name: &str) -> bool {
+        let before = self.0.len();
+        self.0.retain(|a| a != name);
+        self.0.len() != before
+    }
+
+    /// The next positional argument.
+    fn positional(&mut self, what: &str) -> Result<String, Failure> {
+        match self.0.iter().position(|a| !a.starts_with("--")) {
+            Some(i) => Ok(self.0.remove(i).unwrap_or_default()),
+            None => Err(usage(format!("missing {what}"))),
+        }
+    }
+
+    /// Nothing may be left over.
+    fn finish(self) -> Result<(), Failure> {
+        match self.0.front() {
+            None => Ok(()),
+            Some(extra) => Err(usage(format!("unexpected argument {extra:?}"))),
+        }
+    }
+
+    /// `--state DIR`, an existing manager state directory.
+    fn state_dir(&mut self) -> Result<StateDir, Failure> {
+        let path = self
+            .option("--state")?
+            .ok_or_else(|| usage("--state DIR is required"))?;
+        Ok(StateDir::open(path)?)
+    }
+}
+
+/// One command: the words that name it, its arguments for the usage text, and what runs it.
+struct Command {
+    words: &'static [&'static str],
+    args: &'static str,
+    run: fn(Args) -> Result<(), Failure>,
+}
+
+const COMMANDS: &[Command] = &[
+    Command {
+        words: &["serve"],
+        args: "--state DIR --listen ADDR [--environment production|development] \
+               [--virtual-clock] [--host NAME]...",
+        run: serve,
+    },
+    Command {
+        words: &["pool", "add"],
+        args: "<tag> <count> --state DIR",
+        run: pool_add,
+    },
+    Command {
+        words: &["token", "create"],
+        args: "--state DIR",
+        run: token_create,
+    },
+    Command {
+        words: &["instances"],
+        args: "--state DIR",
+        run: instances,
+    },
+    Command {
+        words: &["clock", "set"],
+        args: "<RFC3339> --state DIR",
+        run: clock_set,
+    },
+];
+
+fn usage_text() -> String {
+    let mut text = String::from("usage:\n");
+    for c in COMMANDS {
+        text.push_str(&format!("  manager {} {}\n", c.words.join(" "), c.args));
+    }
+    text
+}
+
+fn serve(mut args: Args) -> Result<(), Failure> {
+    let state = args
+        .option("--state")?
+        .ok_or_else(|| usage("--state DIR is required"))?;
+    let listen = args
+        .option("--listen")?
+        .ok_or_else(|| usage("--listen ADDR is required (e.g. 127.0.0.1:8443)"))?;
+    let mut options = ServerOptions::default();
+    options.listen = listen
+        .parse::<SocketAddr>()
+        .map_err(|_| usage(format!("--listen: not an address and port: {listen:?}")))?;
+    if let Some(env) = args.option("--environment")? {
+        options.environment = Some(Environment::parse(&env).ok_or_else(|| {
+            usage(format!(
+                "--environment: production or development, not {env:?}"
+            ))
+        })?);
+    }
+    options.virtual_clock = args.flag("--virtual-clock");
+    options.hosts = args.options("--host")?;
+    args.finish()?;
+    let server = Server::start(state, options)?;
+    let dir = server.state_dir();
+    let clock = if dir.has_virtual_clock() {
+        format!("virtual ({})", dir.clock_path().display())
+    } else {
+        "system".to_string()
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ca-certificate: {}", dir.ca_cert_path().display())?;
+    writeln!(
+        out,
+        "manager-public-key: {}",
+        dir.manager_public_key_path().display()
+    )?;
+    writeln!(out, "environment: {}", server.environment())?;
+    writeln!(out, "clock: {clock}")?;
+    writeln!(out, "listening: {}", server.addr())?;
+    out.flush()?;
+    drop(out);
+    loop {
+        std::thread::park();
+    }
+}
+
+fn pool_add(mut args: Args) -> Result<(), Failure> {
+    let dir = args.state_dir()?;
+    let text = args.positional("<tag>")?;
+    let tag = Tag::parse(&text).map_err(|_| usage(format!("not an entitlement tag: {text:?}")))?;
+    let count = args.positional("<count>")?;
+    let count: u32 = count.parse().map_err(|_| {
+        usage(format!(
+            "<count>: not a number from 0 to {}: {count:?}",
+            u32::MAX
+        ))
+    })?;
+    args.finish()?;
+    let line = dir.update(|m, _| {
+        let va = m.default_virtual_account();
+        m.add_licenses(&va, &tag, count, None, None)?;
+        Ok(m.licenses(&va).into_iter().find(|l| l.tag == tag))
+    })?;
+    if let Some(l) = line {
+        println!(
+            "{}: purchased {}, in use {}, balance {}",
+            l.tag.as_str(),
+            l.purchased,
+            l.in_use,
+            l.balance
+        );
+    }
+    Ok(())
+}
+
+fn token_create(mut args: Args) -> Result<(), Failure> {
+    let dir = args.state_dir()?;
+    args.finish()?;
+    let options = TokenOptions::default();
+    let (token, va, expires) = dir.update(|m, now| {
+        let va = m.default_virtual_account();
+        let token = m.create_token(&va, options, now)?;
+        Ok((token, va, now + options.expires_after))
+    })?;
+    println!(
+        "Registration token for {va}, valid until {}:",
+        rfc3339(expires)
+    );
+    println!("{}", token.expose());
+    Ok(())
+}
+
+fn instance_line(i: &InstanceInfo) -> String {
+    let usage: Vec<String> = i.usage.iter().map(|(t, n)| format!("{t}={n}")).collect();
+    format!(
+        "{}\t{}\t{}\t{}\t{}",
+        i.piid,
+        i.udi,
+        i.virtual_account,
+        rfc3339(i.last_contact),
+        if usage.is_empty() {
+            "-".to_string()
+        } else {
+            usage.join(",")
+        }
+    )
+}
+
+fn instances(mut args: Args) -> Result<(), Failure> {
+    let dir = args.state_dir()?;
+    args.finish()?;
+    for line in dir.read(|m, _| m.instances().iter().map(instance_line).collect::<Vec<_>>())? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+fn clock_set(mut args: Args) -> Result<(), Failure> {
+    let dir = args.state_dir()?;
+    let text = args.positional("<RFC3339>")?;
+    let now = DateTime::parse_from_rfc3339(&text)
+        .map_err(|_| usage(format!("not an RFC 3339 time: {text:?}")))?
+        .with_timezone(&Utc);
+    args.finish()?;
+    dir.set_clock(now)?;
+    println!("clock: {}", rfc3339(now));
+    Ok(())
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn main() -> ExitCode {
+    let mut words: VecDeque<String> = std::env::args().skip(1).collect();
+    if words.is_empty() || words.iter().any(|w| w == "--help" || w == "help") {
+        print!("{}", usage_text());
+        return if words.is_empty() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let command = COMMANDS
+        .iter()
+        .filter(|c| c.words.iter().zip(&words).all(|(a, b)| a == b) && words.len() >= c.words.len())
+        .max_by_key(|c| c.words.len());
+    let Some(command) = command else {
+        eprintln!(
+            "manager: unknown command {:?}\n{}",
+            words.iter().take(2).cloned().collect::<Vec<_>>().join(" "),
+            usage_text()
+        );
+        return ExitCode::from(2);
+    };
+    words.drain(..command.words.len());
+    match (command.run)(Args(words)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => {
+            eprintln!(
+                "manager {}: {message}\nusage: manager {} {}",
+                command.words.join(" "),
+                command.words.join(" "),
+                command.args
+            );
+            ExitCode::from(2)
+        }
+        Err(Failure::Failed(message)) => {
+            eprintln!("manager {}: {message}", command.words.join(" "));
+            ExitCode::from(1)
+        }
+    }
+}
