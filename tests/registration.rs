@@ -549,3 +549,18 @@ fn manual_renewal_made_while_a_request_is_in_flight_is_not_lost() {
     sim.pump();
     assert_eq!(sim.attempts_of(RequestKind::Authorize, at), [minutes(0)]);
 }
+
+#[test]
+fn registration_near_year_9999_still_verifies() {
+    let mut sim = Sim::new();
+    let late: chrono::DateTime<chrono::Utc> = "9999-12-01T00:00:00Z".parse().unwrap();
+    sim.now = late;
+    let token = sim.token();
+    sim.register(&token);
+    let st = sim.status();
+    assert_eq!(st.registration.state, RegistrationState::Registered);
+    assert_eq!(
+        st.registration.expires,
+        Some("9999-12-31T23:59:59Z".parse().unwrap())
+    );
+}

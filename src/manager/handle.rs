@@ -120,10 +120,8 @@ fn identity_for(
     instance: &Instance,
     ctx: &Context<'_>,
 ) -> Result<(Vec<u8>, DateTime<Utc>), Refusal> {
-    let not_after = ctx
-        .now
-        .checked_add_signed(IDENTITY_VALIDITY)
-        .ok_or_else(internal)?;
+    // Clamped to year 9999: the wire's RFC 3339 dates have four-digit years.
+    let not_after = crate::agent::later(ctx.now, IDENTITY_VALIDITY);
     let cert = IdentityCertificate {
         piid: instance.piid,
         udi: instance.udi.clone(),
@@ -334,10 +332,7 @@ fn authorize(
         udi: instance.udi.clone(),
         sequence: body.sequence,
         issued_at: ctx.now,
-        not_after: ctx
-            .now
-            .checked_add_signed(GRANT_VALIDITY)
-            .ok_or_else(internal)?,
+        not_after: crate::agent::later(ctx.now, GRANT_VALIDITY),
         environment: ctx.environment,
         entries,
     };
