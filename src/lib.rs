@@ -63,15 +63,61 @@
 //! # }
 //! ```
 //!
+//! # The ready-made loop: `Driver`
+//! Products that do not want to write the loop above use the blocking [`driver::Driver`]
+//! (feature `transport`): it owns the agent, an [`transport::HttpsTransport`], a clock and an
+//! atomic snapshot file, persists before every request goes out, and takes commands from any
+//! thread through a [`driver::DriverHandle`].
+//!
+//! ```no_run
+//! # #[cfg(feature = "transport")] {
+//! use chrono::TimeDelta;
+//! use smart_agent::driver::{Driver, SystemClock};
+//! use smart_agent::store::AtomicFile;
+//! use smart_agent::transport::{HttpsTransport, TransportConfig};
+//! use smart_agent::{Config, Environment, Force, ManagerPublicKey, Tag, TrustAnchor};
+//!
+//! let key = ManagerPublicKey::from_spki_pem(&std::fs::read_to_string("manager-key.pub.pem")?)?;
+//! let config = Config::new(
+//!     "PID:UCM,SN:37624".parse()?,
+//!     Environment::Production,
+//!     vec![TrustAnchor::new(key, Environment::Production)],
+//! );
+//! let mut transport_config = TransportConfig::new();
+//! transport_config.add_ca_pem(&std::fs::read("ca.pem")?)?;
+//! let transport = HttpsTransport::new(transport_config)?;
+//! let store = AtomicFile::new("/var/lib/product/licensing.snapshot");
+//! let enhanced = Tag::parse("regid.2016-07.com.cisco.UCM_Enhanced,12.0_66d0d1cf-4863-4761-91d0-d01d3eb1949a")?;
+//! let mut driver = Driver::open(config, transport, SystemClock, store)?
+//!     // The product's recount, every 24 hours (003:219).
+//!     .with_usage(TimeDelta::hours(24), move || vec![(enhanced.clone(), 42)])
+//!     .on_event(|event| {
+//!         if let Some(alarm) = event.alarm() {
+//!             eprintln!("ALARM {}: {event}", alarm.name());
+//!         }
+//!     });
+//! let handle = driver.handle(); // Clone + Send: give it to the admin UI thread
+//! std::thread::spawn(move || {
+//!     if let Err(e) = handle.register("NjEwN2ZjZjEtZmI1Zi00ZGVj", Force::No) {
+//!         eprintln!("{e}"); // e.g. the 400 token message
+//!     }
+//!     handle.shutdown().ok();
+//! });
+//! driver.run()?; // until shutdown
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Modules
 //! - [`agent`]: the state machine, its events and failures.
 //! - [`status`]: the plain-data status (`show license …`) in both product vocabularies.
 //! - [`wire`]: the signed XML protocol; [`crypto`]: keys, signatures, trust anchors.
 //! - [`snapshot`]: the persisted state, integrity-checked or sealed with a product key.
 //! - [`settings`]: transport settings and host identity with the products' validation.
-//! - `transport` (feature `transport`, default): HTTPS to the manager (direct, proxy,
-//!   on-prem) and `diagnose`.
-//! - `manager` (feature `manager`): the reference Smart Software Manager.
+//! - `transport`, `driver` (feature `transport`, default): HTTPS to the manager (direct,
+//!   proxy, on-prem), `diagnose()`, and the blocking loop; [`store`]: atomic durable files.
+//! - `manager` (feature `manager`): the reference Smart Software Manager, in-process or served
+//!   over HTTPS with durable state.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
