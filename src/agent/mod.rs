@@ -203,6 +203,10 @@ impl Agent {
     /// Restores an agent from [`Agent::snapshot`] bytes (SPEC §12): wrong magic, corruption or
     /// a newer version is a typed error; another UDI restores as unregistered with the
     /// evaluation kept; an identity or grant no longer trusted is dropped with an event.
+    ///
+    /// Restoring does not record `now` (it is only the time of the events it raises, and no
+    /// earlier than the highest time the snapshot saw): deadlines that fell due while the
+    /// product was down can then be processed each at its own time with `handle_timeout`.
     pub fn restore(
         snapshot: &[u8],
         config: Config,

@@ -511,7 +511,9 @@ pub(crate) fn restore(
     let mut comm = decode_communication(&parts.communication)?;
     let mut lic = stored.lic;
     let trust = Some((&config.trust_anchors[..], config.environment));
-    let t = storable(now).max(comm.highest_seen.unwrap_or(DateTime::<Utc>::MIN_UTC));
+    // The snapshot's own last time, and the restore's time (never earlier).
+    let seen = comm.highest_seen.unwrap_or_else(|| storable(now));
+    let t = storable(now).max(seen);
     let mut dropped: Vec<EventKind> = Vec::new();
     let other_udi = lic.udi != config.udi;
 
@@ -599,7 +601,9 @@ pub(crate) fn restore(
         events: VecDeque::new(),
         in_flight: None,
     };
-    let t = agent.observe(now);
+    // Restoring only loads: `now` is not recorded (no highest-time update, no clock event),
+    // so a caller can replay the deadlines that fell due while it was down, each at its own
+    // time. The first call after the restore records the time as usual.
     if other_udi || !dropped.is_empty() {
         // Registration state changed under the evaluation clock: start or stop it now.
         agent.normalize(t);
@@ -608,6 +612,8 @@ pub(crate) fn restore(
     for kind in dropped {
         agent.push(t, kind);
     }
-    agent.check_thresholds(t);
+    // Thresholds only up to the snapshot's own time: what fell due later is for the caller's
+    // replay (a renewal may yet prevent a lapse).
+    agent.check_thresholds(seen);
     Ok(agent)
 }

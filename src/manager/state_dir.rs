@@ -297,6 +297,18 @@ impl StateDir {
         Ok(f(&manager, self.now()?))
     }
 
+    /// Loads the manager for a caller holding `lock` for longer than one call, e.g. an
+    /// embedded manager that answers at its own virtual times and is stored only if the
+    /// caller's whole operation succeeds ([`StateDir::store`]).
+    pub fn load(&self, _lock: &DirLock) -> Result<Manager, DirError> {
+        self.load_locked().map(|(manager, _)| manager)
+    }
+
+    /// Stores a manager loaded with [`StateDir::load`] under the same `lock`.
+    pub fn store(&self, _lock: &DirLock, manager: &Manager) -> Result<(), DirError> {
+        self.store_state(&manager.save_state())
+    }
+
     /// The manager and the bytes it was loaded from; the caller holds the lock.
     fn load_locked(&self) -> Result<(Manager, Vec<u8>), DirError> {
         let bytes = self.state_bytes()?;
