@@ -26,6 +26,7 @@ use crate::snapshot::SnapshotError;
 use crate::status::Status;
 use crate::store::{AtomicFile, FileSystem};
 use crate::transport::Transport;
+use crate::wire::SendError;
 
 /// Where the Driver gets the wall time.
 pub trait Clock: Send {
@@ -135,14 +136,18 @@ pub enum DriverError {
     Config(#[from] ConfigError),
 }
 
-/// Why a command sent through a [`DriverHandle`] did not apply.
+/// Why a command sent through a [`DriverHandle`] did not take effect.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CommandError {
     /// The agent refused it (the product message and REST code are in the [`Error`]).
     #[error(transparent)]
     Rejected(#[from] Error),
-    /// The Driver has stopped.
+    /// The agent accepted it but the snapshot could not be saved: it holds in memory and is
+    /// saved with the next step that can, but a crash before then would lose it.
+    #[error("applied but not saved: {0}")]
+    NotSaved(String),
+    /// The Driver has stopped (or is not being run).
     #[error("the licensing driver has stopped")]
     Stopped,
 }
@@ -160,13 +165,17 @@ enum Command {
     SetSubscriber(bool),
 }
 
+type Reply = Sender<Result<(), CommandError>>;
+
 enum Message {
-    Command(Command, Sender<Result<(), Error>>),
+    Command(Command, Reply),
     Status(Sender<Status>),
     Shutdown(Sender<()>),
 }
 
-/// A cloneable, `Send` handle to a running [`Driver`].
+/// A cloneable, `Send` handle to a running [`Driver`]. Its calls are served by
+/// [`Driver::run`] (or by whoever calls [`Driver::step`]); each returns once the command is
+/// applied and saved.
 #[derive(Clone, Debug)]
 pub struct DriverHandle {
     tx: Sender<Message>,
@@ -178,10 +187,7 @@ impl DriverHandle {
         self.tx
             .send(Message::Command(command, reply))
             .map_err(|_| CommandError::Stopped)?;
-        answer
-            .recv()
-            .map_err(|_| CommandError::Stopped)?
-            .map_err(CommandError::Rejected)
+        answer.recv().map_err(|_| CommandError::Stopped)?
     }
 
     /// [`Agent::declare`].
@@ -235,7 +241,8 @@ impl DriverHandle {
         answer.recv().map_err(|_| CommandError::Stopped)
     }
 
-    /// Stops [`Driver::run`] after it has saved the snapshot; returns when it has.
+    /// Stops [`Driver::run`] after it has saved the snapshot; returns when it has. Calls
+    /// made after it answer [`CommandError::Stopped`].
     pub fn shutdown(&self) -> Result<(), CommandError> {
         let (reply, answer) = mpsc::channel();
         self.tx
@@ -247,6 +254,12 @@ impl DriverHandle {
 
 type UsageSource = Box<dyn FnMut() -> Vec<(Tag, u32)> + Send>;
 type EventSink = Box<dyn FnMut(Event) + Send>;
+type ErrorSink = Box<dyn FnMut(&DriverError) + Send>;
+
+/// The usage recount period of [`Driver::with_usage`] (Unified CM, 003:219).
+pub const DEFAULT_USAGE_PERIOD: TimeDelta = TimeDelta::hours(24);
+/// How soon [`Driver::run`] tries again after the snapshot store failed.
+const STORE_RETRY: Duration = Duration::from_secs(10);
 
 /// How many events are kept for [`Driver::take_events`] when no callback is set.
 const KEPT_EVENTS: usize = 1000;
@@ -267,9 +280,13 @@ pub struct Driver {
     kept_events: VecDeque<Event>,
     inbox: Receiver<Message>,
     outbox: Sender<Message>,
+    /// Commands applied but not yet answered: answered once the step has saved them.
+    acks: Vec<(Reply, Result<(), Error>)>,
     /// Status queries, answered after the step that follows them.
     queries: Vec<Sender<Status>>,
     stopping: Vec<Sender<()>>,
+    stopped: bool,
+    on_error: Option<ErrorSink>,
 }
 
 impl Driver {
@@ -294,28 +311,41 @@ impl Driver {
             store: Box::new(store),
             saved: saved.unwrap_or_default(),
             usage: None,
-            usage_period: TimeDelta::hours(24),
+            usage_period: DEFAULT_USAGE_PERIOD,
             next_usage: None,
             on_event: None,
             kept_events: VecDeque::new(),
             inbox,
             outbox,
+            acks: Vec::new(),
             queries: Vec::new(),
             stopping: Vec::new(),
+            stopped: false,
+            on_error: None,
         };
         driver.persist()?;
         Ok(driver)
     }
 
     /// Calls `source` for the product's full recount at the first step and then every
-    /// `period`; tags it names are declared and set, declared tags it leaves out are set to 0.
-    pub fn with_usage(
-        mut self,
-        period: TimeDelta,
-        source: impl FnMut() -> Vec<(Tag, u32)> + Send + 'static,
-    ) -> Self {
+    /// [`DEFAULT_USAGE_PERIOD`] (24 h; change it with [`Driver::usage_period`]); tags it names
+    /// are declared and set, declared tags it leaves out are set to 0.
+    pub fn with_usage(mut self, source: impl FnMut() -> Vec<(Tag, u32)> + Send + 'static) -> Self {
         self.usage = Some(Box::new(source));
+        self.next_usage = Some(self.clock.now());
+        self
+    }
+
+    /// The product's recount period (Expressway: 6 h, 004:237); at least one second.
+    pub fn usage_period(mut self, period: TimeDelta) -> Self {
         self.usage_period = period.max(TimeDelta::seconds(1));
+        self
+    }
+
+    /// Reports errors [`Driver::run`] keeps going through (a snapshot store that fails is
+    /// retried every 10 s); without it they are dropped.
+    pub fn on_error(mut self, sink: impl FnMut(&DriverError) + Send + 'static) -> Self {
+        self.on_error = Some(Box::new(sink));
         self
     }
 
@@ -350,8 +380,8 @@ impl Driver {
     }
 
     /// One pass at the clock's time: pending commands, the usage recount if due, due timers,
-    /// every due request and its answer; persists whenever the snapshot changed. Returns when
-    /// the next step is due.
+    /// every due request and its answer; persists whenever the snapshot changed, then answers
+    /// the commands and queries it took. Returns when the next step is due.
     pub fn step(&mut self) -> Result<Option<DateTime<Utc>>, DriverError> {
         while let Ok(message) = self.inbox.try_recv() {
             let now = self.clock.now();
@@ -359,29 +389,64 @@ impl Driver {
         }
         let now = self.clock.now();
         let ticked = self.tick(now, false);
+        let saved = ticked.as_ref().err().map(|e| e.to_string());
+        // Commands are answered once saved (or told they were not).
+        for (reply, result) in self.acks.drain(..) {
+            let answer = match (result, &saved) {
+                (Err(e), _) => Err(CommandError::Rejected(e)),
+                (Ok(()), Some(why)) => Err(CommandError::NotSaved(why.clone())),
+                (Ok(()), None) => Ok(()),
+            };
+            let _ = reply.send(answer);
+        }
         // Queries see everything the step did.
         for reply in self.queries.drain(..) {
             let _ = reply.send(self.agent.status(now));
+        }
+        if !self.stopping.is_empty() && saved.is_none() {
+            self.stopped = true;
+            for done in self.stopping.drain(..) {
+                let _ = done.send(());
+            }
         }
         ticked?;
         Ok(self.next_wake())
     }
 
     /// Runs until [`DriverHandle::shutdown`], sleeping until the next deadline or command.
+    /// A failing snapshot store does not stop it: the error goes to [`Driver::on_error`] and
+    /// the step is retried every 10 s (commands meanwhile answer [`CommandError::NotSaved`]).
     pub fn run(&mut self) -> Result<(), DriverError> {
         loop {
-            let next = self.step()?;
-            if !self.stopping.is_empty() {
-                self.persist()?;
-                for done in self.stopping.drain(..) {
-                    let _ = done.send(());
+            let wait = match self.step() {
+                Ok(next) => next
+                    .map(|at| (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO))
+                    .unwrap_or(MAX_WAIT)
+                    .min(MAX_WAIT),
+                Err(e @ DriverError::Store(_)) => {
+                    if let Some(sink) = self.on_error.as_mut() {
+                        sink(&e);
+                    }
+                    STORE_RETRY
                 }
+                Err(e) => return Err(e),
+            };
+            if self.stopped {
+                // Whatever arrived after the shutdown is answered, never left waiting.
+                while let Ok(message) = self.inbox.try_recv() {
+                    match message {
+                        Message::Command(_, reply) => {
+                            let _ = reply.send(Err(CommandError::Stopped));
+                        }
+                        Message::Status(_) => {}
+                        Message::Shutdown(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+                self.stopped = false;
                 return Ok(());
             }
-            let wait = next
-                .map(|at| (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO))
-                .unwrap_or(MAX_WAIT)
-                .min(MAX_WAIT);
             match self.inbox.recv_timeout(wait) {
                 Ok(message) => {
                     let now = self.clock.now();
@@ -433,8 +498,7 @@ impl Driver {
                         Ok(())
                     }
                 };
-                // The caller may have given up waiting; the command applied all the same.
-                let _ = reply.send(result);
+                self.acks.push((reply, result));
             }
             Message::Status(reply) => self.queries.push(reply),
             Message::Shutdown(done) => self.stopping.push(done),
@@ -442,7 +506,8 @@ impl Driver {
     }
 
     /// Everything due at `t`. With `virtual_time`, answers are fed back at `t`; otherwise at
-    /// the clock's time after the transport returned.
+    /// the clock's time after the transport returned. Each change is saved before the product
+    /// hears of it, and a request is sent only once it is saved.
     fn tick(&mut self, t: DateTime<Utc>, virtual_time: bool) -> Result<(), DriverError> {
         if virtual_time {
             self.clock.follow(t);
@@ -451,23 +516,29 @@ impl Driver {
             self.recount(t);
         }
         self.agent.handle_timeout(t);
-        let mut store_error = None;
         while let Some(tx) = self.agent.poll_transmit(t) {
-            // The outstanding request must be on disk before it can reach the manager.
             if let Err(e) = self.persist() {
-                store_error.get_or_insert(e);
+                // Not on disk, so not sent: a crash now must not leave the manager with a
+                // request (a device key, a usage report) that the product forgot.
+                let failure = SendError::Send {
+                    detail: format!("not sent, the snapshot could not be saved: {e}"),
+                };
+                self.agent.handle_response(tx.id, Err(failure), t);
+                let _ = self.persist();
+                self.deliver_events();
+                return Err(e);
             }
             let settings = self.agent.transport_settings().clone();
             let result = self.transport.send(&settings, &tx.body);
             let answered = if virtual_time { t } else { self.clock.now() };
             self.agent.handle_response(tx.id, result, answered);
+            let saved = self.persist();
             self.deliver_events();
+            saved?;
         }
+        let saved = self.persist();
         self.deliver_events();
-        if let Err(e) = self.persist() {
-            store_error.get_or_insert(e);
-        }
-        store_error.map_or(Ok(()), Err)
+        saved
     }
 
     fn recount(&mut self, t: DateTime<Utc>) {

@@ -89,8 +89,8 @@
 //! let store = AtomicFile::new("/var/lib/product/licensing.snapshot");
 //! let enhanced = Tag::parse("regid.2016-07.com.cisco.UCM_Enhanced,12.0_66d0d1cf-4863-4761-91d0-d01d3eb1949a")?;
 //! let mut driver = Driver::open(config, transport, SystemClock, store)?
-//!     // The product's recount, every 24 hours (003:219).
-//!     .with_usage(TimeDelta::hours(24), move || vec![(enhanced.clone(), 42)])
+//!     // The product's recount, every 24 hours by default (003:219).
+//!     .with_usage(move || vec![(enhanced.clone(), 42)])
 //!     .on_event(|event| {
 //!         if let Some(alarm) = event.alarm() {
 //!             eprintln!("ALARM {}: {event}", alarm.name());

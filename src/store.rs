@@ -1,10 +1,14 @@
 //! Atomic, durable replacement of a small file: the Driver's snapshot store, the CLI's state
 //! and the reference manager's state all go through it.
 //!
-//! `store` writes `<file>.tmp`, fsyncs it, renames it over `<file>` and fsyncs the directory.
-//! A crash at any point leaves either the old or the new content under `<file>`, never a mix;
-//! `load` ignores a leftover temporary file. The file system is a trait so that tests can fail
-//! each step on purpose.
+//! `store` writes `<file>.tmp` (removing a leftover one from a crash, then creating it
+//! exclusively, so a planted symlink is never followed), fsyncs it, renames it over `<file>`
+//! and fsyncs the directory. One writer at a time: callers that share a file lock it (the CLI
+//! and the manager lock their directories; a Driver is the only writer of its snapshot). A crash at any point leaves
+//! either the old or the new content under `<file>`, never a mix; `load` never reads a
+//! temporary file. Files are private to their owner (0600 on Unix) unless made with
+//! [`RealFs::public`]: a snapshot holds key seeds. The file system is a trait so that tests can
+//! fail each step on purpose.
 
 use std::fs;
 use std::io::{self, Write};
@@ -13,7 +17,8 @@ use std::path::{Path, PathBuf};
 /// The file operations [`AtomicFile`] needs; [`RealFs`] does them for real, tests inject
 /// failures.
 pub trait FileSystem: Send {
-    /// Creates or truncates `path`, writes `bytes` and fsyncs the file.
+    /// Creates `path` anew (removing a leftover file of that name first, never following a
+    /// symlink), writes `bytes` and fsyncs the file.
     fn write_synced(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()>;
     /// Renames `from` to `to`, replacing `to`.
     fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()>;
@@ -23,13 +28,34 @@ pub trait FileSystem: Send {
     fn read(&mut self, path: &Path) -> io::Result<Option<Vec<u8>>>;
 }
 
-/// The real file system.
+/// The real file system; new files are readable by their owner only unless
+/// [`RealFs::public`].
 #[derive(Clone, Copy, Debug, Default)]
-pub struct RealFs;
+pub struct RealFs {
+    public: bool,
+}
+
+impl RealFs {
+    /// Files readable by everyone (0644 less the umask): certificates, public keys.
+    pub fn public() -> Self {
+        RealFs { public: true }
+    }
+}
 
 impl FileSystem for RealFs {
     fn write_synced(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        let mut f = fs::File::create(path)?;
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(
+            &mut options,
+            if self.public { 0o644 } else { 0o600 },
+        );
+        let mut f = options.open(path)?;
         f.write_all(bytes)?;
         f.sync_all()
     }
@@ -70,9 +96,9 @@ pub struct AtomicFile<F: FileSystem = RealFs> {
 }
 
 impl AtomicFile<RealFs> {
-    /// The file at `path` on the real file system.
+    /// The file at `path` on the real file system, private to its owner.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        AtomicFile::with_fs(path, RealFs)
+        AtomicFile::with_fs(path, RealFs::default())
     }
 }
 
@@ -131,18 +157,18 @@ mod tests {
 
     impl FileSystem for FailAt {
         fn write_synced(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-            RealFs.write_synced(path, bytes)?;
+            RealFs::default().write_synced(path, bytes)?;
             self.fail("after temp write and fsync")
         }
         fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
-            RealFs.rename(from, to)
+            RealFs::default().rename(from, to)
         }
         fn sync_dir(&mut self, dir: &Path) -> io::Result<()> {
             self.fail("after rename, before the directory fsync")?;
-            RealFs.sync_dir(dir)
+            RealFs::default().sync_dir(dir)
         }
         fn read(&mut self, path: &Path) -> io::Result<Option<Vec<u8>>> {
-            RealFs.read(path)
+            RealFs::default().read(path)
         }
     }
 
@@ -171,5 +197,35 @@ mod tests {
             let reopened = AtomicFile::new(&path).load().unwrap();
             assert_eq!(reopened.as_deref(), Some(expected), "{step}");
         }
+    }
+
+    #[test]
+    fn a_leftover_temp_file_from_a_crash_does_not_block_the_next_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        fs::write(dir.path().join("state.tmp"), b"half written").unwrap();
+        let mut file = AtomicFile::new(&path);
+        file.store(b"whole").unwrap();
+        assert_eq!(file.load().unwrap().as_deref(), Some(&b"whole"[..]));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn stored_files_are_private_unless_public() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("snapshot");
+        AtomicFile::new(&private).store(b"seeds").unwrap();
+        let mode = fs::metadata(&private).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // Public files are created 0644 (less the umask), so they differ from private ones
+        // wherever the umask lets group or others read.
+        let public = dir.path().join("ca.pem");
+        AtomicFile::with_fs(&public, RealFs::public())
+            .store(b"cert")
+            .unwrap();
+        let mode = fs::metadata(&public).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o600, 0o600);
+        assert_eq!(mode & 0o133, 0);
     }
 }

@@ -220,11 +220,12 @@ fn usage_source_is_called_at_start_and_every_period() {
         MemoryStore::default(),
     )
     .unwrap()
-    .with_usage(hours(6), move || {
+    .with_usage(move || {
         let mut n = counter.lock().unwrap();
         *n += 1;
         vec![(tag(ENHANCED), *n)]
-    });
+    })
+    .usage_period(hours(6));
     driver.step().unwrap();
     assert_eq!(*calls.lock().unwrap(), 1);
     assert_eq!(driver.agent().status(t0()).entitlements[0].count, 1);
@@ -249,12 +250,22 @@ fn handle_wakes_the_running_loop_and_shutdown_is_clean() {
     .unwrap();
     let handle = driver.handle();
     let running = std::thread::spawn(move || driver.run());
-    handle.declare(tag(ENHANCED)).unwrap();
-    handle.set_usage(tag(ENHANCED), 2).unwrap();
-    let err = handle.register("bad token!", Force::No).unwrap_err();
-    assert_eq!(err.to_string(), smart_agent::error::TOKEN_MESSAGE);
-    handle.register(&link.token(), Force::No).unwrap();
-    let st = handle.status().unwrap();
+    // The loop sleeps up to an hour with nothing due: only the handle's wake-up can answer
+    // within the watchdog's minute.
+    let (done, finished) = std::sync::mpsc::channel();
+    let h = handle.clone();
+    let token = link.token();
+    std::thread::spawn(move || {
+        h.declare(tag(ENHANCED)).unwrap();
+        h.set_usage(tag(ENHANCED), 2).unwrap();
+        let refused = h.register("bad token!", Force::No).unwrap_err();
+        h.register(&token, Force::No).unwrap();
+        done.send((refused, h.status().unwrap())).unwrap();
+    });
+    let (refused, st) = finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the handle's commands woke the loop");
+    assert_eq!(refused.to_string(), smart_agent::error::TOKEN_MESSAGE);
     assert_eq!(st.registration.state, RegistrationState::Registered);
     assert_eq!(st.authorization.state, AuthorizationState::Authorized);
     let other = handle.clone();
@@ -265,6 +276,10 @@ fn handle_wakes_the_running_loop_and_shutdown_is_clean() {
     running.join().unwrap().unwrap();
     assert!(matches!(
         handle.status(),
+        Err(smart_agent::driver::CommandError::Stopped)
+    ));
+    assert!(matches!(
+        handle.declare(tag(ENHANCED)),
         Err(smart_agent::driver::CommandError::Stopped)
     ));
     let saved = Agent::restore(
@@ -297,18 +312,18 @@ impl Faulty {
 
 impl FileSystem for Faulty {
     fn write_synced(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        RealFs.write_synced(path, bytes)?;
+        RealFs::default().write_synced(path, bytes)?;
         self.fail("after the temp write and fsync, before the rename")
     }
     fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
-        RealFs.rename(from, to)
+        RealFs::default().rename(from, to)
     }
     fn sync_dir(&mut self, dir: &Path) -> io::Result<()> {
         self.fail("after the rename, before the directory fsync")?;
-        RealFs.sync_dir(dir)
+        RealFs::default().sync_dir(dir)
     }
     fn read(&mut self, path: &Path) -> io::Result<Option<Vec<u8>>> {
-        RealFs.read(path)
+        RealFs::default().read(path)
     }
 }
 
@@ -411,4 +426,106 @@ fn transport_failures_are_retried_by_the_agent_policy() {
         driver.agent().status(t0() + minutes(15)).registration.state,
         RegistrationState::Registered
     );
+}
+
+/// A store that fails while told to.
+#[derive(Clone, Default)]
+struct FlakyStore {
+    inner: MemoryStore,
+    failing: Arc<AtomicBool>,
+}
+
+impl SnapshotStore for FlakyStore {
+    fn load(&mut self) -> io::Result<Option<Vec<u8>>> {
+        self.inner.load()
+    }
+    fn save(&mut self, snapshot: &[u8]) -> io::Result<()> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(io::Error::other("disk full"));
+        }
+        self.inner.save(snapshot)
+    }
+}
+
+#[test]
+fn nothing_is_sent_while_the_snapshot_cannot_be_saved() {
+    let clock = ManualClock::new(t0());
+    let link = Loopback::new(clock.clone());
+    let store = FlakyStore::default();
+    let mut driver = Driver::open(
+        config(UDI, link.anchors(), 1),
+        link.clone(),
+        clock.clone(),
+        store.clone(),
+    )
+    .unwrap();
+    let token = link.token();
+    store.failing.store(true, Ordering::SeqCst);
+    driver
+        .agent_mut()
+        .register(&token, Force::No, t0())
+        .unwrap();
+    assert!(matches!(driver.step(), Err(DriverError::Store(_))));
+    assert!(
+        link.sent.lock().unwrap().is_empty(),
+        "a request left without being saved"
+    );
+    let st = driver.agent().status(t0());
+    assert_eq!(
+        st.registration.state,
+        RegistrationState::RegistrationPending
+    );
+    // The disk recovers: the registration goes out at its retry, saved first.
+    store.failing.store(false, Ordering::SeqCst);
+    driver.advance_to(t0() + minutes(15)).unwrap();
+    assert_eq!(
+        driver.agent().status(t0() + minutes(15)).registration.state,
+        RegistrationState::Registered
+    );
+    assert_eq!(store.inner.get().unwrap(), driver.agent().snapshot());
+}
+
+#[test]
+fn commands_are_answered_only_once_saved() {
+    let clock = ManualClock::new(t0());
+    let link = Loopback::new(clock.clone());
+    let store = FlakyStore::default();
+    let mut driver = Driver::open(
+        config(UDI, link.anchors(), 1),
+        link.clone(),
+        clock,
+        store.clone(),
+    )
+    .unwrap();
+    let handle = driver.handle();
+    store.failing.store(true, Ordering::SeqCst);
+    let waiting = std::thread::spawn(move || handle.declare(tag(ENHANCED)));
+    while !waiting.is_finished() {
+        let _ = driver.step();
+    }
+    assert!(matches!(
+        waiting.join().unwrap(),
+        Err(smart_agent::driver::CommandError::NotSaved(_))
+    ));
+}
+
+#[test]
+fn the_default_usage_period_is_24_hours() {
+    let clock = ManualClock::new(t0());
+    let link = Loopback::new(clock.clone());
+    let calls = Arc::new(Mutex::new(0u32));
+    let counter = calls.clone();
+    let mut driver = Driver::open(
+        config(UDI, link.anchors(), 1),
+        link,
+        clock,
+        MemoryStore::default(),
+    )
+    .unwrap()
+    .with_usage(move || {
+        *counter.lock().unwrap() += 1;
+        vec![]
+    });
+    driver.advance_to(t0() + hours(49)).unwrap();
+    assert_eq!(*calls.lock().unwrap(), 3, "at 0, 24 and 48 h");
 }

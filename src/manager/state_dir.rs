@@ -100,32 +100,6 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> DirError + '_ {
     }
 }
 
-/// [`RealFs`], but files are created readable by their owner only (Unix).
-#[derive(Clone, Copy, Debug, Default)]
-struct PrivateFs;
-
-impl FileSystem for PrivateFs {
-    fn write_synced(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        use std::io::Write as _;
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options.open(path)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    }
-    fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
-        RealFs.rename(from, to)
-    }
-    fn sync_dir(&mut self, dir: &Path) -> io::Result<()> {
-        RealFs.sync_dir(dir)
-    }
-    fn read(&mut self, path: &Path) -> io::Result<Option<Vec<u8>>> {
-        RealFs.read(path)
-    }
-}
-
 /// The exclusive lock of a state directory, held until dropped.
 #[derive(Debug)]
 pub struct DirLock {
@@ -319,7 +293,7 @@ impl StateDir {
     /// The state file's bytes; the caller holds the lock.
     pub(crate) fn state_bytes(&self) -> Result<Vec<u8>, DirError> {
         let path = self.state_path();
-        AtomicFile::with_fs(&path, PrivateFs)
+        AtomicFile::new(&path)
             .load()
             .map_err(io_error(&path))?
             .ok_or_else(|| DirError::NotInitialized(self.path.clone()))
@@ -444,17 +418,17 @@ fn initialize(dir: &Path, environment: Environment) -> Result<Manager, DirError>
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, DirError> {
-    RealFs.read(path).map_err(io_error(path))
+    RealFs::default().read(path).map_err(io_error(path))
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DirError> {
-    AtomicFile::with_fs(path, PrivateFs)
-        .store(bytes)
-        .map_err(io_error(path))
+    AtomicFile::new(path).store(bytes).map_err(io_error(path))
 }
 
 fn write_public(path: &Path, bytes: &[u8]) -> Result<(), DirError> {
-    AtomicFile::new(path).store(bytes).map_err(io_error(path))
+    AtomicFile::with_fs(path, RealFs::public())
+        .store(bytes)
+        .map_err(io_error(path))
 }
 
 fn write_if_changed(path: &Path, bytes: &[u8], private: bool) -> Result<(), DirError> {
