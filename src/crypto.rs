@@ -19,6 +19,14 @@ use ring::signature::{self, KeyPair as _};
 /// The standard base64 alphabet with padding, used for every signature and key on the wire.
 pub(crate) const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
+/// The one rustls crypto provider of every TLS endpoint in the crate (transport clients,
+/// manager server): ring, set explicitly. ureq panics at first use without one, and a
+/// default provider could pull aws-lc-rs (a C build) into the tree.
+#[cfg(any(feature = "transport", feature = "manager"))]
+pub(crate) fn tls_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+}
+
 /// A source of random bytes for nonces, key seeds and identifiers.
 pub trait Random: Send {
     /// Fills `dest` with random bytes.

@@ -1,5 +1,6 @@
 //! The blocking Driver: loop, handle, usage recount, persistence and store faults, with the
 //! reference manager behind an in-process transport.
+#![cfg(all(feature = "transport", feature = "manager"))]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Agent + Driver + HttpsTransport against the reference manager served over real HTTPS on
 //! loopback: directly, through a real tinyproxy, with an untrusted CA, many agents at once.
+#![cfg(all(feature = "transport", feature = "manager"))]
 
 mod common;
 mod support;
@@ -246,10 +247,11 @@ fn through(proxy: &Tinyproxy, auth: Option<(&str, &str)>) -> TransportSettings {
 }
 
 #[test]
-fn register_and_renew_through_a_real_proxy_with_and_without_basic_auth() {
+fn the_whole_lifecycle_through_a_real_proxy_with_and_without_basic_auth() {
+    let test = "the_whole_lifecycle_through_a_real_proxy_with_and_without_basic_auth";
     let served = Served::start();
     for (seed, auth) in [(4, None), (5, Some(("agent", "s3cret")))] {
-        let Some(proxy) = Tinyproxy::start("register through proxy", auth) else {
+        let Some(proxy) = Tinyproxy::start(test, auth) else {
             return;
         };
         let udi = format!("PID:UCM,SN:30{seed}");
@@ -258,32 +260,46 @@ fn register_and_renew_through_a_real_proxy_with_and_without_basic_auth() {
             .agent_mut()
             .set_transport(through(&proxy, auth), now())
             .unwrap();
+        driver.agent_mut().declare(tag(ENHANCED), now());
+        driver
+            .agent_mut()
+            .set_usage(&tag(ENHANCED), 1, now())
+            .unwrap();
         driver
             .agent_mut()
             .register(&served.token(), Force::No, now())
             .unwrap();
         driver.step().unwrap();
         assert_eq!(
-            driver.agent().status(now()).registration.state,
-            RegistrationState::Registered,
+            driver.agent().status(now()).authorization.state,
+            AuthorizationState::Authorized,
             "auth {auth:?}: {}",
             proxy.log()
         );
+        let piid = served.instances()[0].piid;
+        let reports = served.instances()[0].usage_reports_counted;
         driver.agent_mut().renew_auth(now()).unwrap();
+        driver.agent_mut().renew_id(now()).unwrap();
         driver.step().unwrap();
-        let last = driver
-            .agent()
-            .status(now())
-            .authorization
-            .last_communication;
-        assert_eq!(last.unwrap().outcome, Outcome::Succeeded);
+        assert_eq!(served.instances()[0].usage_reports_counted, reports + 1);
+        driver.agent_mut().deregister(now()).unwrap();
+        driver.step().unwrap();
+        assert!(served.instances().iter().all(|i| i.piid != piid));
+        // The traffic really went through the proxy: it logged the tunnels it opened.
+        let log = proxy.log();
+        let tunnel = format!("CONNECT {}", served.server.addr());
+        assert!(
+            log.matches(&tunnel).count() >= 4,
+            "expected register, authorize, renewals and deregister through {tunnel}: {log}"
+        );
     }
 }
 
 #[test]
 fn wrong_proxy_password_is_a_proxy_authentication_failure() {
     let served = Served::start();
-    let Some(proxy) = Tinyproxy::start("wrong proxy password", Some(("agent", "s3cret"))) else {
+    let test = "wrong_proxy_password_is_a_proxy_authentication_failure";
+    let Some(proxy) = Tinyproxy::start(test, Some(("agent", "s3cret"))) else {
         return;
     };
     let mut driver = served.driver(UDI, 6, served.transport_config());
@@ -318,7 +334,8 @@ fn wrong_proxy_password_is_a_proxy_authentication_failure() {
 #[test]
 fn a_stopped_proxy_leaves_registration_pending_and_it_is_retried() {
     let served = Served::start();
-    let Some(mut proxy) = Tinyproxy::start("stopped proxy", None) else {
+    let test = "a_stopped_proxy_leaves_registration_pending_and_it_is_retried";
+    let Some(mut proxy) = Tinyproxy::start(test, None) else {
         return;
     };
     let clock = ManualClock::new(now());

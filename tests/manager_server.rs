@@ -742,22 +742,23 @@ fn acknowledged_registrations_survive_kill_9() {
                     outcomes.in_flight.fetch_add(1, Ordering::SeqCst);
                     let answer = receive(tls);
                     outcomes.in_flight.fetch_sub(1, Ordering::SeqCst);
-                    let piid = answer.ok().and_then(|(status, _, body)| {
-                        let response = decode_response(&body, MAX_REQUEST_LEN).ok()?.response;
-                        (status == 200 && response.status == ResponseStatus::Ok)
-                            .then_some(response.piid?)
-                    });
-                    match piid {
-                        Some(piid) => outcomes
-                            .acknowledged
-                            .lock()
-                            .unwrap()
-                            .push((piid.to_string(), udi(n).to_string())),
-                        None => {
-                            outcomes.unanswered.fetch_add(1, Ordering::SeqCst);
-                            return;
-                        }
-                    }
+                    // Only a broken connection counts as "in flight at the kill"; an
+                    // answer that is not a successful registration is a failure here.
+                    let Ok((status, head, body)) = answer else {
+                        outcomes.unanswered.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    };
+                    let response = decode_response(&body, MAX_REQUEST_LEN)
+                        .unwrap_or_else(|e| panic!("{head}: {e}"))
+                        .response;
+                    assert_eq!(status, 200, "{head}");
+                    assert_eq!(response.status, ResponseStatus::Ok, "{head}");
+                    let piid = response.piid.expect("a registration names its piid");
+                    outcomes
+                        .acknowledged
+                        .lock()
+                        .unwrap()
+                        .push((piid.to_string(), udi(n).to_string()));
                 }
             });
         }

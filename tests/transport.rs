@@ -261,6 +261,16 @@ fn proxy_without_auth_round_trip() {
     let answer = transport.send(&through(&proxy, None), REQUEST);
     assert_eq!(answer.as_deref(), Ok(ANSWER), "{}", proxy.log());
     assert_eq!(server.received()[0].body, REQUEST);
+    assert_tunnelled(&proxy, "127.0.0.1");
+}
+
+/// The proxy logged a CONNECT to the test server: the request really went through it.
+fn assert_tunnelled(proxy: &Tinyproxy, host: &str) {
+    let log = proxy.log();
+    assert!(
+        log.contains(&format!("CONNECT {host}:")),
+        "no CONNECT {host} in: {log}"
+    );
 }
 
 #[test]
@@ -274,6 +284,7 @@ fn proxy_with_basic_auth_and_the_right_password_round_trip() {
     let mut transport = transport(config(&ca, &server.url("localhost", "/x")));
     let answer = transport.send(&through(&proxy, Some(("agent", "s3cret"))), REQUEST);
     assert_eq!(answer.as_deref(), Ok(ANSWER), "{}", proxy.log());
+    assert_tunnelled(&proxy, "localhost");
 }
 
 #[test]

@@ -104,6 +104,7 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> DirError + '_ {
 #[derive(Debug)]
 pub struct DirLock {
     _file: fs::File,
+    dir: PathBuf,
 }
 
 /// A manager state directory (see the [module docs](self)).
@@ -274,13 +275,30 @@ impl StateDir {
     /// Loads the manager for a caller holding `lock` for longer than one call, e.g. an
     /// embedded manager that answers at its own virtual times and is stored only if the
     /// caller's whole operation succeeds ([`StateDir::store`]).
-    pub fn load(&self, _lock: &DirLock) -> Result<Manager, DirError> {
+    pub fn load(&self, lock: &DirLock) -> Result<Manager, DirError> {
+        self.check_lock(lock)?;
         self.load_locked().map(|(manager, _)| manager)
     }
 
     /// Stores a manager loaded with [`StateDir::load`] under the same `lock`.
-    pub fn store(&self, _lock: &DirLock, manager: &Manager) -> Result<(), DirError> {
+    pub fn store(&self, lock: &DirLock, manager: &Manager) -> Result<(), DirError> {
+        self.check_lock(lock)?;
         self.store_state(&manager.save_state())
+    }
+
+    /// A lock of another directory protects nothing here.
+    fn check_lock(&self, lock: &DirLock) -> Result<(), DirError> {
+        if lock.dir == self.path {
+            Ok(())
+        } else {
+            Err(DirError::Io {
+                path: self.path.join(LOCK),
+                source: io::Error::other(format!(
+                    "the lock held is {}'s",
+                    lock.dir.join(LOCK).display()
+                )),
+            })
+        }
     }
 
     /// The manager and the bytes it was loaded from; the caller holds the lock.
@@ -348,6 +366,15 @@ impl StateDir {
             let ca_key_path = self.path.join(CA_KEY);
             let ca_key = fs::read_to_string(&ca_key_path).map_err(io_error(&ca_key_path))?;
             let issued = tls::issue_server(&ca_key, &names).map_err(DirError::Certificate)?;
+            // The names file goes first and comes back last: a crash between writing the key
+            // and the certificate leaves no names file, so the next start issues a matching
+            // pair again instead of failing on a mismatched one forever.
+            match fs::remove_file(&names_path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_error(&names_path)(e));
+                }
+                _ => {}
+            }
             write_private(&key_path, issued.key_pem.as_bytes())?;
             write_public(&cert_path, issued.cert_pem.as_bytes())?;
             write_public(&names_path, listed.as_bytes())?;
@@ -381,7 +408,10 @@ fn lock_at(dir: &Path) -> Result<DirLock, DirError> {
         .open(&path)
         .map_err(io_error(&path))?;
     file.lock().map_err(io_error(&path))?;
-    Ok(DirLock { _file: file })
+    Ok(DirLock {
+        _file: file,
+        dir: dir.to_path_buf(),
+    })
 }
 
 /// The manager stored in `dir`, `None` if there is no state file; the caller holds the lock.

@@ -119,7 +119,7 @@ pub(crate) fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<Serve
         return Err("server certificate: no certificate in the file".into());
     }
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("server key: {e}"))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::crypto::tls_provider();
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS configuration: {e}"))?

@@ -240,10 +240,9 @@ impl TransportConfig {
     }
 }
 
-/// The one rustls crypto provider of the crate's TLS clients: ring, set explicitly (ureq
-/// panics at first use when it has none; a default provider could pull aws-lc-rs).
+/// The rustls crypto provider of the crate's TLS clients ([`crate::crypto::tls_provider`]).
 pub(crate) fn crypto_provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    crate::crypto::tls_provider()
 }
 
 fn check_certificate(cert: &CertificateDer<'static>) -> Result<(), TransportError> {

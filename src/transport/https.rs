@@ -136,6 +136,9 @@ fn build_agent(
         .max_redirects(0)
         .user_agent(concat!("smart-agent/", env!("CARGO_PKG_VERSION")))
         .accept("application/xml")
+        // Each phase has its own budget; the global one caps the whole exchange so that a
+        // slow server cannot hold a request (and a Driver handle waiting on it) for the sum.
+        .timeout_global(Some(config.connect_timeout() + config.response_timeout()))
         .timeout_resolve(connect)
         .timeout_connect(connect)
         .timeout_send_request(response)
