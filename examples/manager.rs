@@ -2,9 +2,14 @@
 //!
 //! ```text
 //! cargo run --example manager --features manager -- serve --state DIR --listen 127.0.0.1:8443
-//! cargo run --example manager --features manager -- pool add <tag> <count> --state DIR
-//! cargo run --example manager --features manager -- token create --state DIR
+//! cargo run --example manager --features manager -- pool add <tag> <count> [--state DIR]
+//! cargo run --example manager --features manager -- token create [--state DIR]
 //! ```
+//! Without `--state`, the administration commands work on the embedded manager of the
+//! license harness's default directory (`./.smart-agent/manager`); a license harness
+//! directory given as `--state` means its embedded manager too. They create the directory on
+//! first use, with a default Smart Account and Virtual Account, so a first `pool add` just
+//! works; `account` selects another one for the commands that follow.
 //!
 //! `serve` prints, one per line, the CA certificate and the manager's signing public key that
 //! agents must trust, the environment it signs as, its clock and the address it listens on
@@ -21,11 +26,18 @@
 use std::collections::VecDeque;
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use smart_agent::manager::{InstanceInfo, Server, ServerOptions, StateDir, TokenOptions};
-use smart_agent::{Environment, Tag};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use smart_agent::manager::{
+    InstanceInfo, Manager, ManagerError, Server, ServerOptions, StateDir, TokenOptions,
+    VirtualAccountId,
+};
+use smart_agent::{Environment, Tag, Token};
+
+/// The embedded manager of the license harness's default state directory.
+const EMBEDDED: &str = ".smart-agent/manager";
 
 /// Why a command did not complete.
 enum Failure {
@@ -94,12 +106,17 @@ impl Args {
         }
     }
 
-    /// `--state DIR`, an existing manager state directory.
+    /// `--state DIR` (default: the license harness's embedded manager), created on first use.
     fn state_dir(&mut self) -> Result<StateDir, Failure> {
-        let path = self
-            .option("--state")?
-            .ok_or_else(|| usage("--state DIR is required"))?;
-        Ok(StateDir::open(path)?)
+        let given = self.option("--state")?;
+        let path = PathBuf::from(given.unwrap_or_else(|| EMBEDDED.into()));
+        // A license harness directory: its embedded manager.
+        let path = if !path.join("state").exists() && path.join("manager").join("state").exists() {
+            path.join("manager")
+        } else {
+            path
+        };
+        Ok(StateDir::open_or_create(path, None)?)
     }
 }
 
@@ -118,23 +135,38 @@ const COMMANDS: &[Command] = &[
         run: serve,
     },
     Command {
+        words: &["account"],
+        args: "[--smart <name>] [--virtual <name>] [--state DIR]",
+        run: account,
+    },
+    Command {
         words: &["pool", "add"],
-        args: "<tag> <count> --state DIR",
+        args: "<tag> <count> [--name <display name>] [--description <text>] [--state DIR]",
         run: pool_add,
     },
     Command {
         words: &["token", "create"],
-        args: "--state DIR",
+        args: "[--export] [--expires <days>] [--uses <n>] [--state DIR]",
         run: token_create,
     },
     Command {
+        words: &["token", "revoke"],
+        args: "<token> [--state DIR]",
+        run: token_revoke,
+    },
+    Command {
         words: &["instances"],
-        args: "--state DIR",
+        args: "[--state DIR]",
         run: instances,
     },
     Command {
+        words: &["licenses"],
+        args: "[--state DIR]",
+        run: licenses,
+    },
+    Command {
         words: &["clock", "set"],
-        args: "<RFC3339> --state DIR",
+        args: "<RFC3339> [--state DIR]",
         run: clock_set,
     },
 ];
@@ -203,10 +235,13 @@ fn pool_add(mut args: Args) -> Result<(), Failure> {
             u32::MAX
         ))
     })?;
+    let name = args.option("--name")?;
+    let description = args.option("--description")?;
     args.finish()?;
+    let selected = selected_account(&dir)?;
     let line = dir.update(|m, _| {
-        let va = m.default_virtual_account();
-        m.add_licenses(&va, &tag, count, None, None)?;
+        let va = current(m, &selected)?;
+        m.add_licenses(&va, &tag, count, name.as_deref(), description.as_deref())?;
         Ok(m.licenses(&va).into_iter().find(|l| l.tag == tag))
     })?;
     if let Some(l) = line {
@@ -223,18 +258,165 @@ fn pool_add(mut args: Args) -> Result<(), Failure> {
 
 fn token_create(mut args: Args) -> Result<(), Failure> {
     let dir = args.state_dir()?;
+    let mut options = TokenOptions {
+        export_controlled: args.flag("--export"),
+        ..TokenOptions::default()
+    };
+    if let Some(days) = args.option("--expires")? {
+        let days: i64 = days
+            .parse()
+            .ok()
+            .filter(|d| (1..=365).contains(d))
+            .ok_or_else(|| usage(format!("--expires: days from 1 to 365, not {days:?}")))?;
+        options.expires_after = TimeDelta::days(days);
+    }
+    if let Some(uses) = args.option("--uses")? {
+        let uses: u32 = uses.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            usage(format!(
+                "--uses: a number of registrations from 1, not {uses:?}"
+            ))
+        })?;
+        options.max_uses = Some(uses);
+    }
     args.finish()?;
-    let options = TokenOptions::default();
+    let selected = selected_account(&dir)?;
     let (token, va, expires) = dir.update(|m, now| {
-        let va = m.default_virtual_account();
+        let va = current(m, &selected)?;
         let token = m.create_token(&va, options, now)?;
         Ok((token, va, now + options.expires_after))
     })?;
+    let export = if options.export_controlled {
+        "export-controlled functionality allowed"
+    } else {
+        "export-controlled functionality not allowed"
+    };
+    let uses = match options.max_uses {
+        Some(n) => format!("{n} registration(s)"),
+        None => "any number of registrations".to_string(),
+    };
     println!(
-        "Registration token for {va}, valid until {}:",
+        "Registration token for {va}, valid until {}, {uses}, {export}:",
         rfc3339(expires)
     );
     println!("{}", token.expose());
+    Ok(())
+}
+
+fn token_revoke(mut args: Args) -> Result<(), Failure> {
+    let dir = args.state_dir()?;
+    let text = args.positional("<token>")?;
+    let token = Token::parse(&text).map_err(|e| usage(e.to_string()))?;
+    args.finish()?;
+    dir.update(|m, _| m.revoke_token(&token))?;
+    println!("revoked");
+    Ok(())
+}
+
+/// The account `account` selected (stored in `DIR/account`), if any.
+fn selected_account(dir: &StateDir) -> Result<Option<(String, String)>, Failure> {
+    let path = dir.path().join("account");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let (smart, virtual_account) = text
+                .trim_end_matches('\n')
+                .split_once('\t')
+                .ok_or_else(|| {
+                    Failure::Failed(format!("{}: not an account selection", path.display()))
+                })?;
+            Ok(Some((smart.to_string(), virtual_account.to_string())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Failure::Failed(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// The selected Virtual Account, or the default one.
+fn current(
+    m: &Manager,
+    selected: &Option<(String, String)>,
+) -> Result<VirtualAccountId, ManagerError> {
+    match selected {
+        None => Ok(m.default_virtual_account()),
+        Some((smart, virtual_account)) => {
+            let id = VirtualAccountId::new(smart.clone(), virtual_account.clone());
+            if m.virtual_accounts().contains(&id) {
+                Ok(id)
+            } else {
+                Err(ManagerError::UnknownVirtualAccount(id))
+            }
+        }
+    }
+}
+
+fn account(mut args: Args) -> Result<(), Failure> {
+    let dir = args.state_dir()?;
+    let smart = args.option("--smart")?;
+    let virtual_account = args.option("--virtual")?;
+    args.finish()?;
+    let selected = selected_account(&dir)?;
+    if smart.is_none() && virtual_account.is_none() {
+        let (current, all) = dir.read(|m, _| (current(m, &selected), m.virtual_accounts()))?;
+        let current = current?;
+        for va in all {
+            let mark = if va == current { "*" } else { " " };
+            println!("{mark} {va}");
+        }
+        return Ok(());
+    }
+    let (default_smart, default_virtual) = dir.read(|m, _| {
+        let d = m.default_virtual_account();
+        (
+            d.smart_account().to_string(),
+            d.virtual_account().to_string(),
+        )
+    })?;
+    let smart = smart.unwrap_or(default_smart);
+    let virtual_account = virtual_account.unwrap_or(default_virtual);
+    let va = dir.update(|m, _| {
+        match m.add_smart_account(&smart) {
+            Ok(()) | Err(ManagerError::DuplicateSmartAccount(_)) => {}
+            Err(e) => return Err(e),
+        }
+        match m.add_virtual_account(&smart, &virtual_account) {
+            Ok(va) => Ok(va),
+            Err(ManagerError::DuplicateVirtualAccount(va)) => Ok(va),
+            Err(e) => Err(e),
+        }
+    })?;
+    smart_agent::store::AtomicFile::new(dir.path().join("account"))
+        .store(format!("{smart}\t{virtual_account}\n").as_bytes())?;
+    println!("{va}");
+    Ok(())
+}
+
+/// The licenses table of 004:586-590: License, Purchased, In Use, Substitution, Balance.
+fn licenses(mut args: Args) -> Result<(), Failure> {
+    let dir = args.state_dir()?;
+    args.finish()?;
+    let selected = selected_account(&dir)?;
+    let (va, lines) = dir.read(|m, _| {
+        current(m, &selected).map(|va| {
+            let lines = m.licenses(&va);
+            (va, lines)
+        })
+    })??;
+    println!("{va}");
+    println!("License\tPurchased\tIn Use\tSubstitution\tBalance");
+    for l in lines {
+        let name = l
+            .description
+            .or(l.display_name)
+            .unwrap_or_else(|| l.tag.to_string());
+        let substitution = if l.lent_to_lower == 0 {
+            "-".to_string()
+        } else {
+            format!("To Lower: -{}", l.lent_to_lower)
+        };
+        println!(
+            "{name}\t{}\t{}\t{substitution}\t+ {}",
+            l.purchased, l.in_use, l.balance
+        );
+    }
     Ok(())
 }
 
@@ -281,6 +463,11 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 
 fn main() -> ExitCode {
     let mut words: VecDeque<String> = std::env::args().skip(1).collect();
+    // `--state DIR` may come before the command words too.
+    while words.front().map(String::as_str) == Some("--state") && words.len() >= 2 {
+        let (option, value) = (words.pop_front(), words.pop_front());
+        words.extend(option.into_iter().chain(value));
+    }
     if words.is_empty() || words.iter().any(|w| w == "--help" || w == "help") {
         print!("{}", usage_text());
         return if words.is_empty() {

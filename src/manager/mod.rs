@@ -58,7 +58,7 @@ pub use catalogue::{catalogue, CatalogueEntry};
 pub use error::ManagerError;
 pub use instances::InstanceInfo;
 pub use server::{Server, ServerError, ServerOptions};
-pub use state_dir::{DirError, StateDir};
+pub use state_dir::{DirError, DirLock, StateDir};
 pub use state_file::{StateError, STATE_MAGIC, STATE_VERSION};
 pub use tokens::TokenOptions;
 

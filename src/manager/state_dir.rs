@@ -228,7 +228,13 @@ impl StateDir {
     /// Sets the virtual clock to `now` (creating it: from then on the directory has a
     /// virtual clock).
     pub fn set_clock(&self, now: DateTime<Utc>) -> Result<(), DirError> {
-        let _lock = self.lock()?;
+        let lock = self.lock()?;
+        self.set_clock_locked(&lock, now)
+    }
+
+    /// [`StateDir::set_clock`] for a caller that already holds `lock`.
+    pub fn set_clock_locked(&self, lock: &DirLock, now: DateTime<Utc>) -> Result<(), DirError> {
+        self.check_lock(lock)?;
         self.write_clock(now)
     }
 

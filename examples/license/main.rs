@@ -1,0 +1,192 @@
+//! The example CLI harness: a product's licensing commands, one invocation per command, with
+//! the state in a directory and the reference manager embedded (or over HTTPS).
+//!
+//! ```text
+//! cargo run --features manager --example license -- demo
+//! cargo run --features manager --example license -- [options] <command>
+//! ```
+//! Options (anywhere on the line): `--state DIR` (default `./.smart-agent`), `--now RFC3339`
+//! (default: the system clock), `--udi <long form>`, `--product ucm|expressway`,
+//! `--tz NAME=±HH:MM`, `--manager-url URL --manager-key PEM [--ca PEM] [--manager-env
+//! production|development]`, `--lock-wait SECONDS` (default 5).
+//!
+//! Before each command every deadline that fell due since the last run is processed, each at
+//! its own time; the state is written only if the command was accepted.
+//!
+//! Exit status: 0 done; 1 refused before sending (nothing written); 2 accepted but the
+//! manager or the network said no, or a retry is pending; 3 the state directory is corrupt or
+//! locked (nothing written).
+//!
+//! Each command family is a module with a `parse` function listed in [`FAMILIES`]; adding a
+//! family touches nothing else.
+
+mod demo;
+mod harness;
+mod session;
+mod show;
+mod smart;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use smart_agent::{Environment, Udi, Vocabulary};
+
+use session::{Globals, ManagerChoice, Outcome, Session};
+use show::{Style, Zone};
+
+/// A parsed command: runs against the session.
+pub type Run = Box<dyn FnOnce(&mut Session) -> Outcome>;
+
+/// A family's parser: `None` if the words are not its command, `Err(usage)` if they are but
+/// malformed.
+type Parse = fn(&[String]) -> Option<Result<Run, String>>;
+
+/// The command families, each its own module.
+const FAMILIES: &[(Parse, &[&str])] = &[
+    (smart::parse, smart::USAGE),
+    (show::parse, show::USAGE),
+    (harness::parse, harness::USAGE),
+];
+
+fn usage_text() -> String {
+    let mut text = String::from(
+        "usage: license [--state DIR] [--now RFC3339] [--udi UDI] [--product ucm|expressway] \
+         [--tz NAME=+HH:MM] [--manager-url URL --manager-key PEM [--ca PEM] [--manager-env ENV]] <command>\n\
+         commands:\n  demo\n",
+    );
+    for (_, usage) in FAMILIES {
+        for line in *usage {
+            text.push_str(&format!("  {line}\n"));
+        }
+    }
+    text
+}
+
+/// Takes `--name VALUE` out of `args`.
+fn take(args: &mut Vec<String>, name: &str) -> Result<Option<String>, String> {
+    let Some(i) = args.iter().position(|a| a == name) else {
+        return Ok(None);
+    };
+    args.remove(i);
+    if i >= args.len() {
+        return Err(format!("{name} needs a value"));
+    }
+    Ok(Some(args.remove(i)))
+}
+
+fn globals(args: &mut Vec<String>) -> Result<Globals, String> {
+    let state = take(args, "--state")?.unwrap_or_else(|| ".smart-agent".into());
+    let now = match take(args, "--now")? {
+        None => None,
+        Some(t) => Some(
+            DateTime::parse_from_rfc3339(&t)
+                .map_err(|_| format!("--now: not an RFC 3339 time: {t}"))?
+                .with_timezone(&Utc),
+        ),
+    };
+    let udi = match take(args, "--udi")? {
+        None => None,
+        Some(u) => Some(u.parse::<Udi>().map_err(|e| format!("--udi: {e}: {u}"))?),
+    };
+    let vocabulary = match take(args, "--product")?.as_deref() {
+        None | Some("ucm") => Vocabulary::Cli,
+        Some("expressway") => Vocabulary::Expressway,
+        Some(other) => return Err(format!("--product: ucm or expressway, not {other}")),
+    };
+    let zone = match take(args, "--tz")? {
+        None => Zone::default(),
+        Some(z) => Zone::parse(&z).ok_or_else(|| format!("--tz: NAME=+HH:MM, not {z}"))?,
+    };
+    let url = take(args, "--manager-url")?;
+    let key = take(args, "--manager-key")?;
+    let ca = take(args, "--ca")?;
+    let env = take(args, "--manager-env")?;
+    let manager = match (url, key) {
+        (None, None) if ca.is_none() && env.is_none() => ManagerChoice::Embedded,
+        (Some(url), Some(key)) => ManagerChoice::Remote {
+            url,
+            ca: ca.map(PathBuf::from),
+            key: PathBuf::from(key),
+            environment: match env.as_deref() {
+                None | Some("development") => Environment::Development,
+                Some("production") => Environment::Production,
+                Some(other) => {
+                    return Err(format!(
+                        "--manager-env: production or development, not {other}"
+                    ))
+                }
+            },
+        },
+        _ => {
+            return Err(
+                "--manager-url and --manager-key go together (with --ca and --manager-env)".into(),
+            )
+        }
+    };
+    let lock_wait = match take(args, "--lock-wait")? {
+        None => Duration::from_secs(5),
+        Some(s) => Duration::from_secs(
+            s.parse::<u64>()
+                .map_err(|_| format!("--lock-wait: seconds, not {s}"))?,
+        ),
+    };
+    if let Some(unknown) = args.iter().find(|a| a.starts_with("--")) {
+        return Err(format!("unknown option {unknown}"));
+    }
+    Ok(Globals {
+        state: PathBuf::from(state),
+        now,
+        udi,
+        style: Style { vocabulary, zone },
+        manager,
+        lock_wait,
+    })
+}
+
+fn run(mut args: Vec<String>) -> Outcome {
+    let g = match globals(&mut args) {
+        Ok(g) => g,
+        Err(e) => return Outcome::refused(format!("license: {e}\n{}", usage_text().trim_end())),
+    };
+    if args == ["demo"] || args == ["license", "demo"] {
+        return demo::run(&g);
+    }
+    let parsed = FAMILIES.iter().find_map(|(parse, _)| parse(&args));
+    let command = match parsed {
+        Some(Ok(command)) => command,
+        Some(Err(usage)) => return Outcome::refused(format!("usage: {usage}")),
+        None => {
+            return Outcome::refused(format!(
+                "license: unknown command {:?}\n{}",
+                args.join(" "),
+                usage_text().trim_end()
+            ))
+        }
+    };
+    let pid = match g.style.vocabulary {
+        Vocabulary::Expressway => "Expressway",
+        _ => "UCM",
+    };
+    let mut session = match Session::open(&g, pid) {
+        Ok(s) => s,
+        Err(outcome) => return outcome,
+    };
+    let outcome = command(&mut session);
+    if outcome.exit == 1 {
+        return outcome; // refused: nothing is written, not even the catch-up
+    }
+    match session.commit() {
+        Ok(()) => outcome,
+        Err(failed) => failed,
+    }
+}
+
+fn main() -> ExitCode {
+    let outcome = run(std::env::args().skip(1).collect());
+    let _ = std::io::stdout().write_all(outcome.stdout.as_bytes());
+    let _ = std::io::stderr().write_all(outcome.stderr.as_bytes());
+    ExitCode::from(outcome.exit)
+}

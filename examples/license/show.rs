@@ -1,0 +1,322 @@
+//! `show license status | all | summary | usage | udi`: the layouts of `shared/layouts/`,
+//! printed from the agent's plain-data `Status` (SPEC §10).
+
+use chrono::{DateTime, FixedOffset, Offset, TimeDelta, Utc};
+use smart_agent::status::{Attempt, Outcome};
+use smart_agent::{RegistrationState, Status, TagStatus, Vocabulary};
+
+/// The agent version `show license all` prints (ours: the crate's version).
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A named fixed offset for dates (`IST=+05:30`); UTC by default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Zone {
+    pub name: String,
+    pub offset: FixedOffset,
+}
+
+impl Default for Zone {
+    fn default() -> Self {
+        Zone {
+            name: "UTC".into(),
+            offset: Utc.fix(),
+        }
+    }
+}
+
+impl Zone {
+    /// Parses `NAME=+HH:MM` / `NAME=-HH:MM`.
+    pub fn parse(s: &str) -> Option<Zone> {
+        let (name, offset) = s.split_once('=')?;
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphabetic()) {
+            return None;
+        }
+        let sign = match offset.get(..1)? {
+            "+" => 1,
+            "-" => -1,
+            _ => return None,
+        };
+        let (h, m) = offset.get(1..)?.split_once(':')?;
+        if h.len() != 2 || m.len() != 2 {
+            return None;
+        }
+        let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+        if h > 23 || m > 59 {
+            return None;
+        }
+        Some(Zone {
+            name: name.to_string(),
+            offset: FixedOffset::east_opt(sign * (h * 3600 + m * 60))?,
+        })
+    }
+
+    /// `%b %-d %H:%M:%S %Y <zone>` (002:77), e.g. `Jan 26 15:11:23 2018 IST`.
+    pub fn date(&self, t: DateTime<Utc>) -> String {
+        format!(
+            "{} {}",
+            t.with_timezone(&self.offset).format("%b %-d %H:%M:%S %Y"),
+            self.name
+        )
+    }
+}
+
+/// How `show` prints: vocabulary and zone.
+pub struct Style {
+    pub vocabulary: Vocabulary,
+    pub zone: Zone,
+}
+
+fn attempt(style: &Style, label: &str, a: &Attempt, out: &mut Vec<String>) {
+    match &a.outcome {
+        Outcome::Succeeded => {
+            out.push(format!("  {label}: SUCCEEDED on {}", style.zone.date(a.at)))
+        }
+        Outcome::Failed { reason } => {
+            out.push(format!("  {label}: FAILED on {}", style.zone.date(a.at)));
+            out.push(format!("    Failure reason: {reason}"));
+        }
+    }
+}
+
+fn remaining(d: TimeDelta) -> String {
+    let s = d.num_seconds().max(0);
+    format!(
+        "{} days, {} hours, {} minutes, {} seconds",
+        s / 86_400,
+        s % 86_400 / 3_600,
+        s % 3_600 / 60,
+        s % 60
+    )
+}
+
+/// The `show license status` block.
+pub fn status(st: &Status, style: &Style) -> String {
+    let v = style.vocabulary;
+    let z = &style.zone;
+    let r = &st.registration;
+    let mut out = vec![
+        "Smart Licensing is ENABLED".to_string(),
+        String::new(),
+        "Registration:".to_string(),
+        format!("  Status: {}", r.state.text(v)),
+    ];
+    if let Some(sa) = &r.smart_account {
+        out.push(format!("  Smart Account: {sa}"));
+    }
+    if let Some(va) = &r.virtual_account {
+        out.push(format!("  Virtual Account: {va}"));
+    }
+    out.push(format!(
+        "  Export-Controlled Functionality: {}",
+        if r.export_controlled {
+            "Allowed"
+        } else {
+            "Not Allowed"
+        }
+    ));
+    if let Some(initial) = &r.initial_registration {
+        attempt(style, "Initial Registration", initial, &mut out);
+    }
+    if r.state == RegistrationState::Registered {
+        // Before any renewal, the last renewal attempt repeats the registration (002:78).
+        if let Some(last) = r.last_renewal.as_ref().or(r.initial_registration.as_ref()) {
+            attempt(style, "Last Renewal Attempt", last, &mut out);
+        }
+        if let Some(next) = r.next_renewal {
+            out.push(format!("  Next Renewal Attempt: {}", z.date(next)));
+        }
+        if let Some(expires) = r.expires {
+            out.push(format!("  Registration Expires: {}", z.date(expires)));
+        }
+    }
+    if let Some(next) = r.next_registration_attempt {
+        out.push(format!("  Next Registration Attempt: {}", z.date(next)));
+    }
+    out.push(String::new());
+    let a = &st.authorization;
+    out.push("License Authorization:".to_string());
+    out.push(format!("  Status: {}{}", a.state.text(v), on(a.since, z)));
+    if let Some(last) = &a.last_communication {
+        attempt(style, "Last Communication Attempt", last, &mut out);
+    }
+    if let Some(next) = a.next_communication {
+        out.push(format!("  Next Communication Attempt: {}", z.date(next)));
+    }
+    if let Some(deadline) = a.deadline {
+        out.push(format!("  Communication Deadline: {}", z.date(deadline)));
+    }
+    out.push(String::new());
+    let e = &st.evaluation;
+    out.push("Evaluation Period:".to_string());
+    out.push(format!(
+        "  Evaluation Mode: {}",
+        if e.in_use { "In Use" } else { "Not In Use" }
+    ));
+    match e.expired_at {
+        Some(at) => out.push(format!("  EVALUATION PERIOD EXPIRED on {}", z.date(at))),
+        None => out.push(format!(
+            "  Evaluation Period Remaining: {}",
+            remaining(e.remaining)
+        )),
+    }
+    out.join("\n") + "\n"
+}
+
+fn on(since: Option<DateTime<Utc>>, z: &Zone) -> String {
+    since
+        .map(|t| format!(" on {}", z.date(t)))
+        .unwrap_or_default()
+}
+
+/// The `show license usage` section.
+pub fn usage(st: &Status, style: &Style) -> String {
+    let v = style.vocabulary;
+    let a = &st.authorization;
+    let as_of = a
+        .since
+        .map(|t| format!(" as of {}", style.zone.date(t)))
+        .unwrap_or_default();
+    let mut out = vec![
+        "License Usage".to_string(),
+        "=============".to_string(),
+        format!("License Authorization Status: {}{as_of}", a.state.text(v)),
+    ];
+    for e in &st.entitlements {
+        // Expressway does not list unused tags (004:239).
+        if v == Vocabulary::Expressway && e.status == TagStatus::Init {
+            continue;
+        }
+        out.push(String::new());
+        out.push(format!(
+            "{} ({})",
+            e.display_name.as_deref().unwrap_or(""),
+            e.tag
+        ));
+        out.push(format!(
+            "  Description: {}",
+            e.description.as_deref().unwrap_or("null")
+        ));
+        out.push(format!("  Count: {}", e.count));
+        out.push(format!("  Version: {}", e.version));
+        out.push(format!("  Status: {}", e.status.text(v)));
+    }
+    out.join("\n") + "\n"
+}
+
+/// The `show license udi` line.
+pub fn udi(st: &Status) -> String {
+    format!("UDI: {}\n", st.udi)
+}
+
+/// `show license all`: status, usage, product information, agent version.
+pub fn all(st: &Status, style: &Style) -> String {
+    format!(
+        "Smart Licensing Status\n=======================\n{}\n{}\nProduct Information\n===================\n{}\nAgent Version\n=============\nSmart Agent for Licensing: {AGENT_VERSION}\n",
+        status(st, style),
+        usage(st, style),
+        udi(st)
+    )
+}
+
+/// `show license summary`.
+pub fn summary(st: &Status, style: &Style) -> String {
+    let v = style.vocabulary;
+    let z = &style.zone;
+    let r = &st.registration;
+    let mut out = vec![
+        "Smart Licensing is ENABLED.".to_string(),
+        String::new(),
+        "Registration:".to_string(),
+        format!("  Status: {}", r.state.text(v)),
+    ];
+    if let Some(sa) = &r.smart_account {
+        out.push(format!("  Smart Account: {sa}"));
+    }
+    if let Some(va) = &r.virtual_account {
+        out.push(format!("  Virtual Account: {va}"));
+    }
+    if r.state == RegistrationState::Registered {
+        out.push(format!(
+            "  Last Renewal Attempt: {}",
+            match &r.last_renewal {
+                None => "None",
+                Some(Attempt {
+                    outcome: Outcome::Succeeded,
+                    ..
+                }) => "SUCCEEDED",
+                Some(_) => "FAILED",
+            }
+        ));
+        if let Some(next) = r.next_renewal {
+            out.push(format!("  Next Renewal Attempt: {}", z.date(next)));
+        }
+    }
+    if let Some(next) = r.next_registration_attempt {
+        out.push(format!("  Next Registration Attempt: {}", z.date(next)));
+    }
+    out.push(String::new());
+    let a = &st.authorization;
+    out.push("License Authorization:".to_string());
+    out.push(format!("  Status: {}", a.state.text(v)));
+    if let Some(last) = &a.last_communication {
+        out.push(format!(
+            "  Last Communication Attempt: {}",
+            match last.outcome {
+                Outcome::Succeeded => "SUCCEEDED",
+                Outcome::Failed { .. } => "FAILED",
+            }
+        ));
+    }
+    if let Some(next) = a.next_communication {
+        out.push(format!("  Next Communication Attempt: {}", z.date(next)));
+    }
+    out.push(String::new());
+    out.push("License Usage:".to_string());
+    out.push(format!(
+        "  {:<28}{:<87}{:<13}{}",
+        "License", "Entitlement Tag", "Count", "Status"
+    ));
+    out.push(format!("  {}", "-".repeat(134)));
+    for e in &st.entitlements {
+        if v == Vocabulary::Expressway && e.status == TagStatus::Init {
+            continue;
+        }
+        let name: String = e
+            .display_name
+            .as_deref()
+            .unwrap_or("")
+            .chars()
+            .take(26)
+            .collect();
+        let tag = e.tag.as_str();
+        let tag = if tag.len() < 87 {
+            format!("{tag:<87}")
+        } else {
+            format!("{tag} ")
+        };
+        out.push(format!(
+            "  {name:<28}{tag}{:<13}{}",
+            e.count,
+            e.status.text(v)
+        ));
+    }
+    out.join("\n") + "\n"
+}
+
+pub const USAGE: &[&str] = &["show license status | all | summary | usage | udi"];
+
+pub fn parse(words: &[String]) -> Option<Result<crate::Run, String>> {
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    let rest = w.strip_prefix(&["show", "license"])?;
+    let print: fn(&Status, &Style) -> String = match rest {
+        ["status"] => status,
+        ["all"] => all,
+        ["summary"] => summary,
+        ["usage"] => usage,
+        ["udi"] => |st, _| udi(st),
+        _ => return Some(Err(USAGE[0].to_string())),
+    };
+    Some(Ok(Box::new(move |s| {
+        crate::session::Outcome::ok(print(&s.status(), &s.style))
+    })))
+}
