@@ -65,8 +65,13 @@ fn usage_text() -> String {
     text
 }
 
-/// Takes `--name VALUE` out of `args`.
+/// Takes `--name VALUE` or `--name=VALUE` out of `args`.
 fn take(args: &mut Vec<String>, name: &str) -> Result<Option<String>, String> {
+    let joined = format!("{name}=");
+    if let Some(i) = args.iter().position(|a| a.starts_with(&joined)) {
+        let value = args.remove(i)[joined.len()..].to_string();
+        return Ok(Some(value));
+    }
     let Some(i) = args.iter().position(|a| a == name) else {
         return Ok(None);
     };
