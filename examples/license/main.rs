@@ -175,13 +175,22 @@ fn run(mut args: Vec<String>) -> Outcome {
         Vocabulary::Expressway => "Expressway",
         _ => "UCM",
     };
+    // A refused command leaves no trace, not even a directory it had to create to run.
+    let created = !g.state.exists();
+    let forget = |outcome: Outcome| {
+        if created {
+            let _ = std::fs::remove_dir_all(&g.state);
+        }
+        outcome
+    };
     let mut session = match Session::open(&g, pid) {
         Ok(s) => s,
-        Err(outcome) => return outcome,
+        Err(outcome) => return forget(outcome),
     };
     let outcome = command(&mut session);
     if outcome.exit == 1 {
-        return outcome; // refused: nothing is written, not even the catch-up
+        drop(session); // releases the locks before the directory goes
+        return forget(outcome); // refused: nothing is written, not even the catch-up
     }
     match session.commit() {
         Ok(()) => outcome,
