@@ -89,13 +89,11 @@ fn remaining(d: TimeDelta) -> String {
     )
 }
 
-/// The `show license status` block.
-pub fn status(st: &Status, style: &Style) -> String {
-    let v = style.vocabulary;
-    let z = &style.zone;
+/// The opening lines both `status` and `summary` share, up to the accounts.
+fn registration_head(enabled: &str, st: &Status, v: Vocabulary) -> Vec<String> {
     let r = &st.registration;
     let mut out = vec![
-        "Smart Licensing is ENABLED".to_string(),
+        enabled.to_string(),
         String::new(),
         "Registration:".to_string(),
         format!("  Status: {}", r.state.text(v)),
@@ -106,6 +104,15 @@ pub fn status(st: &Status, style: &Style) -> String {
     if let Some(va) = &r.virtual_account {
         out.push(format!("  Virtual Account: {va}"));
     }
+    out
+}
+
+/// The `show license status` block.
+pub fn status(st: &Status, style: &Style) -> String {
+    let v = style.vocabulary;
+    let z = &style.zone;
+    let r = &st.registration;
+    let mut out = registration_head("Smart Licensing is ENABLED", st, v);
     out.push(format!(
         "  Export-Controlled Functionality: {}",
         if r.export_controlled {
@@ -223,18 +230,7 @@ pub fn summary(st: &Status, style: &Style) -> String {
     let v = style.vocabulary;
     let z = &style.zone;
     let r = &st.registration;
-    let mut out = vec![
-        "Smart Licensing is ENABLED.".to_string(),
-        String::new(),
-        "Registration:".to_string(),
-        format!("  Status: {}", r.state.text(v)),
-    ];
-    if let Some(sa) = &r.smart_account {
-        out.push(format!("  Smart Account: {sa}"));
-    }
-    if let Some(va) = &r.virtual_account {
-        out.push(format!("  Virtual Account: {va}"));
-    }
+    let mut out = registration_head("Smart Licensing is ENABLED.", st, v);
     if r.state == RegistrationState::Registered {
         out.push(format!(
             "  Last Renewal Attempt: {}",

@@ -72,20 +72,7 @@ pub(crate) fn new_ca() -> Result<Issued, String> {
 /// Whether `name` can be a subject alternative name: an IP address or a DNS name of letters,
 /// digits and hyphens in dot-separated labels.
 pub(crate) fn valid_host(name: &str) -> bool {
-    if name.parse::<IpAddr>().is_ok() {
-        return true;
-    }
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+    name.parse::<IpAddr>().is_ok() || crate::settings::valid_dns_name(name)
 }
 
 /// A server certificate for `names` (each [`valid_host`]) with a fresh key, signed by the CA
