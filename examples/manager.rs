@@ -106,17 +106,20 @@ impl Args {
         }
     }
 
-    /// `--state DIR` (default: the license harness's embedded manager), created on first use.
+    /// `--state DIR`, an existing manager state directory (a license harness directory means
+    /// its embedded manager); without it the harness's default embedded manager, created on
+    /// first use so that a first `pool add` just works.
     fn state_dir(&mut self) -> Result<StateDir, Failure> {
-        let given = self.option("--state")?;
-        let path = PathBuf::from(given.unwrap_or_else(|| EMBEDDED.into()));
-        // A license harness directory: its embedded manager.
+        let Some(given) = self.option("--state")? else {
+            return Ok(StateDir::open_or_create(EMBEDDED, None)?);
+        };
+        let path = PathBuf::from(given);
         let path = if !path.join("state").exists() && path.join("manager").join("state").exists() {
             path.join("manager")
         } else {
             path
         };
-        Ok(StateDir::open_or_create(path, None)?)
+        Ok(StateDir::open(path)?)
     }
 }
 
@@ -463,8 +466,8 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 
 fn main() -> ExitCode {
     let mut words: VecDeque<String> = std::env::args().skip(1).collect();
-    // `--state DIR` may come before the command words too.
-    while words.front().map(String::as_str) == Some("--state") && words.len() >= 2 {
+    // `--state DIR` may come before the command words too (once; then the words follow).
+    if words.front().map(String::as_str) == Some("--state") && words.len() > 2 {
         let (option, value) = (words.pop_front(), words.pop_front());
         words.extend(option.into_iter().chain(value));
     }
