@@ -117,7 +117,10 @@ fn lock(dir: &Path, wait: Duration) -> Result<File, Unusable> {
                 std::thread::sleep(Duration::from_millis(50));
             }
             Err(TryLockError::WouldBlock) => {
-                return Err(unusable(&path, "locked by another invocation"))
+                return Err(unusable(
+                    &path,
+                    "locked by another invocation (retry, or wait longer with --lock-wait SECONDS)",
+                ))
             }
             Err(TryLockError::Error(e)) => return Err(unusable(&path, e)),
         }
@@ -171,59 +174,57 @@ impl Session {
             .map_err(|e| Outcome::unusable(unusable(&snapshot_path, e)))?;
         let clock = ManualClock::new(now);
         let mut transport_config = TransportConfig::new();
-        let (transport, anchors, environment, embedded): (Box<dyn Transport>, _, _, _) =
-            match &g.manager {
-                ManagerChoice::Embedded => {
-                    let path = dir.join("manager");
-                    let state = StateDir::open_or_create(&path, None)
-                        .map_err(|e| Outcome::unusable(Unusable(e.to_string())))?;
-                    let dir_lock = state
-                        .lock()
-                        .map_err(|e| Outcome::unusable(Unusable(e.to_string())))?;
-                    let manager = state
-                        .load(&dir_lock)
-                        .map_err(|e| Outcome::unusable(Unusable(e.to_string())))?;
-                    let anchors = manager.trust_anchors();
-                    let environment = manager.environment();
-                    let manager = Arc::new(Mutex::new(manager));
-                    let offline = Arc::new(AtomicBool::new(dir.join("manager-offline").exists()));
-                    let transport = Loopback {
-                        manager: manager.clone(),
-                        offline: offline.clone(),
-                        clock: clock.clone(),
-                    };
-                    let embedded = Embedded {
-                        dir: state,
-                        lock: dir_lock,
-                        manager,
-                        offline,
-                    };
-                    (Box::new(transport), anchors, environment, Some(embedded))
+        let (transport, anchors, environment, embedded): (Box<dyn Transport>, _, _, _) = match &g
+            .manager
+        {
+            ManagerChoice::Embedded => {
+                let path = dir.join("manager");
+                let (state, dir_lock) = StateDir::open_or_create_locked(&path, None, g.lock_wait)
+                    .map_err(|e| Outcome::unusable(Unusable(e.to_string())))?;
+                let manager = state
+                    .load(&dir_lock)
+                    .map_err(|e| Outcome::unusable(Unusable(e.to_string())))?;
+                let anchors = manager.trust_anchors();
+                let environment = manager.environment();
+                let manager = Arc::new(Mutex::new(manager));
+                let offline = Arc::new(AtomicBool::new(dir.join("manager-offline").exists()));
+                let transport = Loopback {
+                    manager: manager.clone(),
+                    offline: offline.clone(),
+                    clock: clock.clone(),
+                };
+                let embedded = Embedded {
+                    dir: state,
+                    lock: dir_lock,
+                    manager,
+                    offline,
+                };
+                (Box::new(transport), anchors, environment, Some(embedded))
+            }
+            ManagerChoice::Remote {
+                url,
+                ca,
+                key,
+                environment,
+            } => {
+                let pem = fs::read_to_string(key)
+                    .map_err(|e| Outcome::refused(format!("{}: {e}", key.display())))?;
+                let key = ManagerPublicKey::from_spki_pem(&pem)
+                    .map_err(|e| Outcome::refused(format!("{}: {e}", key.display())))?;
+                transport_config = transport_config.with_direct_url(url.clone());
+                if let Some(ca) = ca {
+                    let bytes = fs::read(ca)
+                        .map_err(|e| Outcome::apply_failed(format!("{}: {e}", ca.display())))?;
+                    transport_config
+                        .add_ca_pem(&bytes)
+                        .map_err(|e| Outcome::apply_failed(format!("{}: {e}", ca.display())))?;
                 }
-                ManagerChoice::Remote {
-                    url,
-                    ca,
-                    key,
-                    environment,
-                } => {
-                    let pem = fs::read_to_string(key)
-                        .map_err(|e| Outcome::refused(format!("{}: {e}", key.display())))?;
-                    let key = ManagerPublicKey::from_spki_pem(&pem)
-                        .map_err(|e| Outcome::refused(format!("{}: {e}", key.display())))?;
-                    transport_config = transport_config.with_direct_url(url.clone());
-                    if let Some(ca) = ca {
-                        let bytes = fs::read(ca)
-                            .map_err(|e| Outcome::apply_failed(format!("{}: {e}", ca.display())))?;
-                        transport_config
-                            .add_ca_pem(&bytes)
-                            .map_err(|e| Outcome::apply_failed(format!("{}: {e}", ca.display())))?;
-                    }
-                    let transport = HttpsTransport::new(transport_config.clone())
-                        .map_err(|e| Outcome::apply_failed(e.to_string()))?;
-                    let anchors = vec![TrustAnchor::new(key, *environment)];
-                    (Box::new(transport), anchors, *environment, None)
-                }
-            };
+                let transport = HttpsTransport::new(transport_config.clone())
+                    .map_err(|e| Outcome::apply_failed(e.to_string()))?;
+                let anchors = vec![TrustAnchor::new(key, *environment)];
+                (Box::new(transport), anchors, *environment, None)
+            }
+        };
         let config = Config::new(udi.clone(), environment, anchors);
         let store = MemoryStore::default();
         if let Some(bytes) = &snapshot {

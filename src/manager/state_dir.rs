@@ -121,7 +121,7 @@ impl StateDir {
         if !path.is_dir() {
             return Err(DirError::NoDirectory(path));
         }
-        let _lock = lock_at(&path)?;
+        let _lock = lock_at(&path, None)?;
         let manager = load(&path)?.ok_or_else(|| DirError::NotInitialized(path.clone()))?;
         Ok(StateDir {
             environment: manager.environment(),
@@ -138,9 +138,26 @@ impl StateDir {
         path: impl Into<PathBuf>,
         environment: Option<Environment>,
     ) -> Result<StateDir, DirError> {
-        let path = path.into();
+        Self::open_or_create_with(path.into(), environment, None).map(|(dir, _)| dir)
+    }
+
+    /// [`StateDir::open_or_create`], keeping the lock it took (waiting at most `wait` for it),
+    /// for a caller that works on the directory for a while (the CLI's embedded manager).
+    pub fn open_or_create_locked(
+        path: impl Into<PathBuf>,
+        environment: Option<Environment>,
+        wait: std::time::Duration,
+    ) -> Result<(StateDir, DirLock), DirError> {
+        Self::open_or_create_with(path.into(), environment, Some(wait))
+    }
+
+    fn open_or_create_with(
+        path: PathBuf,
+        environment: Option<Environment>,
+        wait: Option<std::time::Duration>,
+    ) -> Result<(StateDir, DirLock), DirError> {
         create_private_dir(&path)?;
-        let _lock = lock_at(&path)?;
+        let lock = lock_at(&path, wait)?;
         let manager = match load(&path)? {
             Some(existing) => {
                 if let Some(requested) = environment.filter(|e| *e != existing.environment()) {
@@ -159,7 +176,7 @@ impl StateDir {
             path,
         };
         dir.publish_key(&manager.key)?;
-        Ok(dir)
+        Ok((dir, lock))
     }
 
     /// The directory.
@@ -199,7 +216,7 @@ impl StateDir {
 
     /// Waits for and takes the directory's exclusive lock.
     pub fn lock(&self) -> Result<DirLock, DirError> {
-        lock_at(&self.path)
+        lock_at(&self.path, None)
     }
 
     /// Whether "now" comes from the clock file rather than the system clock.
@@ -404,7 +421,7 @@ fn create_private_dir(path: &Path) -> Result<(), DirError> {
     builder.create(path).map_err(io_error(path))
 }
 
-fn lock_at(dir: &Path) -> Result<DirLock, DirError> {
+fn lock_at(dir: &Path, wait: Option<std::time::Duration>) -> Result<DirLock, DirError> {
     let path = dir.join(LOCK);
     let file = fs::OpenOptions::new()
         .read(true)
@@ -413,7 +430,26 @@ fn lock_at(dir: &Path) -> Result<DirLock, DirError> {
         .truncate(false)
         .open(&path)
         .map_err(io_error(&path))?;
-    file.lock().map_err(io_error(&path))?;
+    match wait {
+        None => file.lock().map_err(io_error(&path))?,
+        Some(wait) => {
+            let deadline = std::time::Instant::now() + wait;
+            loop {
+                match file.try_lock() {
+                    Ok(()) => break,
+                    Err(fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                    }
+                    Err(fs::TryLockError::WouldBlock) => {
+                        return Err(io_error(&path)(io::Error::other(
+                            "locked by another process",
+                        )))
+                    }
+                    Err(fs::TryLockError::Error(e)) => return Err(io_error(&path)(e)),
+                }
+            }
+        }
+    }
     Ok(DirLock {
         _file: file,
         dir: dir.to_path_buf(),
