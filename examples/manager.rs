@@ -442,7 +442,11 @@ fn instance_line(i: &InstanceInfo) -> String {
 fn instances(mut args: Args) -> Result<(), Failure> {
     let dir = args.state_dir()?;
     args.finish()?;
-    for line in dir.read(|m, _| m.instances().iter().map(instance_line).collect::<Vec<_>>())? {
+    let lines = dir.read(|m, _| m.instances().iter().map(instance_line).collect::<Vec<_>>())?;
+    if lines.is_empty() {
+        println!("no product instances");
+    }
+    for line in lines {
         println!("{line}");
     }
     Ok(())

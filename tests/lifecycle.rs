@@ -135,6 +135,14 @@ fn manager_unreachable_from_day_20_backs_off_expires_at_the_deadline_and_recover
         .collect();
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0].at, deadline);
+    // The deadline itself changes the tag's status, and says so.
+    assert!(events.iter().any(|e| e.at == deadline
+        && e.kind
+            == smart_agent::EventKind::EntitlementStatusChanged {
+                tag: ENHANCED.to_string(),
+                from: TagStatus::InCompliance,
+                to: TagStatus::AuthExpired,
+            }));
     let first_failure = events
         .iter()
         .find(|e| name(&e.kind) == "AuthorizationFailed")

@@ -501,7 +501,10 @@ fn diagnose_all_ok_against_the_reference_manager() {
     );
     let text = d.to_string();
     assert!(
-        text.contains("Manager: ok (a manager answered: FAILED MALFORMED, environment development"),
+        text.contains(
+            "Manager: ok (a manager answered (refusing the unsigned probe, as it should); \
+             it signs for the development environment"
+        ),
         "{text}"
     );
     assert_eq!(server.received()[0].body, smart_agent::transport::PROBE);

@@ -11,16 +11,16 @@ use crate::smart::report;
 use crate::Run;
 
 pub const USAGE: &[&str] = &[
-    "declare <tag>",
-    "usage <tag> <count>",
-    "transport direct | onprem <url> | proxy <host> <port> [<user> <password>]",
-    "privacy on|off",
-    "host <name> <ip>",
-    "subscriber on|off",
-    "diagnose",
-    "events",
-    "tick",
-    "manager offline|online",
+    "declare <tag>  — the product may use this entitlement (shows Init until used)",
+    "usage <tag> <count>  — the product's count in use (reported after 60 s)",
+    "transport direct | onprem <url> | proxy <host> <port> [<user> <password>]  — how to reach the manager (only while unregistered)",
+    "privacy on|off  — do not share the host name and IP address with the manager",
+    "host <name> <ip>  — the product's host name and address (a change renews the identity)",
+    "subscriber on|off  — a subscriber node: licensing operations are refused",
+    "diagnose  — check URL, DNS, TCP or proxy, TLS and the manager, step by step",
+    "events  — the event and alarm log",
+    "tick  — just let time pass: process what fell due up to --now",
+    "manager offline|online  — the embedded manager answers like a refused connection, or again",
 ];
 
 fn on_off(word: &str) -> Option<bool> {

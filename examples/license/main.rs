@@ -53,9 +53,18 @@ const FAMILIES: &[(Parse, &[&str])] = &[
 
 fn usage_text() -> String {
     let mut text = String::from(
-        "usage: license [--state DIR] [--now RFC3339] [--udi UDI] [--product ucm|expressway] \
-         [--tz NAME=+HH:MM] [--manager-url URL --manager-key PEM [--ca PEM] [--manager-env ENV]] <command>\n\
-         commands:\n  demo\n",
+        "usage: license [options] <command>\n\
+         options (anywhere on the line, also as --option=value):\n  \
+         --state DIR  state directory (default ./.smart-agent, created on first use)\n  \
+         --now RFC3339  the wall time (default: the system clock); deadlines since the last command are processed first\n  \
+         --udi UDI  the instance's UDI on first use (default: generated PID:UCM,SN:…,UUID:…)\n  \
+         --product ucm|expressway  the product's words (default ucm)\n  \
+         --tz NAME=+HH:MM  dates in a named fixed offset (default UTC)\n  \
+         --manager-url URL --manager-key PEM [--ca PEM] [--manager-env production|development]\n      \
+         a manager over HTTPS instead of the embedded one (`manager serve` prints the paths)\n  \
+         --lock-wait SECONDS  how long to wait for another invocation (default 5)\n\
+         exit status: 0 done, 1 refused (nothing written), 2 the manager or network said no or a retry is pending, 3 state directory corrupt or locked\n\
+         commands:\n  demo  — a narrated lifecycle in virtual time, in a temporary directory\n",
     );
     for (_, usage) in FAMILIES {
         for line in *usage {
@@ -65,24 +74,30 @@ fn usage_text() -> String {
     text
 }
 
-/// Takes `--name VALUE` or `--name=VALUE` out of `args`.
+/// Takes `--name VALUE` or `--name=VALUE` out of `args` (at most once).
 fn take(args: &mut Vec<String>, name: &str) -> Result<Option<String>, String> {
     let joined = format!("{name}=");
-    if let Some(i) = args.iter().position(|a| a.starts_with(&joined)) {
-        let value = args.remove(i)[joined.len()..].to_string();
-        return Ok(Some(value));
-    }
-    let Some(i) = args.iter().position(|a| a == name) else {
+    let value = if let Some(i) = args.iter().position(|a| a.starts_with(&joined)) {
+        args.remove(i)[joined.len()..].to_string()
+    } else if let Some(i) = args.iter().position(|a| a == name) {
+        args.remove(i);
+        if i >= args.len() {
+            return Err(format!("{name} needs a value"));
+        }
+        args.remove(i)
+    } else {
         return Ok(None);
     };
-    args.remove(i);
-    if i >= args.len() {
-        return Err(format!("{name} needs a value"));
+    if args.iter().any(|a| a == name || a.starts_with(&joined)) {
+        return Err(format!("{name} given more than once"));
     }
-    Ok(Some(args.remove(i)))
+    Ok(Some(value))
 }
 
 fn globals(args: &mut Vec<String>) -> Result<Globals, String> {
+    if let Some(i) = args.iter().position(|a| a == "--help") {
+        args[i] = "help".into();
+    }
     let state = take(args, "--state")?.unwrap_or_else(|| ".smart-agent".into());
     let now = match take(args, "--now")? {
         None => None,
@@ -158,6 +173,12 @@ fn run(mut args: Vec<String>) -> Outcome {
     };
     if args == ["demo"] || args == ["license", "demo"] {
         return demo::run(&g);
+    }
+    if args.is_empty() {
+        return Outcome::refused(usage_text().trim_end());
+    }
+    if matches!(args.as_slice(), [h] if h == "help" || h == "-h") {
+        return Outcome::ok(usage_text());
     }
     let parsed = FAMILIES.iter().find_map(|(parse, _)| parse(&args));
     let command = match parsed {

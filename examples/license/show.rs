@@ -299,7 +299,8 @@ pub fn summary(st: &Status, style: &Style) -> String {
     out.join("\n") + "\n"
 }
 
-pub const USAGE: &[&str] = &["show license status | all | summary | usage | udi"];
+pub const USAGE: &[&str] =
+    &["show license status | all | summary | usage | udi  — the product's status displays"];
 
 pub fn parse(words: &[String]) -> Option<Result<crate::Run, String>> {
     let w: Vec<&str> = words.iter().map(String::as_str).collect();

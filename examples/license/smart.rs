@@ -7,15 +7,21 @@ use crate::session::{Outcome, Session};
 use crate::Run;
 
 pub const USAGE: &[&str] = &[
-    "license smart register idtoken <token> [force]",
-    "license smart deregister",
-    "license smart renew ID | auth",
+    "license smart register idtoken <token> [force]  — register with a token (force: again, maybe elsewhere)",
+    "license smart deregister  — give the licenses back and return to evaluation",
+    "license smart renew ID | auth  — renew the identity or the authorization now",
 ];
 
 /// What a command that talks to the manager prints: its events on stdout; exit 2 with the
 /// product message of the first failure (SPEC §3, §9) on stderr if there was one.
 pub fn report(events: &[Event]) -> Outcome {
-    let stdout: String = events.iter().map(|e| format!("{}\n", e.kind)).collect();
+    let stdout: String = events
+        .iter()
+        .map(|e| match e.alarm() {
+            Some(alarm) => format!("{}  [{}]\n", e.kind, alarm.name()),
+            None => format!("{}\n", e.kind),
+        })
+        .collect();
     let failure = events.iter().find_map(|e| match &e.kind {
         EventKind::RegistrationFailed { failure }
         | EventKind::RegistrationRetrying { failure, .. }

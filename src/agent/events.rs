@@ -220,7 +220,8 @@ impl fmt::Display for EventKind {
                 to.cli_text()
             ),
             EventKind::EvaluationWarning { days_left } => {
-                write!(f, "Evaluation period expires in {days_left} days")
+                let unit = if *days_left == 1 { "day" } else { "days" };
+                write!(f, "Evaluation period expires in {days_left} {unit}")
             }
             EventKind::EvaluationExpired => f.write_str("Evaluation period expired"),
             EventKind::Deregistered => f.write_str("Deregistration succeeded"),
@@ -236,14 +237,21 @@ impl fmt::Display for EventKind {
                 f.write_str("Communication with Smart Software Licensing restored")
             }
             EventKind::ClockChanged { from, to } => {
-                write!(f, "System clock moved back from {from} to {to}; nothing was extended")
+                write!(
+                    f,
+                    "System clock moved back from {} to {}; nothing was extended",
+                    crate::wire::format_time(*from),
+                    crate::wire::format_time(*to)
+                )
             }
             EventKind::ClockSkew {
                 manager_time,
                 local_time,
             } => write!(
                 f,
-                "Clock differs from the manager's: local {local_time}, manager {manager_time}"
+                "Clock differs from the manager's: local {}, manager {}",
+                crate::wire::format_time(*local_time),
+                crate::wire::format_time(*manager_time)
             ),
             EventKind::ExportControlNotAllowed => {
                 f.write_str("Export-Controlled Functionality: Not Allowed")

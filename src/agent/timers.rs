@@ -184,7 +184,29 @@ impl Agent {
         }
         due.sort_by_key(|(at, _)| *at);
         for (at, kind) in due {
+            // A lapse, the deadline or the end of evaluation changes tag statuses by itself.
+            let flips = matches!(
+                kind,
+                EventKind::RegistrationExpired
+                    | EventKind::AuthorizationExpired
+                    | EventKind::EvaluationExpired
+            );
             self.push(at, kind);
+            if flips {
+                self.push_tag_changes(later(at, -TimeDelta::nanoseconds(1)), at);
+            }
+        }
+    }
+
+    /// Raises an event for every declared tag whose status at `after` differs from `before`.
+    pub(crate) fn push_tag_changes(&mut self, before: DateTime<Utc>, after: DateTime<Utc>) {
+        let from = self.tag_statuses(before);
+        let to = self.tag_statuses(after);
+        let tags: Vec<String> = self.lic.usage.iter().map(|(t, _)| t.to_string()).collect();
+        for ((tag, from), to) in tags.into_iter().zip(from).zip(to) {
+            if from != to {
+                self.push(after, EventKind::EntitlementStatusChanged { tag, from, to });
+            }
         }
     }
 }

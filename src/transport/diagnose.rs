@@ -377,15 +377,20 @@ fn ask_manager(settings: &TransportSettings, config: &TransportConfig) -> StepRe
     let parsed = decode_response(&answer, config.max_answer_bytes())
         .map_err(|e| format!("the answer is not a manager's answer ({e})"))?;
     let response = &parsed.response;
-    let status = match &response.status {
-        ResponseStatus::Ok => "OK".to_string(),
-        ResponseStatus::Failed { code, .. } => format!("FAILED {code}"),
-        ResponseStatus::VersionTooHigh => "VERSION_TOO_HIGH".to_string(),
+    // The probe is unsigned on purpose: a manager refuses it with a signed FAILED MALFORMED,
+    // which proves it speaks the protocol without changing anything on it.
+    let answered = match &response.status {
+        ResponseStatus::Failed { code, .. } if code == crate::wire::codes::MALFORMED => {
+            "a manager answered (refusing the unsigned probe, as it should)".to_string()
+        }
+        ResponseStatus::Ok => "a manager answered OK".to_string(),
+        ResponseStatus::Failed { code, .. } => format!("a manager answered FAILED {code}"),
+        ResponseStatus::VersionTooHigh => "a manager answered VERSION_TOO_HIGH".to_string(),
     };
     Ok((
         (),
         format!(
-            "a manager answered: {status}, environment {}, protocol version {}",
+            "{answered}; it signs for the {} environment, protocol version {}",
             response.environment, response.version
         ),
     ))
