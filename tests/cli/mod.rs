@@ -148,7 +148,11 @@ pub fn example(name: &str) -> PathBuf {
         });
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut newest = (SystemTime::UNIX_EPOCH, PathBuf::new());
-    for source in [root.join("src"), root.join("examples"), root.join("Cargo.toml")] {
+    for source in [
+        root.join("src"),
+        root.join("examples"),
+        root.join("Cargo.toml"),
+    ] {
         newest_file(&source, &mut newest);
     }
     assert!(
@@ -318,9 +322,7 @@ pub fn start(program: &Path, args: &[String], cwd: &Path) -> Running {
         command.env_remove(var);
     }
     let started = Instant::now();
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("$ {line}: {e}"));
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("$ {line}: {e}"));
     let stdout = reader(child.stdout.take().expect("stdout"));
     let stderr = reader(child.stderr.take().expect("stderr"));
     Running {
@@ -486,8 +488,7 @@ impl Cli {
     pub fn registered_with(&self, now: DateTime<Utc>, tag: &str, count: u32) {
         self.declare(now, &[tag]);
         if count > 0 {
-            self.license(now, &["usage", tag, &count.to_string()])
-                .ok();
+            self.license(now, &["usage", tag, &count.to_string()]).ok();
         }
         self.pool(tag, 10);
         let token = self.token(&[]);
