@@ -1,0 +1,415 @@
+//! The state directory: exit 3 for a corrupt or locked directory (`<path>: <error>` on
+//! stderr, nothing written), the lock that keeps two invocations from interleaving, the
+//! catch-up that is written only with an accepted command, and SPEC §12's other-UDI case.
+#![cfg(all(feature = "manager", feature = "transport"))]
+
+mod cli;
+
+use std::fs;
+use std::time::Duration;
+
+use cli::*;
+
+/// Registered at t0 with one Enhanced license in use.
+fn registered() -> Cli {
+    let cli = Cli::new();
+    cli.registered_with(t0(), ENHANCED, 1);
+    cli
+}
+
+/// Rewrites one byte of a file in the state directory.
+fn poke(cli: &Cli, name: &str, edit: impl FnOnce(&mut Vec<u8>)) {
+    let path = cli.path(name);
+    let mut bytes = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    edit(&mut bytes);
+    fs::write(&path, bytes).unwrap();
+}
+
+/// Every kind of command on an unusable directory: exit 3, stderr `<path>: <error>`, nothing
+/// written, stdout empty.
+#[track_caller]
+fn assert_unusable(cli: &Cli, path: &str, error: &str) {
+    let prefix = format!("{}: {error}", cli.path(path).display());
+    for args in [
+        &["show", "license", "status"][..],
+        &["declare", BASIC],
+        &["license", "smart", "renew", "auth"],
+        &["license", "smart", "register", "idtoken", "AAAAtoken"],
+        &["tick"],
+        &["manager", "offline"],
+    ] {
+        let run = cli.unchanged(|| cli.license(t0() + days(40), args));
+        assert_eq!((run.code, run.stdout.as_str()), (3, ""), "{}", run.line);
+        assert!(
+            run.stderr.starts_with(&prefix)
+                && run.stderr.ends_with('\n')
+                && run.stderr.lines().count() == 1,
+            "{}\nexpected {prefix:?}…, got {:?}",
+            run.line,
+            run.stderr
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exit 3: corrupt
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn corrupt_snapshot_is_exit_3_with_its_path_and_nothing_written() {
+    let cli = registered();
+    poke(&cli, "agent.snapshot", |b| {
+        let middle = b.len() / 2;
+        b[middle] ^= 0x01;
+    });
+    assert_unusable(&cli, "agent.snapshot", "corrupt snapshot: ");
+}
+
+#[test]
+fn snapshot_with_a_flipped_last_byte_is_exit_3() {
+    let cli = registered();
+    poke(&cli, "agent.snapshot", |b| {
+        let last = b.len() - 1;
+        b[last] ^= 0x80;
+    });
+    assert_unusable(&cli, "agent.snapshot", "corrupt snapshot: ");
+}
+
+#[test]
+fn truncated_snapshot_is_exit_3() {
+    let cli = registered();
+    poke(&cli, "agent.snapshot", |b| b.truncate(b.len() / 2));
+    assert_unusable(&cli, "agent.snapshot", "");
+}
+
+#[test]
+fn snapshot_with_the_wrong_magic_is_exit_3() {
+    let cli = registered();
+    poke(&cli, "agent.snapshot", |b| b[0] ^= 0x20);
+    assert_unusable(
+        &cli,
+        "agent.snapshot",
+        "not a smart-agent snapshot (wrong magic)",
+    );
+    // An empty file is not a snapshot either.
+    poke(&cli, "agent.snapshot", Vec::clear);
+    assert_unusable(
+        &cli,
+        "agent.snapshot",
+        "not a smart-agent snapshot (wrong magic)",
+    );
+}
+
+#[test]
+fn snapshot_of_an_unsupported_version_is_exit_3() {
+    let cli = registered();
+    // `SMAGSNAP`, then the format version (big-endian u16, 1 today).
+    poke(&cli, "agent.snapshot", |b| {
+        assert_eq!(&b[..10], b"SMAGSNAP\x00\x01", "the snapshot header moved");
+        b[9] = 2;
+    });
+    assert_unusable(&cli, "agent.snapshot", "unsupported snapshot version 2");
+}
+
+#[test]
+fn corrupt_udi_file_is_exit_3() {
+    let cli = registered();
+    fs::write(cli.path("udi"), "garbage\n").unwrap();
+    assert_unusable(&cli, "udi", "");
+}
+
+#[test]
+fn corrupt_embedded_manager_state_is_exit_3() {
+    let cli = registered();
+    poke(&cli, "manager/state", |b| {
+        let middle = b.len() / 2;
+        b[middle] ^= 0x01;
+    });
+    assert_unusable(&cli, "manager/state", "corrupt manager state: ");
+}
+
+#[test]
+fn a_corrupt_snapshot_is_reported_the_same_after_any_number_of_attempts() {
+    // Exit 3 writes nothing, so a later invocation sees exactly the same directory.
+    let cli = registered();
+    poke(&cli, "agent.snapshot", |b| b[20] ^= 0x01);
+    let first = cli.license(t0() + days(1), &["show", "license", "udi"]);
+    let second = cli.license(t0() + days(2), &["show", "license", "udi"]);
+    assert_eq!(
+        (first.code, &first.stderr),
+        (second.code, &second.stderr),
+        "{first:?}\n{second:?}"
+    );
+    assert_eq!(first.code, 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exit 3: locked; the lock keeps invocations apart
+// ---------------------------------------------------------------------------------------------
+
+/// Takes the harness's lock the way it does (`std::fs::File::lock`).
+fn hold_lock(cli: &Cli, name: &str) -> fs::File {
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(cli.path(name))
+        .unwrap();
+    file.lock().unwrap();
+    file
+}
+
+#[test]
+fn an_invocation_waits_for_the_lock_and_completes_once_it_is_released() {
+    let cli = registered();
+    let lock = hold_lock(&cli, "lock");
+    let mut running = cli.start_license(t0() + days(31), &["tick"]);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        !running.has_exited(),
+        "the invocation did not wait for the lock"
+    );
+    lock.unlock().unwrap();
+    drop(lock);
+    let run = running.finish();
+    run.expect(0, "Feb 3 10:00:00 2027 UTC  Authorization succeeded\n", "");
+    assert!(
+        run.elapsed >= Duration::from_millis(1000),
+        "{:?}",
+        run.elapsed
+    );
+}
+
+#[test]
+fn with_lock_wait_0_a_locked_directory_is_exit_3_and_nothing_written() {
+    let cli = registered();
+    let _lock = hold_lock(&cli, "lock");
+    let run = cli.unchanged(|| {
+        cli.license(
+            t0() + days(31),
+            &["--lock-wait", "0", "license", "smart", "renew", "auth"],
+        )
+    });
+    let message = format!(
+        "{}: locked by another invocation",
+        cli.path("lock").display()
+    );
+    assert_eq!((run.code, run.stdout.as_str()), (3, ""), "{run:?}");
+    assert!(
+        run.stderr.starts_with(&message) && run.stderr.lines().count() == 1,
+        "expected {message:?}…, got {:?}",
+        run.stderr
+    );
+    assert!(run.elapsed < Duration::from_secs(3), "{:?}", run.elapsed);
+}
+
+#[test]
+fn the_lock_wait_is_bounded_by_lock_wait_seconds() {
+    let cli = registered();
+    let _lock = hold_lock(&cli, "lock");
+    let run =
+        cli.unchanged(|| cli.license(t0(), &["--lock-wait", "1", "show", "license", "status"]));
+    assert_eq!((run.code, run.stdout.as_str()), (3, ""), "{run:?}");
+    assert!(
+        run.stderr.starts_with(&format!(
+            "{}: locked by another invocation",
+            cli.path("lock").display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.elapsed >= Duration::from_millis(900) && run.elapsed < Duration::from_secs(4),
+        "{:?}",
+        run.elapsed
+    );
+}
+
+#[test]
+fn a_locked_embedded_manager_is_exit_3_after_the_lock_wait() {
+    // E.g. a `manager` admin command or `manager serve` holding the embedded manager.
+    let cli = registered();
+    let _lock = hold_lock(&cli, "manager/lock");
+    let run = cli.unchanged(|| cli.license(t0(), &["--lock-wait", "0", "show", "license", "udi"]));
+    assert_eq!((run.code, run.stdout.as_str()), (3, ""), "{run:?}");
+    assert!(
+        run.stderr.starts_with(&format!(
+            "{}: locked by another",
+            cli.path("manager/lock").display()
+        )),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn concurrent_invocations_never_lose_each_others_changes() {
+    // Eight invocations at once, each declaring its own tag: a read-modify-write that
+    // interleaved would lose some of them.
+    let cli = Cli::new();
+    cli.declare(t0(), &[ENHANCED]);
+    let tags: Vec<String> = (0..8)
+        .map(|i| {
+            format!(
+                "regid.2016-07.com.cisco.UCM_Test{i},12.0_00000000-0000-4000-8000-00000000000{i}"
+            )
+        })
+        .collect();
+    let running: Vec<Running> = tags
+        .iter()
+        .map(|tag| cli.start_license(t0(), &["--lock-wait", "30", "declare", tag]))
+        .collect();
+    for run in running {
+        run.finish().expect(0, "", "");
+    }
+    let usage = cli.license(t0(), &["show", "license", "usage"]);
+    for tag in &tags {
+        assert!(
+            usage.ok().contains(tag.as_str()),
+            "{tag} lost:\n{}",
+            usage.stdout
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The catch-up is written only with an accepted command
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_refused_command_writes_nothing_not_even_the_catch_up() {
+    let cli = registered();
+    let token = cli.token(&[]);
+    let month = t0() + days(31);
+    // The renewal that fell due at t0+30 d runs in memory (the embedded manager answers it),
+    // then the command is refused: neither the agent nor the manager is written.
+    cli.unchanged(|| cli.license(month, &["license", "smart", "register", "idtoken", &token]))
+        .expect(1, "", &format!("{ALREADY_REGISTERED}\n"));
+    // The next accepted command replays it at its own time.
+    cli.license(month, &["tick"]).expect(
+        0,
+        "Feb 3 10:00:00 2027 UTC  Authorization succeeded\n",
+        "",
+    );
+}
+
+#[test]
+fn a_declined_command_writes_its_catch_up_and_its_failure() {
+    let cli = registered();
+    cli.license(t0() + days(29), &["manager", "offline"])
+        .expect(0, "", "");
+    let before = cli.tree();
+    let run = cli.license(t0() + days(31), &["license", "smart", "renew", "auth"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_ne!(before, cli.tree(), "exit 2 wrote nothing");
+    let events = cli.license(t0() + days(31), &["events"]);
+    assert!(
+        events.ok().contains(
+            "Feb 3 10:00:00 2027 UTC  Authorization failed: The requested operation was not successful due to communication send error"
+        ),
+        "{}",
+        events.stdout
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Another UDI on an existing directory (SPEC §12)
+// ---------------------------------------------------------------------------------------------
+
+const OTHER_UDI: &str = "PID:UCM,SN:99999,UUID:0123456789abcdef0123456789abcdef";
+
+#[test]
+fn a_different_udi_on_an_existing_directory_is_unregistered_with_the_evaluation_kept() {
+    let cli = Cli::new();
+    cli.license(t0(), &["--udi", SEED_UDI, "declare", ENHANCED])
+        .expect(0, "", "");
+    cli.license(t0(), &["usage", ENHANCED, "1"]).ok();
+    cli.pool(ENHANCED, 10);
+    let token = cli.token(&[]);
+    // Ten days of evaluation, then registered: 80 days are left and kept.
+    let registered_at = t0() + days(10);
+    cli.license(
+        registered_at,
+        &["license", "smart", "register", "idtoken", &token],
+    )
+    .ok();
+    let later = t0() + days(20);
+    let other = cli.license(later, &["--udi", OTHER_UDI, "show", "license", "all"]);
+    let out = other.ok();
+    assert!(
+        out.contains(
+            "Registration:\n  Status: UNREGISTERED\n  Export-Controlled Functionality: Not Allowed\n\n\
+             License Authorization:\n  Status: EVAL MODE\n\n\
+             Evaluation Period:\n  Evaluation Mode: In Use\n  \
+             Evaluation Period Remaining: 80 days, 0 hours, 0 minutes, 0 seconds\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "Product Information\n===================\nUDI: {OTHER_UDI}\n"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            " ({ENHANCED})\n  Description: null\n  Count: 1\n  Version: 12.0\n  Status: EvalMode\n"
+        )),
+        "{out}"
+    );
+    // The evaluation goes on counting from there; the new UDI is now the directory's.
+    let out = cli
+        .license(
+            later + days(1),
+            &["--udi", OTHER_UDI, "show", "license", "status"],
+        )
+        .ok()
+        .to_string();
+    assert!(
+        out.contains("  Evaluation Period Remaining: 79 days, 0 hours, 0 minutes, 0 seconds\n"),
+        "{out}"
+    );
+    cli.license_raw(&[
+        "--state",
+        cli.dir().to_str().unwrap(),
+        "--now",
+        &(later + days(1)).rfc3339(),
+        "show",
+        "license",
+        "udi",
+    ])
+    .expect(0, &format!("UDI: {OTHER_UDI}\n"), "");
+    // The manager still has the first instance: it was never deregistered.
+    let instances = cli.manager(&["instances"]);
+    assert!(instances.ok().contains(SEED_UDI), "{}", instances.stdout);
+}
+
+#[test]
+fn the_same_udi_given_again_changes_nothing() {
+    let cli = Cli::new().with(&["--udi", SEED_UDI]);
+    cli.registered_with(t0(), ENHANCED, 1);
+    let out = cli
+        .license(t0() + days(1), &["show", "license", "status"])
+        .ok()
+        .to_string();
+    assert!(out.contains("  Status: REGISTERED\n"), "{out}");
+}
+
+#[test]
+fn the_udi_is_fixed_on_first_use() {
+    let cli = Cli::new();
+    cli.declare(t0(), &[ENHANCED]);
+    let first = cli
+        .license(t0(), &["show", "license", "udi"])
+        .ok()
+        .to_string();
+    let again = cli
+        .license(t0() + days(1), &["show", "license", "udi"])
+        .ok()
+        .to_string();
+    assert_eq!(first, again);
+    assert_eq!(
+        fs::read_to_string(cli.path("udi")).unwrap(),
+        first.trim_start_matches("UDI: ")
+    );
+}
