@@ -1,0 +1,446 @@
+//! Time travel with `--now`: every deadline that fell due since the last invocation is
+//! processed at its own time, so a jump of months replays renewals, retries and expiries in
+//! order (issue 5: T+31 d, T+181 d, offline from T+200 d, expiry at T+270 d, back online at
+//! T+300 d). And `license demo`, the narrated lifecycle in virtual time.
+#![cfg(all(feature = "manager", feature = "transport"))]
+
+mod cli;
+
+use std::time::Duration;
+
+use cli::*;
+
+/// Declare Enhanced, use 1, register at T (= t0, 2027-01-04 10:00:00 UTC).
+fn registered_at_t() -> Cli {
+    let cli = Cli::new().with(&["--udi", SEED_UDI]);
+    cli.registered_with(t0(), ENHANCED, 1);
+    cli
+}
+
+/// The days of the scenario, from T.
+fn t(d: i64) -> chrono::DateTime<chrono::Utc> {
+    t0() + days(d)
+}
+
+fn status(cli: &Cli, now: impl Now) -> String {
+    cli.license(now, &["show", "license", "status"])
+        .ok()
+        .to_string()
+}
+
+/// The `License Authorization` block of `show license status`.
+fn authorization(status: &str) -> &str {
+    let start = status
+        .find("License Authorization:\n")
+        .unwrap_or_else(|| panic!("no authorization block:\n{status}"));
+    let end = status
+        .find("\nEvaluation Period:\n")
+        .unwrap_or_else(|| panic!("no evaluation block:\n{status}"));
+    &status[start..end]
+}
+
+/// What `show license all` prints in this scenario, given the registration and authorization
+/// lines that change (written from the layouts' rules).
+fn all(registration: &str, authorization: &str, overall: &str, tag: &str) -> String {
+    format!(
+        "Smart Licensing Status\n=======================\nSmart Licensing is ENABLED\n\n\
+         Registration:\n  Status: REGISTERED\n  Smart Account: Reference Smart Account\n  \
+         Virtual Account: DEFAULT\n  Export-Controlled Functionality: Not Allowed\n  \
+         Initial Registration: SUCCEEDED on Jan 4 10:00:00 2027 UTC\n{registration}\n\
+         License Authorization:\n{authorization}\n\
+         Evaluation Period:\n  Evaluation Mode: Not In Use\n  \
+         Evaluation Period Remaining: 90 days, 0 hours, 0 minutes, 0 seconds\n\n\
+         License Usage\n=============\nLicense Authorization Status: {overall}\n\n\
+         UC Manager Enhanced License (12.x) ({ENHANCED})\n  Description: UC Manager Enhanced License\n  \
+         Count: 1\n  Version: 12.0\n  Status: {tag}\n\n\
+         Product Information\n===================\nUDI: {SEED_UDI}\n\n\
+         Agent Version\n=============\nSmart Agent for Licensing: 0.1.0\n"
+    )
+}
+
+#[test]
+fn at_31_days_the_authorization_was_renewed_at_30_days() {
+    let cli = registered_at_t();
+    cli.license(t(31), &["show", "license", "all"]).expect(
+        0,
+        &all(
+            "  Last Renewal Attempt: SUCCEEDED on Jan 4 10:00:00 2027 UTC\n  \
+             Next Renewal Attempt: Jul 3 10:00:00 2027 UTC\n  \
+             Registration Expires: Jan 4 10:00:00 2028 UTC\n",
+            "  Status: AUTHORIZED on Feb 3 10:00:00 2027 UTC\n  \
+             Last Communication Attempt: SUCCEEDED on Feb 3 10:00:00 2027 UTC\n  \
+             Next Communication Attempt: Mar 5 10:00:00 2027 UTC\n  \
+             Communication Deadline: May 4 10:00:00 2027 UTC\n",
+            "AUTHORIZED as of Feb 3 10:00:00 2027 UTC",
+            "InCompliance",
+        ),
+        "",
+    );
+}
+
+#[test]
+fn at_181_days_the_identity_was_renewed_and_the_next_authorization_is_due_at_210_days() {
+    let cli = registered_at_t();
+    cli.license(t(31), &["show", "license", "all"]).ok();
+    cli.license(t(181), &["show", "license", "all"]).expect(
+        0,
+        &all(
+            "  Last Renewal Attempt: SUCCEEDED on Jul 3 10:00:00 2027 UTC\n  \
+             Next Renewal Attempt: Dec 30 10:00:00 2027 UTC\n  \
+             Registration Expires: Jul 2 10:00:00 2028 UTC\n",
+            "  Status: AUTHORIZED on Jul 3 10:00:00 2027 UTC\n  \
+             Last Communication Attempt: SUCCEEDED on Jul 3 10:00:00 2027 UTC\n  \
+             Next Communication Attempt: Aug 2 10:00:00 2027 UTC\n  \
+             Communication Deadline: Oct 1 10:00:00 2027 UTC\n",
+            "AUTHORIZED as of Jul 3 10:00:00 2027 UTC",
+            "InCompliance",
+        ),
+        "",
+    );
+}
+
+/// The scenario up to `manager offline` at T+200 d (looking at T+31 d and T+181 d).
+fn offline_from_200_days() -> Cli {
+    let cli = registered_at_t();
+    cli.license(t(31), &["show", "license", "all"]).ok();
+    cli.license(t(181), &["show", "license", "all"]).ok();
+    cli.license(t(200), &["manager", "offline"])
+        .expect(0, "", "");
+    cli
+}
+
+#[test]
+fn offline_from_200_days_stays_authorized_until_90_days_after_the_last_success() {
+    let cli = offline_from_200_days();
+    // Renewal due at T+210 d fails; backoff 15 min doubling to 24 h, the last retry capped
+    // at the deadline (T+180 d + 90 d).
+    let out = status(&cli, t(270) - seconds(1));
+    assert_eq!(
+        authorization(&out),
+        format!(
+            "License Authorization:\n  Status: AUTHORIZED on Jul 3 10:00:00 2027 UTC\n  \
+             Last Communication Attempt: FAILED on Sep 30 17:45:00 2027 UTC\n    \
+             Failure reason: {SEND_ERROR}\n  \
+             Next Communication Attempt: Oct 1 10:00:00 2027 UTC\n  \
+             Communication Deadline: Oct 1 10:00:00 2027 UTC\n"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("  Status: REGISTERED\n"), "{out}");
+}
+
+#[test]
+fn offline_authorization_expires_exactly_90_days_after_the_last_success() {
+    let cli = offline_from_200_days();
+    cli.license(t(270) - seconds(1), &["show", "license", "status"])
+        .ok();
+    let run = cli.license(t(270), &["show", "license", "all"]);
+    let out = run.ok();
+    assert_eq!(
+        authorization(out),
+        format!(
+            "License Authorization:\n  Status: AUTHORIZATION EXPIRED on Oct 1 10:00:00 2027 UTC\n  \
+             Last Communication Attempt: FAILED on Oct 1 10:00:00 2027 UTC\n    \
+             Failure reason: {SEND_ERROR}\n  \
+             Next Communication Attempt: Oct 2 10:00:00 2027 UTC\n  \
+             Communication Deadline: Oct 1 10:00:00 2027 UTC\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "License Authorization Status: AUTHORIZATION EXPIRED as of Oct 1 10:00:00 2027 UTC\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("  Count: 1\n  Version: 12.0\n  Status: AuthExpired\n"),
+        "{out}"
+    );
+    // Still registered: the identity is good until Jul 2 2028.
+    assert!(out.contains("  Status: REGISTERED\n"), "{out}");
+}
+
+#[test]
+fn back_online_at_300_days_the_daily_retry_authorizes_by_301_days() {
+    let cli = offline_from_200_days();
+    cli.license(t(270) - seconds(1), &["show", "license", "status"])
+        .ok();
+    cli.license(t(270), &["show", "license", "status"]).ok();
+    // The catch-up of this very command still runs offline: the retry at T+300 d fails.
+    cli.license(t(300), &["manager", "online"])
+        .expect(0, "", "");
+    let out = status(&cli, t(300));
+    assert!(
+        authorization(&out).starts_with(&format!(
+            "License Authorization:\n  Status: AUTHORIZATION EXPIRED on Oct 1 10:00:00 2027 UTC\n  \
+             Last Communication Attempt: FAILED on Oct 31 10:00:00 2027 UTC\n    \
+             Failure reason: {SEND_ERROR}\n  \
+             Next Communication Attempt: Nov 1 10:00:00 2027 UTC\n"
+        )),
+        "{out}"
+    );
+    cli.license(t(301), &["show", "license", "all"]).expect(
+        0,
+        &all(
+            "  Last Renewal Attempt: SUCCEEDED on Jul 3 10:00:00 2027 UTC\n  \
+             Next Renewal Attempt: Dec 30 10:00:00 2027 UTC\n  \
+             Registration Expires: Jul 2 10:00:00 2028 UTC\n",
+            "  Status: AUTHORIZED on Nov 1 10:00:00 2027 UTC\n  \
+             Last Communication Attempt: SUCCEEDED on Nov 1 10:00:00 2027 UTC\n  \
+             Next Communication Attempt: Dec 1 10:00:00 2027 UTC\n  \
+             Communication Deadline: Jan 30 10:00:00 2028 UTC\n",
+            "AUTHORIZED as of Nov 1 10:00:00 2027 UTC",
+            "InCompliance",
+        ),
+        "",
+    );
+}
+
+#[test]
+fn the_event_log_shows_every_renewal_retry_and_expiry_at_its_own_time() {
+    let cli = offline_from_200_days();
+    cli.license(t(300), &["manager", "online"])
+        .expect(0, "", "");
+    let run = cli.license(t(301), &["events"]);
+    let log = run.ok();
+    let failed = format!(
+        "Authorization failed: {SEND_ERROR} ({OFFLINE_DETAIL})  [SmartLicensingRenewAuthFailure]"
+    );
+    for expected in [
+        // Monthly renewals, then the identity at T+180 d.
+        "Feb 3 10:00:00 2027 UTC  Authorization succeeded\n".to_string(),
+        "Jun 3 10:00:00 2027 UTC  Authorization succeeded\n".to_string(),
+        "Jul 3 10:00:00 2027 UTC  Registration renewed\n".to_string(),
+        // The backoff from T+210 d: 15 min, 30 min, 1 h, 2 h, 4 h, 8 h, 16 h, then 24 h.
+        format!("Aug 2 10:00:00 2027 UTC  {failed}\n"),
+        format!("Aug 2 10:15:00 2027 UTC  {failed}\n"),
+        format!("Aug 2 10:45:00 2027 UTC  {failed}\n"),
+        format!("Aug 2 11:45:00 2027 UTC  {failed}\n"),
+        format!("Aug 2 13:45:00 2027 UTC  {failed}\n"),
+        format!("Aug 2 17:45:00 2027 UTC  {failed}\n"),
+        format!("Aug 3 01:45:00 2027 UTC  {failed}\n"),
+        format!("Aug 3 17:45:00 2027 UTC  {failed}\n"),
+        format!("Aug 4 17:45:00 2027 UTC  {failed}\n"),
+        format!("Sep 30 17:45:00 2027 UTC  {failed}\n"),
+        // The deadline, then every 24 h from it.
+        "Oct 1 10:00:00 2027 UTC  Authorization expired\n".to_string(),
+        format!("Oct 1 10:00:00 2027 UTC  {failed}\n"),
+        format!("Oct 2 10:00:00 2027 UTC  {failed}\n"),
+        format!("Oct 31 10:00:00 2027 UTC  {failed}\n"),
+        "Nov 1 10:00:00 2027 UTC  Authorization succeeded\n".to_string(),
+    ] {
+        assert!(log.contains(&expected), "missing {expected:?} in:\n{log}");
+    }
+    // Nothing between the 16 h step and the daily ones, nor after the deadline but daily.
+    assert!(!log.contains("Aug 3 09:45:00"), "{log}");
+    assert!(!log.contains("Oct 1 17:45:00"), "{log}");
+    // In order.
+    let times: Vec<chrono::DateTime<chrono::Utc>> = log
+        .lines()
+        .map(|l| {
+            let date = l.split("  ").next().unwrap().trim_end_matches(" UTC");
+            chrono::NaiveDateTime::parse_from_str(date, "%b %-d %H:%M:%S %Y")
+                .unwrap_or_else(|e| panic!("{l}: {e}"))
+                .and_utc()
+        })
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{log}");
+}
+
+#[test]
+fn the_catch_up_is_the_same_whether_or_not_anyone_looked_in_between() {
+    // One directory looked at every step, the other only switched the manager off and on.
+    let looked = offline_from_200_days();
+    looked
+        .license(t(270) - seconds(1), &["show", "license", "status"])
+        .ok();
+    looked.license(t(270), &["show", "license", "status"]).ok();
+    looked
+        .license(t(300), &["manager", "online"])
+        .expect(0, "", "");
+    let jumped = registered_at_t();
+    jumped
+        .license(t(200), &["manager", "offline"])
+        .expect(0, "", "");
+    jumped
+        .license(t(300), &["manager", "online"])
+        .expect(0, "", "");
+    let (a, b) = (
+        looked.license(t(301), &["show", "license", "all"]),
+        jumped.license(t(301), &["show", "license", "all"]),
+    );
+    assert_eq!(a.ok(), b.ok());
+    let (a, b) = (
+        looked.license(t(301), &["events"]),
+        jumped.license(t(301), &["events"]),
+    );
+    assert_eq!(a.ok(), b.ok());
+}
+
+#[test]
+fn a_year_offline_lets_the_identity_lapse_back_to_evaluation() {
+    let cli = registered_at_t();
+    cli.license(t(1), &["manager", "offline"]).expect(0, "", "");
+    let out = status(&cli, t(366));
+    assert!(
+        out.contains("Registration:\n  Status: UNREGISTERED - REGISTRATION EXPIRED\n"),
+        "{out}"
+    );
+    assert!(out.contains("  Status: EVAL MODE\n"), "{out}");
+    let events = cli.license(t(366), &["events"]);
+    assert!(
+        events
+            .ok()
+            .contains("Jan 4 10:00:00 2028 UTC  Registration expired"),
+        "{}",
+        events.stdout
+    );
+}
+
+#[test]
+fn evaluation_expires_after_90_days_of_use_and_says_when() {
+    let cli = Cli::new();
+    cli.declare(t0(), &[ENHANCED]);
+    cli.license(t0(), &["usage", ENHANCED, "1"]).ok();
+    // The layout's fixed form: `D days, H hours, M minutes, S seconds`.
+    let out = status(&cli, t(89));
+    assert!(
+        out.ends_with(
+            "  Evaluation Mode: In Use\n  Evaluation Period Remaining: 1 days, 0 hours, 0 minutes, 0 seconds\n"
+        ),
+        "{out}"
+    );
+    let out = status(&cli, t(91));
+    assert!(
+        out.contains("License Authorization:\n  Status: EVAL EXPIRED\n\nEvaluation Period:\n"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("\n  EVALUATION PERIOD EXPIRED on Apr 4 10:00:00 2027 UTC\n"),
+        "{out}"
+    );
+    let usage = cli.license(t(91), &["show", "license", "usage"]);
+    assert!(
+        usage
+            .ok()
+            .contains("  Count: 1\n  Version: 12.0\n  Status: EvalExpired\n"),
+        "{}",
+        usage.stdout
+    );
+    let events = cli.license(t(91), &["events"]);
+    for warning in [
+        "Mar 5 10:00:00 2027 UTC  Evaluation period expires in 30 days",
+        "Mar 28 10:00:00 2027 UTC  Evaluation period expires in 7 days",
+        "Apr 3 10:00:00 2027 UTC  Evaluation period expires in 1 day",
+        "Apr 4 10:00:00 2027 UTC  Evaluation period expired",
+    ] {
+        assert!(
+            events.ok().contains(warning),
+            "{warning} missing:\n{}",
+            events.stdout
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// license demo
+// ---------------------------------------------------------------------------------------------
+
+fn demo(cli: &Cli) -> Run {
+    let state = cli.dir().display().to_string();
+    let run = cli.license_raw(&["--state", &state, "demo"]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{}", run.stdout);
+    run
+}
+
+/// The demo's milestone sections: `(heading, text up to the next heading)`.
+fn milestones(out: &str) -> Vec<(String, String)> {
+    let mut sections = Vec::new();
+    for part in out.split("\n=== ").skip(1) {
+        let (heading, body) = part.split_once('\n').unwrap_or((part, ""));
+        sections.push((heading.to_string(), body.to_string()));
+    }
+    sections
+}
+
+#[test]
+fn demo_exits_0_quickly_with_each_milestone_heading() {
+    let cli = Cli::new();
+    let run = demo(&cli);
+    assert!(run.elapsed < Duration::from_secs(30), "{:?}", run.elapsed);
+    let sections = milestones(&run.stdout);
+    let numbers: Vec<String> = sections
+        .iter()
+        .map(|(h, _)| h.split('.').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        numbers,
+        ["1", "2", "3", "4", "5", "6", "7", "8"],
+        "{}",
+        run.stdout
+    );
+    for (heading, _) in &sections {
+        assert!(heading.ends_with(" ==="), "{heading}");
+    }
+}
+
+#[test]
+fn demo_goes_through_the_key_states_in_order() {
+    let cli = Cli::new();
+    let run = demo(&cli);
+    let out = &run.stdout;
+    let mut from = 0;
+    for state in [
+        "  Status: UNREGISTERED\n",
+        "  Status: EVAL MODE\n",
+        "  Status: REGISTERED\n",
+        "  Status: AUTHORIZED on ",
+        "Registration renewed",
+        "  Status: AUTHORIZATION EXPIRED on ",
+        "Communication with Smart Software Licensing restored",
+        "  Status: AUTHORIZED on ",
+        "License Authorization Status: OUT OF COMPLIANCE as of ",
+        "  Status: OutOfCompliance\n",
+        "  Status: AUTHORIZED on ",
+        "Deregistration succeeded",
+        "  Status: UNREGISTERED\n",
+        "  Status: EVAL MODE\n",
+    ] {
+        match out[from..].find(state) {
+            Some(i) => from += i + state.len(),
+            None => panic!("{state:?} missing after byte {from} of:\n{out}"),
+        }
+    }
+}
+
+#[test]
+fn demo_prints_show_license_status_at_each_milestone() {
+    let cli = Cli::new();
+    let run = demo(&cli);
+    for (heading, body) in milestones(&run.stdout) {
+        assert!(
+            body.contains("Smart Licensing is ENABLED\n") || body.contains("License Usage\n"),
+            "milestone {heading:?} prints no status:\n{body}"
+        );
+    }
+}
+
+#[test]
+fn demo_leaves_the_state_directory_and_the_working_directory_alone() {
+    let cli = Cli::new();
+    demo(&cli);
+    assert!(
+        !cli.dir().exists(),
+        "the demo wrote {}",
+        cli.dir().display()
+    );
+    let left: Vec<_> = std::fs::read_dir(cli.sandbox())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the demo left {left:?} in its working directory"
+    );
+}
