@@ -343,6 +343,79 @@ fn evaluation_expires_after_90_days_of_use_and_says_when() {
     }
 }
 
+#[test]
+fn usage_changes_are_coalesced_and_reported_60_seconds_after_the_first() {
+    let cli = Cli::new();
+    cli.registered_with(t0(), ENHANCED, 0);
+    let first = t(1);
+    cli.license(first, &["usage", ENHANCED, "2"])
+        .expect(0, "", "");
+    cli.license(first + seconds(30), &["usage", ENHANCED, "3"])
+        .expect(0, "", "");
+    let usage = cli.license(first + seconds(30), &["show", "license", "usage"]);
+    assert!(
+        usage
+            .ok()
+            .contains("  Count: 3\n  Version: 12.0\n  Status: Waiting\n"),
+        "{}",
+        usage.stdout
+    );
+    cli.license(first + seconds(59), &["tick"])
+        .expect(0, "", "");
+    cli.license(first + minutes(2), &["tick"]).expect(
+        0,
+        &format!(
+            "Jan 5 10:01:00 2027 UTC  Authorization succeeded\n\
+             Jan 5 10:01:00 2027 UTC  Entitlement {ENHANCED} changed from Waiting to InCompliance\n"
+        ),
+        "",
+    );
+    let instances = cli.manager(&["instances"]);
+    assert!(
+        instances
+            .ok()
+            .ends_with(&format!("\t2027-01-05T10:01:00Z\t{ENHANCED}=3\n")),
+        "{}",
+        instances.stdout
+    );
+}
+
+#[test]
+fn moving_the_clock_back_extends_nothing_and_is_logged() {
+    let cli = Cli::new();
+    cli.declare(t0(), &[ENHANCED]);
+    cli.license(t0(), &["usage", ENHANCED, "1"]).ok();
+    let remaining = "  Evaluation Period Remaining: 80 days, 0 hours, 0 minutes, 0 seconds\n";
+    assert!(status(&cli, t(10)).ends_with(remaining));
+    // Back to T: the evaluation does not get its ten days back, not even later.
+    assert!(status(&cli, t0()).ends_with(remaining));
+    assert!(status(&cli, t(5)).ends_with(remaining));
+    cli.license(t(5), &["events"]).expect(
+        0,
+        "Jan 14 10:00:00 2027 UTC  System clock moved back from 2027-01-14T10:00:00Z to \
+         2027-01-04T10:00:00Z; nothing was extended\n",
+        "",
+    );
+}
+
+#[test]
+fn tick_prints_the_same_lines_the_event_log_gains() {
+    // `tick` shows what fell due; `events` and command output add the alarm names
+    // (SmartLicensingRenewAuthFailure here): the same events should read the same.
+    let cli = registered_at_t();
+    cli.license(t(29), &["manager", "offline"])
+        .expect(0, "", "");
+    let tick = cli.license(t(31), &["tick"]);
+    let ticked = tick.ok();
+    assert!(!ticked.is_empty());
+    let events = cli.license(t(31), &["events"]);
+    assert!(
+        events.ok().ends_with(ticked),
+        "tick printed:\n{ticked}\nthe event log ends:\n{}",
+        events.stdout
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // license demo
 // ---------------------------------------------------------------------------------------------
