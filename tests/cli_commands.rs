@@ -1189,3 +1189,38 @@ fn the_default_state_directory_is_dot_smart_agent_in_the_working_directory() {
         udi.stdout
     );
 }
+
+#[test]
+fn options_also_take_the_option_equals_value_form() {
+    let cli = Cli::new();
+    let state = format!("--state={}", cli.dir().display());
+    cli.license_raw(&[&state, "--now=2027-01-04T10:00:00Z", "declare", ENHANCED])
+        .expect(0, "", "");
+    cli.license_raw(&[
+        &state,
+        "--now=2027-01-04T10:00:00Z",
+        &format!("--udi={SEED_UDI}"),
+        "show",
+        "license",
+        "udi",
+    ])
+    .expect(0, &format!("UDI: {SEED_UDI}\n"), "");
+}
+
+#[test]
+fn dates_are_printed_in_a_named_negative_offset_too() {
+    // 03:00 UTC is the evening before in PST.
+    let cli = Cli::new().with(&["--tz", "PST=-08:00"]);
+    let registered = at("2027-01-04T03:00:00Z");
+    cli.registered_with(registered, ENHANCED, 1);
+    let out = status(&cli, registered);
+    assert_has(
+        &out,
+        "  Initial Registration: SUCCEEDED on Jan 3 19:00:00 2027 PST\n",
+    );
+    assert_has(&out, "  Status: AUTHORIZED on Jan 3 19:00:00 2027 PST\n");
+    assert_has(
+        &out,
+        "  Next Communication Attempt: Feb 2 19:00:00 2027 PST\n",
+    );
+}

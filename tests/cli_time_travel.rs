@@ -288,6 +288,13 @@ fn a_year_offline_lets_the_identity_lapse_back_to_evaluation() {
         "{out}"
     );
     assert!(out.contains("  Status: EVAL MODE\n"), "{out}");
+    // The evaluation, never used while registered, counts from the identity's not-after.
+    assert!(
+        out.ends_with(
+            "  Evaluation Mode: In Use\n  Evaluation Period Remaining: 89 days, 0 hours, 0 minutes, 0 seconds\n"
+        ),
+        "{out}"
+    );
     let events = cli.license(t(366), &["events"]);
     assert!(
         events
@@ -395,6 +402,28 @@ fn moving_the_clock_back_extends_nothing_and_is_logged() {
         "Jan 14 10:00:00 2027 UTC  System clock moved back from 2027-01-14T10:00:00Z to \
          2027-01-04T10:00:00Z; nothing was extended\n",
         "",
+    );
+}
+
+#[test]
+fn deregistration_resumes_the_evaluation_where_it_stopped() {
+    let cli = Cli::new();
+    cli.declare(t0(), &[ENHANCED]);
+    cli.license(t0(), &["usage", ENHANCED, "1"]).ok();
+    cli.pool(ENHANCED, 10);
+    let token = cli.token(&[]);
+    cli.license(t(10), &["license", "smart", "register", "idtoken", &token])
+        .ok();
+    cli.license(t(40), &["license", "smart", "deregister"])
+        .expect(0, "Deregistration succeeded\n", "");
+    let eighty = "  Evaluation Mode: In Use\n  Evaluation Period Remaining: 80 days, 0 hours, 0 minutes, 0 seconds\n";
+    assert!(status(&cli, t(40)).ends_with(eighty));
+    let out = status(&cli, t(41) + hours(2));
+    assert!(
+        out.ends_with(
+            "  Evaluation Mode: In Use\n  Evaluation Period Remaining: 78 days, 22 hours, 0 minutes, 0 seconds\n"
+        ),
+        "{out}"
     );
 }
 
