@@ -272,6 +272,28 @@ fn concurrent_invocations_never_lose_each_others_changes() {
     }
 }
 
+#[test]
+fn a_refused_first_command_never_removes_what_a_concurrent_accepted_one_wrote() {
+    // A refused first command removes the directory it had to create; an accepted command
+    // started at the same moment on the same fresh directory must keep its effect (and its
+    // exit 0 must mean it was written).
+    for attempt in 0..12 {
+        let cli = Cli::new();
+        let refused = cli.start_license(t0(), &["license", "smart", "renew", "auth"]);
+        let accepted = cli.start_license(t0(), &["declare", ENHANCED]);
+        let refused = refused.finish();
+        let accepted = accepted.finish();
+        refused.expect(1, "", &format!("{RENEW_AUTH_NOT_ALLOWED}\n"));
+        accepted.expect(0, "", "");
+        let usage = cli.license(t0(), &["show", "license", "usage"]);
+        assert!(
+            usage.ok().contains(ENHANCED),
+            "attempt {attempt}: the accepted declare was lost:\n{}",
+            usage.stdout
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The catch-up is written only with an accepted command
 // ---------------------------------------------------------------------------------------------

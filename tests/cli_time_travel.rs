@@ -428,6 +428,34 @@ fn deregistration_resumes_the_evaluation_where_it_stopped() {
 }
 
 #[test]
+fn out_of_compliance_keeps_the_date_it_began_across_12_hour_rechecks() {
+    let cli = Cli::new();
+    cli.declare(t0(), &[ENHANCED]);
+    cli.license(t0(), &["usage", ENHANCED, "12"]).ok();
+    cli.pool(ENHANCED, 10);
+    let token = cli.token(&[]);
+    cli.license(t0(), &["license", "smart", "register", "idtoken", &token])
+        .expect(
+            0,
+            &format!(
+                "Registration succeeded (Smart Account: Reference Smart Account, Virtual Account: DEFAULT)\n\
+                 Authorization succeeded: out of compliance\n\
+                 Entitlement {ENHANCED} changed from Waiting to OutOfCompliance\n"
+            ),
+            "",
+        );
+    let out = status(&cli, t(1) + hours(1));
+    assert_eq!(
+        authorization(&out),
+        "License Authorization:\n  Status: OUT OF COMPLIANCE on Jan 4 10:00:00 2027 UTC\n  \
+         Last Communication Attempt: SUCCEEDED on Jan 5 10:00:00 2027 UTC\n  \
+         Next Communication Attempt: Jan 5 22:00:00 2027 UTC\n  \
+         Communication Deadline: Apr 5 10:00:00 2027 UTC\n",
+        "{out}"
+    );
+}
+
+#[test]
 fn tick_prints_the_same_lines_the_event_log_gains() {
     // `tick` shows what fell due; `events` and command output add the alarm names
     // (SmartLicensingRenewAuthFailure here): the same events should read the same.
