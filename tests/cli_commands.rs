@@ -725,6 +725,12 @@ fn host_change_while_registered_renews_the_identity_at_once() {
     let now = t0() + days(10);
     cli.license(now, &["host", "cucm-pub.example.com", "192.0.2.10"])
         .expect(0, "Registration renewed\n", "");
+    // The same name and address again is no change: nothing is renewed.
+    cli.license(
+        now + hours(1),
+        &["host", "cucm-pub.example.com", "192.0.2.10"],
+    )
+    .expect(0, "", "");
     assert_has(
         &status(&cli, now),
         "  Last Renewal Attempt: SUCCEEDED on Jan 14 10:00:00 2027 UTC\n  \
@@ -1222,5 +1228,30 @@ fn dates_are_printed_in_a_named_negative_offset_too() {
     assert_has(
         &out,
         "  Next Communication Attempt: Feb 2 19:00:00 2027 PST\n",
+    );
+}
+
+#[test]
+fn host_change_while_the_manager_is_offline_is_exit_2_and_retried() {
+    let cli = registered();
+    let now = t0() + days(4);
+    cli.license(now, &["manager", "offline"]).expect(0, "", "");
+    cli.license(now, &["host", "cucm2", "192.0.2.2"]).expect(
+        2,
+        &format!(
+            "Communication with Smart Software Licensing failed: {SEND_ERROR} ({OFFLINE_DETAIL})\n\
+             Registration renewal failed: {SEND_ERROR} ({OFFLINE_DETAIL})  \
+             [SmartLicensingRenewRegistrationFailure]\n"
+        ),
+        &line(SEND_ERROR),
+    );
+    assert_has(
+        &status(&cli, now),
+        &format!(
+            "  Last Renewal Attempt: FAILED on Jan 8 10:00:00 2027 UTC\n    \
+             Failure reason: {SEND_ERROR}\n  \
+             Next Renewal Attempt: Jan 8 10:15:00 2027 UTC\n  \
+             Registration Expires: Jan 4 10:00:00 2028 UTC\n"
+        ),
     );
 }

@@ -574,3 +574,34 @@ fn demo_leaves_the_state_directory_and_the_working_directory_alone() {
         "the demo left {left:?} in its working directory"
     );
 }
+
+#[test]
+fn demo_speaks_the_products_words_and_zone() {
+    let cli = Cli::new();
+    let state = cli.dir().display().to_string();
+    let run = cli.license_raw(&[
+        "--state",
+        &state,
+        "--product",
+        "expressway",
+        "--tz",
+        "IST=+05:30",
+        "demo",
+    ]);
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""), "{}", run.stdout);
+    let out = &run.stdout;
+    for word in [
+        "  Status: Registered\n",
+        "  Status: Authorized on ",
+        "  Status: Authorization Expired on ",
+    ] {
+        assert!(out.contains(word), "{word:?} missing:\n{out}");
+    }
+    for word in ["REGISTERED", "AUTHORIZED", "EVAL MODE", " UTC\n"] {
+        assert!(
+            !out.contains(word),
+            "{word:?} in the Expressway demo:\n{out}"
+        );
+    }
+    assert!(out.contains(" IST  "), "{out}");
+}
