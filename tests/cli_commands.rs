@@ -1255,3 +1255,41 @@ fn host_change_while_the_manager_is_offline_is_exit_2_and_retried() {
         ),
     );
 }
+
+#[test]
+fn bad_options_on_an_existing_directory_write_nothing() {
+    let cli = registered();
+    let key = cli
+        .path("manager/manager-key.pub.pem")
+        .display()
+        .to_string();
+    let url = format!("https://127.0.0.1:{}/SmartTransport", closed_port());
+    for args in [
+        &["--now", "2027-02-30T10:00:00Z", "tick"][..],
+        &["--tz", "IST=+25:00", "tick"],
+        &["--product", "cucm", "tick"],
+        &["--udi", "PID:", "tick"],
+        &["--lock-wait", "-1", "tick"],
+        &["--manager-env", "staging", "tick"],
+        // A remote manager without a CA: 500, the transport settings cannot be applied.
+        &["--manager-url", &url, "--manager-key", &key, "tick"],
+        &[
+            "--manager-url",
+            &url,
+            "--manager-key",
+            "/nonexistent.pem",
+            "tick",
+        ],
+    ] {
+        let mut all = vec!["--state", cli.dir().to_str().unwrap()];
+        all.extend_from_slice(args);
+        let run = cli.unchanged(|| cli.license_raw(&all));
+        assert_eq!(
+            (run.code, run.stdout.as_str()),
+            (1, ""),
+            "{}\n{}",
+            run.line,
+            run.stderr
+        );
+    }
+}
