@@ -490,7 +490,13 @@ fn main() -> ExitCode {
     let Some(command) = command else {
         eprintln!(
             "manager: unknown command {:?}\n{}",
-            words.iter().take(2).cloned().collect::<Vec<_>>().join(" "),
+            words
+                .iter()
+                .take_while(|w| !w.starts_with("--"))
+                .take(2)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" "),
             usage_text()
         );
         return ExitCode::from(2);

@@ -206,6 +206,7 @@ fn script(d: &mut Demo) -> Result<(), Outcome> {
     let token = d.manager("token create --export", |m, now| {
         m.create_token(&va, options, now)
     })?;
+    d.license("show license status")?;
 
     d.milestone("3. Registration: the identity, then the first authorization at once");
     d.license(&format!(

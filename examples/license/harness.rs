@@ -178,7 +178,10 @@ pub fn parse(words: &[String]) -> Option<Result<Run, String>> {
             let text: String = s
                 .catch_up_events()
                 .iter()
-                .map(|e| format!("{}  {}\n", s.style.zone.date(e.at), e.kind))
+                .map(|e| match e.alarm() {
+                    Some(a) => format!("{}  {}  [{}]\n", s.style.zone.date(e.at), e.kind, a.name()),
+                    None => format!("{}  {}\n", s.style.zone.date(e.at), e.kind),
+                })
                 .collect();
             Outcome::ok(text)
         }),

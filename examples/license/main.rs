@@ -166,56 +166,68 @@ fn globals(args: &mut Vec<String>) -> Result<Globals, String> {
     })
 }
 
-fn run(mut args: Vec<String>) -> Outcome {
-    let g = match globals(&mut args) {
+fn run(args: Vec<String>) -> Outcome {
+    // Two invocations creating the same fresh directory: the one that loses runs again on it.
+    for _ in 0..3 {
+        if let Some(outcome) = run_once(args.clone()) {
+            return outcome;
+        }
+    }
+    Outcome::unusable(session::Unusable(
+        "the state directory kept being created by other invocations; retry".into(),
+    ))
+}
+
+/// One attempt; `None` when another invocation created the fresh state directory first.
+fn run_once(mut args: Vec<String>) -> Option<Outcome> {
+    let args = &mut args;
+    let g = match globals(args) {
         Ok(g) => g,
-        Err(e) => return Outcome::refused(format!("license: {e}\n{}", usage_text().trim_end())),
+        Err(e) => {
+            return Some(Outcome::refused(format!(
+                "license: {e}\n{}",
+                usage_text().trim_end()
+            )))
+        }
     };
-    if args == ["demo"] || args == ["license", "demo"] {
-        return demo::run(&g);
+    if *args == ["demo"] || *args == ["license", "demo"] {
+        return Some(demo::run(&g));
     }
     if args.is_empty() {
-        return Outcome::refused(usage_text().trim_end());
+        return Some(Outcome::refused(usage_text().trim_end()));
     }
     if matches!(args.as_slice(), [h] if h == "help" || h == "-h") {
-        return Outcome::ok(usage_text());
+        return Some(Outcome::ok(usage_text()));
     }
-    let parsed = FAMILIES.iter().find_map(|(parse, _)| parse(&args));
+    let parsed = FAMILIES.iter().find_map(|(parse, _)| parse(args));
     let command = match parsed {
         Some(Ok(command)) => command,
-        Some(Err(usage)) => return Outcome::refused(format!("usage: {usage}")),
+        Some(Err(usage)) => return Some(Outcome::refused(format!("usage: {usage}"))),
         None => {
-            return Outcome::refused(format!(
+            return Some(Outcome::refused(format!(
                 "license: unknown command {:?}\n{}",
                 args.join(" "),
                 usage_text().trim_end()
-            ))
+            )))
         }
     };
     let pid = match g.style.vocabulary {
         Vocabulary::Expressway => "Expressway",
         _ => "UCM",
     };
-    // A refused command leaves no trace, not even a directory it had to create to run.
-    let created = !g.state.exists();
-    let forget = |outcome: Outcome| {
-        if created {
-            let _ = std::fs::remove_dir_all(&g.state);
-        }
-        outcome
-    };
     let mut session = match Session::open(&g, pid) {
         Ok(s) => s,
-        Err(outcome) => return forget(outcome),
+        Err(outcome) => return Some(outcome),
     };
     let outcome = command(&mut session);
     if outcome.exit == 1 {
-        drop(session); // releases the locks before the directory goes
-        return forget(outcome); // refused: nothing is written, not even the catch-up
+        session.abandon(); // refused: nothing is written, not even the catch-up
+        return Some(outcome);
     }
     match session.commit() {
-        Ok(()) => outcome,
-        Err(failed) => failed,
+        Ok(session::Committed::Done) => Some(outcome),
+        Ok(session::Committed::Raced) => None,
+        Err(failed) => Some(failed),
     }
 }
 

@@ -96,9 +96,20 @@ pub struct Session {
     events: Arc<Mutex<Vec<Event>>>,
     /// Events before this index came from the catch-up.
     mark: usize,
+    /// Where this invocation works: the state directory, or its staging directory.
     dir: PathBuf,
+    /// For a fresh state directory: the private staging directory renamed into place by an
+    /// accepted command, so that a refused one leaves nothing behind.
+    staging: Option<(PathBuf, PathBuf)>,
     udi: Udi,
     _lock: File,
+}
+
+/// How a commit ended.
+pub enum Committed {
+    Done,
+    /// Another invocation created the state directory first: run again against it.
+    Raced,
 }
 
 fn lock(dir: &Path, wait: Duration) -> Result<File, Unusable> {
@@ -144,11 +155,39 @@ fn generated_udi(pid: &str) -> Result<Udi, Unusable> {
 }
 
 impl Session {
-    /// Locks and loads the state directory (creating it on first use) and catches up to
-    /// `now`. Nothing is written here.
+    /// Locks and loads the state directory and catches up to `now`. Nothing is written to
+    /// the state directory here; a fresh one is prepared in a private staging directory.
     pub fn open(g: &Globals, pid: &str) -> Result<Session, Outcome> {
-        let dir = g.state.clone();
-        fs::create_dir_all(&dir).map_err(|e| Outcome::unusable(unusable(&dir, e)))?;
+        let target = g.state.clone();
+        if target.exists() {
+            return Session::open_in(g, pid, target, None);
+        }
+        let parent = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "state".into());
+        fs::create_dir_all(&parent).map_err(|e| Outcome::unusable(unusable(&parent, e)))?;
+        let staging = parent.join(format!(".{name}.{}.staging", std::process::id()));
+        // A leftover from a crashed invocation of the same pid would only hold a stale start.
+        let _ = fs::remove_dir_all(&staging);
+        fs::create_dir(&staging).map_err(|e| Outcome::unusable(unusable(&staging, e)))?;
+        let opened = Session::open_in(g, pid, staging.clone(), Some((staging.clone(), target)));
+        if opened.is_err() {
+            let _ = fs::remove_dir_all(&staging);
+        }
+        opened
+    }
+
+    fn open_in(
+        g: &Globals,
+        pid: &str,
+        dir: PathBuf,
+        staging: Option<(PathBuf, PathBuf)>,
+    ) -> Result<Session, Outcome> {
         let lock_file = lock(&dir, g.lock_wait).map_err(Outcome::unusable)?;
         let now = g
             .now
@@ -255,6 +294,7 @@ impl Session {
             events,
             mark: 0,
             dir,
+            staging,
             udi,
             _lock: lock_file,
         };
@@ -311,8 +351,36 @@ impl Session {
         Ok(lines)
     }
 
-    /// Writes everything back, atomically file by file: manager, then agent, then the log.
-    pub fn commit(self) -> Result<(), Outcome> {
+    /// Forgets the invocation: nothing was written to the state directory; a staging
+    /// directory is removed.
+    pub fn abandon(self) {
+        if let Some((staging, _)) = &self.staging {
+            let _ = fs::remove_dir_all(staging);
+        }
+    }
+
+    /// Writes everything back, atomically file by file: manager, then agent, then the log; a
+    /// staging directory then becomes the state directory in one rename.
+    pub fn commit(self) -> Result<Committed, Outcome> {
+        let staging = self.staging.clone();
+        self.write()?;
+        let Some((staging, target)) = staging else {
+            return Ok(Committed::Done);
+        };
+        match fs::rename(&staging, &target) {
+            Ok(()) => Ok(Committed::Done),
+            Err(_) if target.exists() => {
+                let _ = fs::remove_dir_all(&staging);
+                Ok(Committed::Raced)
+            }
+            Err(e) => {
+                let _ = fs::remove_dir_all(&staging);
+                Err(Outcome::unusable(unusable(&target, e)))
+            }
+        }
+    }
+
+    fn write(self) -> Result<(), Outcome> {
         let fail = |path: &Path, e: &dyn std::fmt::Display| Outcome::unusable(unusable(path, e));
         if let Some(embedded) = &self.embedded {
             let manager = embedded.manager.lock().unwrap_or_else(|p| p.into_inner());
