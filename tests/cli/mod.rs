@@ -23,17 +23,13 @@ use tempfile::TempDir;
 // Tags and UDI of seed 002 (lines 62-67 and 103)
 // ---------------------------------------------------------------------------------------------
 
-pub const CUWL: &str = "regid.2017-02.com.cisco.UCM_CUWL,12.0_cc59375a-1cd8-4b36-8366-6f4d2abba965";
-pub const ENHANCED_PLUS: &str =
-    "regid.2016-07.com.cisco.UCM_EnhancedPlus,12.0_d8372792-588c-4caa-b279-8587e5ce2f82";
-pub const ENHANCED: &str =
-    "regid.2016-07.com.cisco.UCM_Enhanced,12.0_66d0d1cf-4863-4761-91d0-d01d3eb1949a";
-pub const BASIC: &str =
-    "regid.2016-07.com.cisco.UCM_Basic,12.0_ef827a2f-f4ae-4ebb-887f-052737063d3a";
-pub const ESSENTIAL: &str =
-    "regid.2016-07.com.cisco.UCM_Essential,12.0_25f9c396-c67c-4519-aa98-d4b3ad18f805";
-pub const TP_ROOM: &str =
-    "regid.2016-07.com.cisco.UCM_TelePresenceRoom,12.0_d9a71418-29e9-4c9a-9d3a-1366ebe38e7c";
+// The Unified CM tags of seed 002 (lines 62-67), as the reference manager's catalogue names them.
+#[allow(unused_imports)] // each test binary uses some of them
+pub use smart_agent::manager::catalogue::{
+    UCM_BASIC as BASIC, UCM_CUWL as CUWL, UCM_ENHANCED as ENHANCED,
+    UCM_ENHANCED_PLUS as ENHANCED_PLUS, UCM_ESSENTIAL as ESSENTIAL,
+    UCM_TELEPRESENCE_ROOM as TP_ROOM,
+};
 /// The six tags in the order of 002:62-67.
 pub const SEED_TAGS: [&str; 6] = [CUWL, ENHANCED_PLUS, ENHANCED, BASIC, ESSENTIAL, TP_ROOM];
 pub const SEED_UDI: &str = "PID:UCM,SN:37624,UUID:6fe83addc80240bc92dc071ac7a37624";
