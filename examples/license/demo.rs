@@ -89,13 +89,7 @@ impl Demo {
 
     /// Events with dates; a run of the same event is shown by its first and last.
     fn events(&mut self, events: &[Event], style: &Style) {
-        let line = |e: &Event| {
-            let alarm = e
-                .alarm()
-                .map(|a| format!("  [{}]", a.name()))
-                .unwrap_or_default();
-            format!("  {}  {}{alarm}", style.zone.date(e.at), e.kind)
-        };
+        let line = |e: &Event| format!("  {}", style.event_line(e));
         let kind = |e: &Event| {
             format!("{:?}", e.kind)
                 .split([' ', '{', '('])

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use smart_agent::{HostIdentity, Tag, TransportSettings};
 
 use crate::session::{Outcome, Session};
+use crate::show::event_text;
 use crate::smart::report;
 use crate::Run;
 
@@ -46,11 +47,8 @@ fn show_log_line(line: &str, s: &Session) -> String {
     let date = chrono::DateTime::parse_from_rfc3339(at)
         .map(|t| s.style.zone.date(t.with_timezone(&chrono::Utc)))
         .unwrap_or_else(|_| at.to_string());
-    if alarm.is_empty() {
-        format!("{date}  {message}\n")
-    } else {
-        format!("{date}  {message}  [{alarm}]\n")
-    }
+    let alarm = Some(alarm).filter(|a| !a.is_empty());
+    format!("{date}  {}\n", event_text(&message, alarm))
 }
 
 pub fn parse(words: &[String]) -> Option<Result<Run, String>> {
@@ -178,10 +176,7 @@ pub fn parse(words: &[String]) -> Option<Result<Run, String>> {
             let text: String = s
                 .catch_up_events()
                 .iter()
-                .map(|e| match e.alarm() {
-                    Some(a) => format!("{}  {}  [{}]\n", s.style.zone.date(e.at), e.kind, a.name()),
-                    None => format!("{}  {}\n", s.style.zone.date(e.at), e.kind),
-                })
+                .map(|e| s.style.event_line(e) + "\n")
                 .collect();
             Outcome::ok(text)
         }),

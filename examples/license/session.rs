@@ -54,6 +54,11 @@ pub struct Globals {
 /// Why an invocation cannot even start (exit 3): `<path>: <error>`.
 pub struct Unusable(pub String);
 
+/// Exit 3 for an error that names its own path (the manager directory's errors do).
+fn unusable_error(e: impl std::fmt::Display) -> Outcome {
+    Outcome::unusable(Unusable(e.to_string()))
+}
+
 fn unusable(path: &Path, e: impl std::fmt::Display) -> Unusable {
     Unusable(format!("{}: {e}", path.display()))
 }
@@ -219,10 +224,8 @@ impl Session {
             ManagerChoice::Embedded => {
                 let path = dir.join("manager");
                 let (state, dir_lock) = StateDir::open_or_create_locked(&path, None, g.lock_wait)
-                    .map_err(|e| Outcome::unusable(Unusable(e.to_string())))?;
-                let manager = state
-                    .load(&dir_lock)
-                    .map_err(|e| Outcome::unusable(Unusable(e.to_string())))?;
+                    .map_err(unusable_error)?;
+                let manager = state.load(&dir_lock).map_err(unusable_error)?;
                 let anchors = manager.trust_anchors();
                 let environment = manager.environment();
                 let manager = Arc::new(Mutex::new(manager));
@@ -280,7 +283,7 @@ impl Session {
             Err(DriverError::Snapshot(e)) => {
                 return Err(Outcome::unusable(unusable(&snapshot_path, e)))
             }
-            Err(e) => return Err(Outcome::unusable(Unusable(e.to_string()))),
+            Err(e) => return Err(unusable_error(e)),
         };
         let mut session = Session {
             now,
@@ -299,10 +302,7 @@ impl Session {
             _lock: lock_file,
         };
         // Every deadline that fell due since the last run, each at its own time.
-        session
-            .driver
-            .advance_to(now)
-            .map_err(|e| Outcome::unusable(Unusable(e.to_string())))?;
+        session.driver.advance_to(now).map_err(unusable_error)?;
         session.mark = session.all_events().len();
         Ok(session)
     }
@@ -387,12 +387,12 @@ impl Session {
             embedded
                 .dir
                 .store(&embedded.lock, &manager)
-                .map_err(|e| Outcome::unusable(Unusable(e.to_string())))?;
+                .map_err(unusable_error)?;
             // Admin commands between invocations act at the harness's time.
             embedded
                 .dir
                 .set_clock_locked(&embedded.lock, self.now)
-                .map_err(|e| Outcome::unusable(Unusable(e.to_string())))?;
+                .map_err(unusable_error)?;
             let flag = self.dir.join("manager-offline");
             if embedded.offline.load(Ordering::SeqCst) {
                 AtomicFile::new(&flag)

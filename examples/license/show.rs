@@ -66,6 +66,22 @@ pub struct Style {
     pub zone: Zone,
 }
 
+/// `<message>` or `<message>  [<ALARM>]`: how every command shows an event.
+pub fn event_text(message: &dyn std::fmt::Display, alarm: Option<&str>) -> String {
+    match alarm {
+        Some(alarm) => format!("{message}  [{alarm}]"),
+        None => message.to_string(),
+    }
+}
+
+impl Style {
+    /// `<date>  <message>  [<ALARM>]`, the date in the style's zone.
+    pub fn event_line(&self, e: &smart_agent::Event) -> String {
+        let text = event_text(&e.kind, e.alarm().map(|a| a.name()));
+        format!("{}  {text}", self.zone.date(e.at))
+    }
+}
+
 fn attempt(style: &Style, label: &str, a: &Attempt, out: &mut Vec<String>) {
     match &a.outcome {
         Outcome::Succeeded => {

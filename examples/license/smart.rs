@@ -4,6 +4,7 @@
 use smart_agent::{Event, EventKind, Force};
 
 use crate::session::{Outcome, Session};
+use crate::show::event_text;
 use crate::Run;
 
 pub const USAGE: &[&str] = &[
@@ -17,10 +18,7 @@ pub const USAGE: &[&str] = &[
 pub fn report(events: &[Event]) -> Outcome {
     let stdout: String = events
         .iter()
-        .map(|e| match e.alarm() {
-            Some(alarm) => format!("{}  [{}]\n", e.kind, alarm.name()),
-            None => format!("{}\n", e.kind),
-        })
+        .map(|e| event_text(&e.kind, e.alarm().map(|a| a.name())) + "\n")
         .collect();
     let failure = events.iter().find_map(|e| match &e.kind {
         EventKind::RegistrationFailed { failure }
