@@ -123,7 +123,9 @@ impl Now for DateTime<Utc> {
 // The binaries
 // ---------------------------------------------------------------------------------------------
 
-/// `target/<profile>/examples/<name>`, checked to exist and to be newer than every source.
+/// `target/<profile>/examples/<name>`, checked to exist and to be newer than its sources (the
+/// library, `Cargo.toml` and its own example files: cargo does not relink one example for a
+/// change to another).
 pub fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let profile = exe
@@ -144,11 +146,12 @@ pub fn example(name: &str) -> PathBuf {
         });
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut newest = (SystemTime::UNIX_EPOCH, PathBuf::new());
-    for source in [
-        root.join("src"),
-        root.join("examples"),
-        root.join("Cargo.toml"),
-    ] {
+    let own = if root.join("examples").join(name).is_dir() {
+        root.join("examples").join(name)
+    } else {
+        root.join("examples").join(format!("{name}.rs"))
+    };
+    for source in [root.join("src"), own, root.join("Cargo.toml")] {
         newest_file(&source, &mut newest);
     }
     assert!(
