@@ -81,6 +81,20 @@ impl Served {
         .with_random(Box::new(DeterministicRandom::new(seed)))
     }
 
+    /// The product uses `count` Enhanced and registers with a fresh token; one step sends it.
+    fn enrol(&self, driver: &mut Driver, count: u32) {
+        driver.agent_mut().declare(tag(ENHANCED), now());
+        driver
+            .agent_mut()
+            .set_usage(&tag(ENHANCED), count, now())
+            .unwrap();
+        driver
+            .agent_mut()
+            .register(&self.token(), Force::No, now())
+            .unwrap();
+        driver.step().unwrap();
+    }
+
     fn instances(&self) -> Vec<smart_agent::manager::InstanceInfo> {
         self.server.state_dir().read(|m, _| m.instances()).unwrap()
     }
@@ -111,16 +125,7 @@ fn agent_and_driver_register_renew_and_deregister_over_real_https() {
     let mut driver = served.driver(UDI, 1, served.transport_config());
     let host = HostIdentity::new("ucm-pub.example.com", "192.0.2.10".parse().unwrap()).unwrap();
     driver.agent_mut().set_host(host, now());
-    driver.agent_mut().declare(tag(ENHANCED), now());
-    driver
-        .agent_mut()
-        .set_usage(&tag(ENHANCED), 7, now())
-        .unwrap();
-    driver
-        .agent_mut()
-        .register(&served.token(), Force::No, now())
-        .unwrap();
-    driver.step().unwrap();
+    served.enrol(&mut driver, 7);
     let st = driver.agent().status(now());
     assert_eq!(st.registration.state, RegistrationState::Registered);
     assert_eq!(st.authorization.state, AuthorizationState::Authorized);
@@ -183,16 +188,7 @@ fn concurrent_agents_register_against_one_manager() {
             std::thread::spawn(move || {
                 let udi = format!("PID:UCM,SN:20{i:02}");
                 let mut driver = served.driver(&udi, 10 + i, served.transport_config());
-                driver.agent_mut().declare(tag(ENHANCED), now());
-                driver
-                    .agent_mut()
-                    .set_usage(&tag(ENHANCED), 2, now())
-                    .unwrap();
-                driver
-                    .agent_mut()
-                    .register(&served.token(), Force::No, now())
-                    .unwrap();
-                driver.step().unwrap();
+                served.enrol(&mut driver, 2);
                 driver.agent().status(now())
             })
         })
@@ -260,16 +256,7 @@ fn the_whole_lifecycle_through_a_real_proxy_with_and_without_basic_auth() {
             .agent_mut()
             .set_transport(through(&proxy, auth), now())
             .unwrap();
-        driver.agent_mut().declare(tag(ENHANCED), now());
-        driver
-            .agent_mut()
-            .set_usage(&tag(ENHANCED), 1, now())
-            .unwrap();
-        driver
-            .agent_mut()
-            .register(&served.token(), Force::No, now())
-            .unwrap();
-        driver.step().unwrap();
+        served.enrol(&mut driver, 1);
         assert_eq!(
             driver.agent().status(now()).authorization.state,
             AuthorizationState::Authorized,
@@ -417,16 +404,7 @@ fn a_restored_agent_keeps_working_against_the_restarted_manager() {
         store.clone(),
     )
     .unwrap();
-    driver.agent_mut().declare(tag(ENHANCED), now());
-    driver
-        .agent_mut()
-        .set_usage(&tag(ENHANCED), 1, now())
-        .unwrap();
-    driver
-        .agent_mut()
-        .register(&served.token(), Force::No, now())
-        .unwrap();
-    driver.step().unwrap();
+    served.enrol(&mut driver, 1);
     let config = served.agent_config(UDI, 9);
     served.server.shutdown();
     // Restarted on the same directory: new port, same CA and signing key.
