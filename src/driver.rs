@@ -67,7 +67,7 @@ impl ManualClock {
     /// Moves the time by `d`.
     pub fn advance(&self, d: TimeDelta) {
         let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        *t = crate::agent::later(*t, d);
+        *t = crate::time::later(*t, d);
     }
 }
 
@@ -564,7 +564,7 @@ impl Driver {
         {
             let _ = self.agent.set_usage(tag, 0, t);
         }
-        self.next_usage = Some(crate::agent::later(t, self.usage_period));
+        self.next_usage = Some(crate::time::later(t, self.usage_period));
     }
 
     fn next_wake(&self) -> Option<DateTime<Utc>> {

@@ -122,6 +122,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod codec;
 pub mod crypto;
 #[cfg(feature = "transport")]
 pub mod driver;
@@ -134,6 +135,7 @@ pub mod settings;
 pub mod snapshot;
 pub mod status;
 pub mod store;
+pub mod time;
 pub mod token;
 #[cfg(feature = "transport")]
 pub mod transport;

@@ -13,8 +13,9 @@
 
 use std::fmt;
 
-use chrono::{DateTime, TimeDelta, Utc};
 use ring::{aead, digest, hkdf, hmac};
+
+use crate::codec::{CodecError, Reader, Writer};
 
 /// The first bytes of every snapshot.
 pub const MAGIC: &[u8; 8] = b"SMAGSNAP";
@@ -263,171 +264,9 @@ pub fn open(bytes: &[u8], protection: &Protection) -> Result<SnapshotParts, Snap
     }
 }
 
-const FIRST_STORABLE: i64 = -62_135_596_800; // 0001-01-01T00:00:00Z
-const LAST_STORABLE: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
-
-/// Clamps `t` to the times a snapshot stores (years 1 to 9999), so that the agent never writes
-/// a time its own decoder would refuse.
-pub(crate) fn storable(t: DateTime<Utc>) -> DateTime<Utc> {
-    let first = DateTime::from_timestamp(FIRST_STORABLE, 0).unwrap_or(DateTime::<Utc>::MIN_UTC);
-    let last = DateTime::from_timestamp(LAST_STORABLE, 0).unwrap_or(DateTime::<Utc>::MAX_UTC);
-    t.clamp(first, last)
-}
-
-/// Appends primitive values in a fixed binary layout (big-endian, length-prefixed).
-#[derive(Default)]
-pub(crate) struct Writer(Vec<u8>);
-
-impl Writer {
-    pub fn finish(self) -> Vec<u8> {
-        self.0
-    }
-    pub fn u8(&mut self, v: u8) {
-        self.0.push(v);
-    }
-    pub fn bool(&mut self, v: bool) {
-        self.u8(v as u8);
-    }
-    pub fn u32(&mut self, v: u32) {
-        self.0.extend_from_slice(&v.to_be_bytes());
-    }
-    pub fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_be_bytes());
-    }
-    pub fn i64(&mut self, v: i64) {
-        self.0.extend_from_slice(&v.to_be_bytes());
-    }
-    pub fn bytes(&mut self, v: &[u8]) {
-        // Parts are far below 4 GiB; saturate rather than wrap if one ever is not.
-        self.u32(u32::try_from(v.len()).unwrap_or(u32::MAX));
-        self.0.extend_from_slice(v);
-    }
-    pub fn str(&mut self, v: &str) {
-        self.bytes(v.as_bytes());
-    }
-    pub fn time(&mut self, t: DateTime<Utc>) {
-        self.i64(t.timestamp());
-        self.u32(t.timestamp_subsec_nanos());
-    }
-    pub fn delta(&mut self, d: TimeDelta) {
-        self.i64(d.num_seconds());
-        self.u32(d.subsec_nanos().unsigned_abs());
-    }
-    pub fn opt<T>(&mut self, v: Option<T>, f: impl FnOnce(&mut Self, T)) {
-        match v {
-            None => self.u8(0),
-            Some(x) => {
-                self.u8(1);
-                f(self, x);
-            }
-        }
-    }
-}
-
-/// Reads what [`Writer`] wrote; every error is [`SnapshotError::Corrupt`].
-pub(crate) struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-fn corrupt(what: &str) -> SnapshotError {
-    SnapshotError::Corrupt(what.to_string())
-}
-
-impl<'a> Reader<'a> {
-    pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
-    }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], SnapshotError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .ok_or_else(|| corrupt("length overflow"))?;
-        let s = self
-            .buf
-            .get(self.pos..end)
-            .ok_or_else(|| corrupt("truncated"))?;
-        self.pos = end;
-        Ok(s)
-    }
-    pub fn end(&self) -> Result<(), SnapshotError> {
-        if self.pos == self.buf.len() {
-            Ok(())
-        } else {
-            Err(corrupt("trailing bytes"))
-        }
-    }
-    pub fn u8(&mut self) -> Result<u8, SnapshotError> {
-        Ok(self.take(1)?[0])
-    }
-    pub fn bool(&mut self) -> Result<bool, SnapshotError> {
-        match self.u8()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(corrupt("bad boolean")),
-        }
-    }
-    pub fn u32(&mut self) -> Result<u32, SnapshotError> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    pub fn u64(&mut self) -> Result<u64, SnapshotError> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_be_bytes(a))
-    }
-    pub fn i64(&mut self) -> Result<i64, SnapshotError> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(i64::from_be_bytes(a))
-    }
-    pub fn bytes(&mut self) -> Result<&'a [u8], SnapshotError> {
-        let n = self.u32()? as usize;
-        self.take(n)
-    }
-    pub fn string(&mut self) -> Result<String, SnapshotError> {
-        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| corrupt("bad UTF-8"))
-    }
-    /// A time in [`storable`] range, like every time the agent writes.
-    pub fn time(&mut self) -> Result<DateTime<Utc>, SnapshotError> {
-        let secs = self.i64()?;
-        let nanos = self.u32()?;
-        if !(FIRST_STORABLE..=LAST_STORABLE).contains(&secs) {
-            return Err(corrupt("time out of range"));
-        }
-        DateTime::from_timestamp(secs, nanos).ok_or_else(|| corrupt("bad time"))
-    }
-    pub fn delta(&mut self) -> Result<TimeDelta, SnapshotError> {
-        let secs = self.i64()?;
-        let nanos = self.u32()?;
-        if nanos >= 1_000_000_000 {
-            return Err(corrupt("bad duration"));
-        }
-        let d = TimeDelta::new(secs, nanos).ok_or_else(|| corrupt("bad duration"))?;
-        // Durations the agent stores are evaluation time: never negative, never centuries.
-        if d < TimeDelta::zero() || d > TimeDelta::days(366 * 100) {
-            return Err(corrupt("duration out of range"));
-        }
-        Ok(d)
-    }
-    pub fn opt<T>(
-        &mut self,
-        f: impl FnOnce(&mut Self) -> Result<T, SnapshotError>,
-    ) -> Result<Option<T>, SnapshotError> {
-        match self.u8()? {
-            0 => Ok(None),
-            1 => f(self).map(Some),
-            _ => Err(corrupt("bad option tag")),
-        }
-    }
-    /// A count of items to follow, bounded by the bytes left so that a forged count cannot
-    /// make the decoder allocate more than the input.
-    pub fn count(&mut self) -> Result<usize, SnapshotError> {
-        let n = self.u32()? as usize;
-        if n > self.buf.len() - self.pos {
-            return Err(corrupt("count exceeds data"));
-        }
-        Ok(n)
+impl From<CodecError> for SnapshotError {
+    fn from(e: CodecError) -> Self {
+        SnapshotError::Corrupt(e.to_string())
     }
 }
 

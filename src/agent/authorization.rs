@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use super::exchange::unexpected_body;
 use super::failure::{Failure, FailureKind, Operation};
 use super::timers::TimerReason;
-use super::{later, Agent, EventKind};
+use super::{Agent, EventKind};
+use crate::time::later;
 use crate::wire::{Answer, AnswerError, Grant, GrantStatus};
 
 /// A verified grant and when it arrived.

@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::later;
+use crate::time::later;
 
 /// Stored evaluation state.
 #[derive(Clone, Debug, PartialEq, Eq)]

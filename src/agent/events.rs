@@ -240,8 +240,8 @@ impl fmt::Display for EventKind {
                 write!(
                     f,
                     "System clock moved back from {} to {}; nothing was extended",
-                    crate::wire::format_time(*from),
-                    crate::wire::format_time(*to)
+                    crate::time::format(*from),
+                    crate::time::format(*to)
                 )
             }
             EventKind::ClockSkew {
@@ -250,8 +250,8 @@ impl fmt::Display for EventKind {
             } => write!(
                 f,
                 "Clock differs from the manager's: local {}, manager {}",
-                crate::wire::format_time(*local_time),
-                crate::wire::format_time(*manager_time)
+                crate::time::format(*local_time),
+                crate::time::format(*manager_time)
             ),
             EventKind::ExportControlNotAllowed => {
                 f.write_str("Export-Controlled Functionality: Not Allowed")
@@ -262,7 +262,7 @@ impl fmt::Display for EventKind {
 
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", crate::wire::format_time(self.at), self.kind)?;
+        write!(f, "{} {}", crate::time::format(self.at), self.kind)?;
         if let Some(alarm) = self.alarm() {
             write!(f, " [{}]", alarm.name())?;
         }

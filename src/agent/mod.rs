@@ -31,31 +31,21 @@ pub use timers::TimerReason;
 use std::collections::VecDeque;
 use std::fmt;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::crypto::{DeviceKey, Environment, Random, SystemRandom, TrustAnchor};
 use crate::entitlement::Tag;
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::settings::{HostIdentity, TransportSettings};
-use crate::snapshot::{storable, Protection, SnapshotError, SnapshotParts};
+use crate::snapshot::{Protection, SnapshotError, SnapshotParts};
+use crate::time::storable;
 use crate::token::Token;
 use crate::udi::Udi;
 
 use evaluation::Evaluation;
 use registration::{RegisterJob, Registration};
 use state::{Communication, Licensing};
-
-/// `t + d`, saturating within the storable range (years 1–9999). Times come from snapshots and
-/// from the product; chrono panics when `DateTime + TimeDelta` overflows, and a snapshot must
-/// only hold times it can read back.
-pub(crate) fn later(t: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
-    storable(t.checked_add_signed(d).unwrap_or(if d < TimeDelta::zero() {
-        DateTime::<Utc>::MIN_UTC
-    } else {
-        DateTime::<Utc>::MAX_UTC
-    }))
-}
 
 /// What an agent is built with; not persisted (the product supplies it at every start).
 pub struct Config {

@@ -17,8 +17,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::exchange::unexpected_body;
 use super::failure::{Failure, FailureKind, Operation};
 use super::state::AttemptLog;
-use super::{later, Agent, EventKind};
+use super::{Agent, EventKind};
 use crate::crypto::DeviceKey;
+use crate::time::later;
 use crate::token::Token;
 use crate::wire::{Answer, AnswerError, IdentityCertificate};
 

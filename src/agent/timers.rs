@@ -6,7 +6,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use super::registration::Registration;
-use super::{later, Agent, EventKind};
+use super::{Agent, EventKind};
+use crate::time::later;
 
 /// Why [`Agent::poll_timeout`](crate::Agent::poll_timeout) wants to be called back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

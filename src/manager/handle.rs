@@ -121,7 +121,7 @@ fn identity_for(
     ctx: &Context<'_>,
 ) -> Result<(Vec<u8>, DateTime<Utc>), Refusal> {
     // Clamped to year 9999: the wire's RFC 3339 dates have four-digit years.
-    let not_after = crate::agent::later(ctx.now, IDENTITY_VALIDITY);
+    let not_after = crate::time::later(ctx.now, IDENTITY_VALIDITY);
     let cert = IdentityCertificate {
         piid: instance.piid,
         udi: instance.udi.clone(),
@@ -332,7 +332,7 @@ fn authorize(
         udi: instance.udi.clone(),
         sequence: body.sequence,
         issued_at: ctx.now,
-        not_after: crate::agent::later(ctx.now, GRANT_VALIDITY),
+        not_after: crate::time::later(ctx.now, GRANT_VALIDITY),
         environment: ctx.environment,
         entries,
     };

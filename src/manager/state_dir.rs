@@ -19,7 +19,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 use super::state_file::StateError;
 use super::tls;
@@ -234,12 +234,10 @@ impl StateDir {
             Err(e) => return Err(io_error(&path)(e)),
         };
         let text = text.trim();
-        DateTime::parse_from_rfc3339(text)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| DirError::BadClock {
-                path,
-                text: text.chars().take(64).collect(),
-            })
+        crate::time::parse(text).ok_or_else(|| DirError::BadClock {
+            path,
+            text: text.chars().take(64).collect(),
+        })
     }
 
     /// Sets the virtual clock to `now` (creating it: from then on the directory has a
@@ -265,7 +263,7 @@ impl StateDir {
     }
 
     fn write_clock(&self, now: DateTime<Utc>) -> Result<(), DirError> {
-        let text = format!("{}\n", now.to_rfc3339_opts(SecondsFormat::AutoSi, true));
+        let text = format!("{}\n", crate::time::format(now));
         let path = self.clock_path();
         AtomicFile::new(&path)
             .store(text.as_bytes())

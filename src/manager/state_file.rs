@@ -28,9 +28,9 @@ use super::accounts::{Accounts, Pool, VirtualAccountId};
 use super::instances::{Instance, Instances};
 use super::tokens::{TokenRecord, Tokens};
 use super::{Manager, State};
+use crate::codec::{CodecError, Reader, Writer};
 use crate::crypto::{Environment, ManagerSigningKey, Random};
 use crate::entitlement::Tag;
-use crate::snapshot::{Reader, SnapshotError, Writer};
 use crate::token::Token;
 use crate::udi::{Udi, Uuid};
 
@@ -61,12 +61,9 @@ fn corrupt(what: impl Into<String>) -> StateError {
     StateError::Corrupt(what.into())
 }
 
-impl From<SnapshotError> for StateError {
-    fn from(e: SnapshotError) -> Self {
-        match e {
-            SnapshotError::Corrupt(what) => StateError::Corrupt(what),
-            other => StateError::Corrupt(other.to_string()),
-        }
+impl From<CodecError> for StateError {
+    fn from(e: CodecError) -> Self {
+        StateError::Corrupt(e.to_string())
     }
 }
 

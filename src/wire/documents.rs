@@ -6,12 +6,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::signed::{locate, sign_document};
-use super::{format_time, parse_time, AnswerError};
+use super::AnswerError;
 use crate::crypto::{
     verify_manager_signature, Environment, ManagerSigningKey, RandomError, SignatureError,
     TrustAnchor, B64,
 };
 use crate::entitlement::Tag;
+use crate::time::{format as format_time, parse as parse_time};
 use crate::udi::{Udi, Uuid};
 
 /// The manager-signed identity of a product instance (SPEC §2).

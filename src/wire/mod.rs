@@ -35,8 +35,6 @@ pub(crate) use response::{verify_response, Expected};
 
 use std::fmt;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-
 use crate::crypto::SignatureError;
 
 /// The `code` of a `FAILED` answer: what the manager refused and why (ours; SPEC §9 maps
@@ -187,16 +185,6 @@ pub fn resign(
         .sign(unsigned.as_bytes())
         .map_err(|_| AnswerError::Malformed("signing failed".into()))?;
     Ok(signed::sign_document(&unsigned, &located.root, &signature))
-}
-
-pub(crate) fn format_time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
-}
-
-pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::signed::{locate, sign_document};
-use super::{format_time, parse_time, AnswerError, RequestKind};
+use super::{AnswerError, RequestKind};
 use crate::crypto::{DeviceKey, B64};
+use crate::time::{format as format_time, parse as parse_time};
 use crate::udi::{Udi, Uuid};
 
 /// One usage line of an authorization request.

@@ -5,10 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use super::documents::{parse_grant, parse_identity, Grant, IdentityCertificate};
 use super::signed::{element_span, insert_before_end, locate, sign_document};
-use super::{format_time, parse_time, AnswerError, RequestKind};
+use super::{AnswerError, RequestKind};
 use crate::crypto::{
     verify_manager_signature, Environment, ManagerSigningKey, RandomError, TrustAnchor,
 };
+use crate::time::{format as format_time, parse as parse_time};
 use crate::udi::Uuid;
 
 /// The outcome the manager states.

@@ -3,8 +3,9 @@
 
 use super::corrupt;
 use crate::agent::failure::{Failure, FailureKind, Operation};
+use crate::codec::{Reader, Writer};
 use crate::crypto::{Environment, SignatureError};
-use crate::snapshot::{Reader, SnapshotError, Writer};
+use crate::snapshot::SnapshotError;
 use crate::wire::{AnswerError, SendError};
 
 pub(super) fn encode_failure(w: &mut Writer, f: &Failure) {

@@ -18,10 +18,12 @@ use super::state::{
     AttemptLog, Communication, Licensing, Notified, Outstanding, PendingOp, Settings,
 };
 use super::{Agent, Config, EventKind};
+use crate::codec::{Reader, Writer};
 use crate::crypto::DeviceKey;
 use crate::entitlement::Tag;
 use crate::settings::{GatewayUrl, HostIdentity, TransportSettings};
-use crate::snapshot::{storable, Reader, SnapshotError, SnapshotParts, Writer};
+use crate::snapshot::{SnapshotError, SnapshotParts};
+use crate::time::storable;
 use crate::token::Token;
 use crate::udi::{Udi, Uuid};
 use crate::wire::{parse_grant, parse_identity, UsageLine};
@@ -159,14 +161,14 @@ fn decode_licensing(bytes: &[u8]) -> Result<StoredLicensing, SnapshotError> {
         _ => return Err(corrupt("bad registration state")),
     };
     let job = r.opt(|r| {
-        Ok(RegisterJob {
+        Ok::<_, SnapshotError>(RegisterJob {
             token: Token::parse(&r.string()?).map_err(|_| corrupt("bad token"))?,
             force: r.bool()?,
             key: DeviceKey::from_seed(seed(r)?),
         })
     })?;
     let authorized_since_registration = r.bool()?;
-    let grant = r.opt(|r| Ok((r.bytes()?.to_vec(), r.time()?)))?;
+    let grant = r.opt(|r| Ok::<_, SnapshotError>((r.bytes()?.to_vec(), r.time()?)))?;
     let authorization = Authorization {
         authorized_since_registration,
         grant: None, // replaced once the grant verifies
@@ -199,7 +201,7 @@ fn decode_settings(r: &mut Reader<'_>) -> Result<Settings, SnapshotError> {
         2 => {
             let host = r.string()?;
             let port = r.u32()?.to_string();
-            let credentials = r.opt(|r| Ok((r.string()?, r.string()?)))?;
+            let credentials = r.opt(|r| Ok::<_, SnapshotError>((r.string()?, r.string()?)))?;
             let credentials = credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
             TransportSettings::proxy(&host, &port, credentials)
                 .map_err(|_| corrupt("bad proxy settings"))?
@@ -353,7 +355,7 @@ fn piid(r: &mut Reader<'_>) -> Result<Uuid, SnapshotError> {
 
 fn read_log(r: &mut Reader<'_>) -> Result<AttemptLog, SnapshotError> {
     Ok(AttemptLog {
-        last: r.opt(|r| Ok((r.time()?, r.opt(decode_failure)?)))?,
+        last: r.opt(|r| Ok::<_, SnapshotError>((r.time()?, r.opt(decode_failure)?)))?,
         failures: r.u32()?,
         next_retry: r.opt(Reader::time)?,
         requested: r.bool()?,
