@@ -34,7 +34,7 @@
 //!   A change of L while an alarm stays active (WebRTC switched on at 2480) emits nothing: an alarm's
 //!   numbers are those of the moment it was raised or cleared.
 //!
-//! Raised alarms come out of [`ExportLimit::poll_alarm`] in order; when both alarms change in one
+//! Alarm changes come out of [`ExportLimit::poll_alarm`] in order; when both alarms change in one
 //! call, *approaching* is raised before *reached* and *reached* is cleared before *approaching*.
 //!
 //! ```
