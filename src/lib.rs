@@ -114,6 +114,7 @@
 //! - [`wire`]: the signed XML protocol; [`crypto`]: keys, signatures, trust anchors.
 //! - [`snapshot`]: the persisted state, integrity-checked or sealed with a product key.
 //! - [`settings`]: transport settings and host identity with the products' validation.
+//! - [`export_limit`]: the Expressway export-limit governor (encrypted-session cap and alarms).
 //! - `transport`, `driver` (feature `transport`, default): HTTPS to the manager (direct,
 //!   proxy, on-prem), `diagnose()`, and the blocking loop; [`store`]: atomic durable files.
 //! - `manager` (feature `manager`): the reference Smart Software Manager, in-process or served
@@ -128,6 +129,7 @@ pub mod crypto;
 pub mod driver;
 pub mod entitlement;
 pub mod error;
+pub mod export_limit;
 #[cfg(feature = "manager")]
 pub mod manager;
 pub mod policy;
@@ -151,6 +153,7 @@ pub use crypto::{
 };
 pub use entitlement::Tag;
 pub use error::{Error, RestCode};
+pub use export_limit::ExportLimit;
 #[cfg(feature = "manager")]
 pub use manager::{Manager, ManagerError, TokenOptions, VirtualAccountId};
 pub use policy::Policy;
