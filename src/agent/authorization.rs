@@ -9,11 +9,61 @@
 use chrono::{DateTime, Utc};
 
 use super::exchange::unexpected_body;
-use super::failure::{Failure, FailureKind, Operation};
+use super::failure::{Failure, FailureKind};
+use super::operation::{Operation, OperationSpec, Pending, RequestParts};
 use super::timers::TimerReason;
 use super::{Agent, EventKind};
 use crate::time::later;
-use crate::wire::{Answer, AnswerError, Grant, GrantStatus};
+use crate::wire::{
+    self, Answer, AnswerError, AuthorizeBody, Grant, GrantStatus, RequestBody, UsageLine,
+};
+
+/// Authorization: a usage report and a request for a grant, at renewal, on a usage change
+/// (after coalescing), on `renew_auth`, and retried with the §4 backoff.
+pub(crate) const AUTHORIZE: OperationSpec = OperationSpec {
+    kind: wire::RequestKind::Authorize,
+    timeout_full_stop: false,
+    due: |agent, t| {
+        let (due, _) = agent.authorization_due(t)?;
+        (due <= t).then(|| Pending {
+            sequence: agent.comm.usage_sequence.wrapping_add(1),
+            usage: agent
+                .lic
+                .usage
+                .iter()
+                .map(|(tag, count)| UsageLine {
+                    tag: tag.to_string(),
+                    count: *count,
+                })
+                .collect(),
+            ..Pending::new(Operation::RenewAuth)
+        })
+    },
+    schedule: |agent, t, table| {
+        if let Some((at, reason)) = agent.authorization_due(t) {
+            table.set(reason, at);
+        }
+    },
+    build: |agent, pending, t| {
+        let id = agent.valid_identity(t)?;
+        Some(RequestParts {
+            key: id.key.clone(),
+            piid: Some(id.cert.piid),
+            body: RequestBody::authorize(AuthorizeBody {
+                sequence: pending.sequence,
+                usage: pending.usage.clone(),
+            }),
+        })
+    },
+    sent: |agent, pending| {
+        agent.comm.usage_sequence = agent.comm.usage_sequence.max(pending.sequence);
+        agent.comm.usage_dirty_since = None;
+        agent.comm.authorize.requested = false;
+    },
+    answered: |agent, t, pending, answer| agent.on_authorize_answer(t, pending.sequence, answer),
+    refused: super::operation::never_refused,
+    failed: |agent, t, _, failure| agent.on_authorize_failure(t, failure),
+};
 
 /// A verified grant and when it arrived.
 #[derive(Clone, Debug, PartialEq, Eq)]

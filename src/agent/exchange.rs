@@ -3,17 +3,17 @@
 
 use std::fmt;
 
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 
 use super::failure::{Failure, FailureKind, Operation};
-use super::state::{Outstanding, PendingOp};
-use super::{Agent, EventKind};
-use crate::crypto::{random_array, DeviceKey, B64};
+use super::operation::{Pending, RequestParts};
+use super::state::Outstanding;
+use super::{Agent, EventKind, InFlight};
+use crate::crypto::random_array;
 use crate::udi::Uuid;
 use crate::wire::{
-    self, decode_response, encode_request, hex, AnswerError, AuthorizeBody, RegisterBody, Request,
-    RequestBody, RequestKind, SendError, UsageLine, PROTOCOL_VERSION,
+    self, decode_response, encode_request, hex, AnswerError, Request, RequestKind, SendError,
+    PROTOCOL_VERSION,
 };
 
 /// Identifies one transmission; answer it with [`Agent::handle_response`].
@@ -41,26 +41,6 @@ impl fmt::Debug for Transmit {
     }
 }
 
-impl PendingOp {
-    fn kind(&self) -> RequestKind {
-        match self {
-            PendingOp::Register { .. } => RequestKind::Register,
-            PendingOp::RenewId => RequestKind::RenewId,
-            PendingOp::Authorize { .. } => RequestKind::Authorize,
-            PendingOp::Deregister { .. } => RequestKind::Deregister,
-        }
-    }
-
-    fn operation(&self) -> Operation {
-        match self {
-            PendingOp::Register { .. } => Operation::Register,
-            PendingOp::RenewId => Operation::RenewId,
-            PendingOp::Authorize { .. } => Operation::RenewAuth,
-            PendingOp::Deregister { .. } => Operation::Deregister,
-        }
-    }
-}
-
 /// A failure for an answer whose body does not fit the request.
 pub(crate) fn unexpected_body(operation: Operation) -> Failure {
     Failure {
@@ -76,37 +56,27 @@ impl Agent {
     /// abandoned for whatever is due instead.
     #[must_use]
     pub fn poll_transmit(&mut self, now: DateTime<Utc>) -> Option<Transmit> {
-        if let Some(o) = &self.comm.outstanding {
-            if self.in_flight == Some(o.id) {
+        if let (Some(o), Some(f)) = (&self.comm.outstanding, &self.in_flight) {
+            if f.id == o.id {
                 return None;
             }
         }
         let t = self.effective(now);
-        let mut op = self.comm.outstanding.as_ref().map(|o| o.op.clone());
-        let mut parts = op.as_ref().and_then(|op| self.request_parts(op, t));
+        let mut pending = self.comm.outstanding.as_ref().map(|o| o.pending.clone());
+        let mut parts = pending.as_ref().and_then(|p| self.request_parts(p, t));
         if parts.is_none() {
             self.comm.outstanding = None;
-            op = self.due_operation(t);
-            parts = op.as_ref().and_then(|op| self.request_parts(op, t));
+            pending = self.due_request(t);
+            parts = pending.as_ref().and_then(|p| self.request_parts(p, t));
         }
-        let (Some(op), Some((key, piid, body))) = (op, parts) else {
+        let (Some(pending), Some(parts)) = (pending, parts) else {
             return None;
         };
         let nonce: [u8; 16] = random_array(self.config.random.as_mut()).ok()?;
         let t = self.observe(now);
         self.check_thresholds(t);
-        match &op {
-            PendingOp::Authorize { sequence, .. } => {
-                self.comm.usage_sequence = self.comm.usage_sequence.max(*sequence);
-                self.comm.usage_dirty_since = None;
-                self.comm.authorize.requested = false;
-            }
-            PendingOp::RenewId => self.comm.renew_id.requested = false,
-            PendingOp::Deregister { piid, .. } => {
-                self.comm.deregistrations.retain(|(p, _)| p != piid);
-            }
-            PendingOp::Register { .. } => {}
-        }
+        let spec = pending.operation.spec();
+        (spec.sent)(self, &pending);
         let id = self.next_id();
         let nonce = hex(&nonce);
         let settings = &self.lic.settings;
@@ -115,19 +85,22 @@ impl Agent {
             _ => (None, None),
         };
         let request = Request {
-            kind: op.kind(),
+            kind: spec.kind,
             version: PROTOCOL_VERSION,
             nonce: nonce.clone(),
-            piid,
+            piid: parts.piid,
             udi: self.config.udi.clone(),
             sent_at: t,
             hostname,
             ip,
-            body,
+            body: parts.body,
         };
-        let bytes = encode_request(&request, &key);
-        self.comm.outstanding = Some(Outstanding { id, op, nonce });
-        self.in_flight = Some(id);
+        let bytes = encode_request(&request, &parts.key);
+        self.comm.outstanding = Some(Outstanding { id, pending, nonce });
+        self.in_flight = Some(InFlight {
+            id,
+            piid: parts.piid,
+        });
         Some(Transmit {
             id: TransmitId(id),
             kind: request.kind,
@@ -135,74 +108,16 @@ impl Agent {
         })
     }
 
-    /// The highest-priority operation due at `t`: deregistrations, then registration, identity
-    /// renewal, authorization.
-    fn due_operation(&self, t: DateTime<Utc>) -> Option<PendingOp> {
-        if let Some((piid, key)) = self.comm.deregistrations.first() {
-            return Some(PendingOp::Deregister {
-                piid: *piid,
-                key: key.clone(),
-            });
-        }
-        if let Some(job) = &self.lic.job {
-            if self.comm.register.next_retry.is_none_or(|r| r <= t) {
-                return Some(PendingOp::Register {
-                    key: job.key.clone(),
-                });
-            }
-        }
-        if self.identity_renewal_due(t).is_some_and(|due| due <= t) {
-            return Some(PendingOp::RenewId);
-        }
-        if self.authorization_due(t).is_some_and(|(due, _)| due <= t) {
-            return Some(PendingOp::Authorize {
-                sequence: self.comm.usage_sequence.wrapping_add(1),
-                usage: self
-                    .lic
-                    .usage
-                    .iter()
-                    .map(|(tag, count)| UsageLine {
-                        tag: tag.to_string(),
-                        count: *count,
-                    })
-                    .collect(),
-            });
-        }
-        None
+    /// The first operation, in table order, with a request due at `t`.
+    fn due_request(&self, t: DateTime<Utc>) -> Option<Pending> {
+        Operation::ALL
+            .iter()
+            .find_map(|op| (op.spec().due)(self, t))
     }
 
-    /// The signing key, piid and body for `op`, or `None` if it can no longer be sent.
-    fn request_parts(
-        &self,
-        op: &PendingOp,
-        t: DateTime<Utc>,
-    ) -> Option<(DeviceKey, Option<Uuid>, RequestBody)> {
-        match op {
-            PendingOp::Register { key } => {
-                let job = self.lic.job.as_ref().filter(|job| job.key == *key)?;
-                let body = RequestBody::register(RegisterBody {
-                    token: job.token.expose().to_string(),
-                    public_key: B64.encode(job.key.public_key()),
-                    force: job.force,
-                });
-                Some((job.key.clone(), None, body))
-            }
-            PendingOp::RenewId => {
-                let id = self.valid_identity(t)?;
-                Some((id.key.clone(), Some(id.cert.piid), RequestBody::renew_id()))
-            }
-            PendingOp::Authorize { sequence, usage } => {
-                let id = self.valid_identity(t)?;
-                let body = RequestBody::authorize(AuthorizeBody {
-                    sequence: *sequence,
-                    usage: usage.clone(),
-                });
-                Some((id.key.clone(), Some(id.cert.piid), body))
-            }
-            PendingOp::Deregister { piid, key } => {
-                Some((key.clone(), Some(*piid), RequestBody::deregister()))
-            }
-        }
+    /// The request for `pending`, or `None` if it can no longer be sent.
+    fn request_parts(&self, pending: &Pending, t: DateTime<Utc>) -> Option<RequestParts> {
+        (pending.operation.spec().build)(self, pending, t)
     }
 
     /// Feeds back the answer to a [`Transmit`] (or why there is none). An id that is not the
@@ -216,24 +131,38 @@ impl Agent {
         let Some(outstanding) = self.comm.outstanding.clone().filter(|o| o.id == id.0) else {
             return;
         };
-        if self.in_flight != Some(id.0) {
+        let Some(sent) = self.in_flight.filter(|f| f.id == id.0) else {
             return; // restored since it was sent: the re-sent request is the one to answer
-        }
+        };
         let t = self.observe(now);
         self.comm.outstanding = None;
         self.in_flight = None;
-        let operation = outstanding.op.operation();
+        let pending = &outstanding.pending;
+        let spec = pending.operation.spec();
         let verified = match result {
             Err(e) => Err(FailureKind::Send(e)),
             Ok(bytes) => self
-                .verify(&outstanding, &bytes)
+                .verify(spec.kind, &outstanding.nonce, sent.piid, &bytes)
                 .map_err(FailureKind::Rejected),
         };
+        let failure = |kind| Failure {
+            operation: pending.operation,
+            kind,
+        };
         let outcome = match verified {
-            Err(kind) => Err(Failure { operation, kind }),
+            Err(kind) => Err(failure(kind)),
             Ok((answer, server_time)) => {
                 self.check_skew(t, server_time);
-                self.apply(t, &outstanding.op, answer)
+                match answer {
+                    wire::Answer::Failed { code, .. } if (spec.refused)(self, t, pending, &code) => {
+                        Ok(())
+                    }
+                    wire::Answer::Failed { code, message } => {
+                        Err(failure(FailureKind::Manager { code, message }))
+                    }
+                    wire::Answer::VersionTooHigh => Err(failure(FailureKind::VersionTooHigh)),
+                    answer => (spec.answered)(self, t, pending, answer),
+                }
             }
         };
         match outcome {
@@ -242,48 +171,17 @@ impl Agent {
                     self.push(t, EventKind::CommunicationRestored);
                 }
             }
-            Err(failure) => self.on_failure(t, &outstanding.op, failure),
+            Err(failure) => {
+                self.note_communication_failure(t, &failure);
+                (spec.failed)(self, t, pending, failure);
+            }
         }
         self.check_thresholds(t);
     }
 
-    /// Hands a verified answer to the sub-machine of its request.
-    fn apply(
-        &mut self,
-        t: DateTime<Utc>,
-        op: &PendingOp,
-        answer: wire::Answer,
-    ) -> Result<(), Failure> {
-        let operation = op.operation();
-        match (op, answer) {
-            (PendingOp::Register { key }, wire::Answer::Failed { code, .. })
-                if code == wire::codes::TOKEN_INVALID =>
-            {
-                self.on_token_refused(t, key);
-                Ok(())
-            }
-            (_, wire::Answer::Failed { code, message }) => Err(Failure {
-                operation,
-                kind: FailureKind::Manager { code, message },
-            }),
-            (_, wire::Answer::VersionTooHigh) => Err(Failure {
-                operation,
-                kind: FailureKind::VersionTooHigh,
-            }),
-            (PendingOp::Register { key }, answer) => self.on_register_answer(t, key, answer),
-            (PendingOp::RenewId, answer) => self.on_renew_id_answer(t, answer),
-            (PendingOp::Authorize { sequence, .. }, answer) => {
-                self.on_authorize_answer(t, *sequence, answer)
-            }
-            (PendingOp::Deregister { .. }, wire::Answer::Done) => {
-                self.push(t, EventKind::Deregistered);
-                Ok(())
-            }
-            (PendingOp::Deregister { .. }, _) => Err(unexpected_body(operation)),
-        }
-    }
-
-    fn on_failure(&mut self, t: DateTime<Utc>, op: &PendingOp, failure: Failure) {
+    /// Raises the communication-failure event once per failing stretch (a manager's refusal
+    /// is an answer, not a communication failure).
+    fn note_communication_failure(&mut self, t: DateTime<Utc>, failure: &Failure) {
         let communication = !matches!(
             failure.kind,
             FailureKind::Manager { .. } | FailureKind::TokenRefused | FailureKind::VersionTooHigh
@@ -297,37 +195,18 @@ impl Agent {
                 },
             );
         }
-        match op {
-            PendingOp::Register { .. } => self.on_register_failure(t, failure),
-            PendingOp::RenewId => self.on_renew_id_failure(t, failure),
-            PendingOp::Authorize { .. } => self.on_authorize_failure(t, failure),
-            // One best-effort request: no retry; the instance must be removed by hand.
-            PendingOp::Deregister { .. } => {
-                self.push(t, EventKind::DeregistrationFailed { failure })
-            }
-        }
     }
 
-    /// Parses and verifies an answer against the outstanding request.
+    /// Parses and verifies an answer against the request sent: its kind, nonce and piid.
     fn verify(
         &self,
-        outstanding: &Outstanding,
+        kind: RequestKind,
+        nonce: &str,
+        piid: Option<Uuid>,
         bytes: &[u8],
     ) -> Result<(wire::Answer, DateTime<Utc>), AnswerError> {
         let parsed = decode_response(bytes, self.config.policy.max_answer_bytes)?;
-        let piid = match &outstanding.op {
-            PendingOp::Register { .. } => None,
-            PendingOp::Deregister { piid, .. } => Some(*piid),
-            PendingOp::RenewId | PendingOp::Authorize { .. } => match &self.lic.registration {
-                super::registration::Registration::Registered(id) => Some(id.cert.piid),
-                _ => None,
-            },
-        };
-        let expected = wire::Expected {
-            kind: outstanding.op.kind(),
-            nonce: &outstanding.nonce,
-            piid,
-        };
+        let expected = wire::Expected { kind, nonce, piid };
         wire::verify_response(
             &parsed,
             &self.config.trust_anchors,

@@ -4,23 +4,9 @@ use std::fmt;
 
 use serde::Serialize;
 
+pub use super::operation::Operation;
 use crate::error::TOKEN_MESSAGE;
 use crate::wire::{AnswerError, SendError};
-
-/// The operation a message is about; the renewal rows of the seed table differ from the others
-/// by the missing final full stop of the timeout message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[non_exhaustive]
-pub enum Operation {
-    /// Registration (initial or forced).
-    Register,
-    /// Identity renewal (renewID).
-    RenewId,
-    /// Authorization (renewAuth), including the first one.
-    RenewAuth,
-    /// Deregistration.
-    Deregister,
-}
 
 /// What went wrong, by the rows of the SPEC §9 table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,7 +65,7 @@ impl Failure {
             return TOKEN_MESSAGE.to_string();
         }
         let stop = matches!(self.kind, FailureKind::Send(SendError::Timeout))
-            && matches!(self.operation, Operation::Register | Operation::Deregister);
+            && self.operation.spec().timeout_full_stop;
         format!("{PREFIX}{}{}", self.phrase(), if stop { "." } else { "" })
     }
 

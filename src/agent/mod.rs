@@ -13,10 +13,12 @@
 //! - Persist [`Agent::snapshot`] after every `handle_*`, command and `poll_transmit`.
 
 mod authorization;
+mod deregistration;
 mod evaluation;
 mod events;
 mod exchange;
 mod failure;
+mod operation;
 mod persist;
 mod registration;
 mod state;
@@ -25,7 +27,8 @@ mod view;
 
 pub use events::{Alarm, Event, EventKind};
 pub use exchange::{Transmit, TransmitId};
-pub use failure::{Failure, FailureKind, Operation};
+pub use failure::{Failure, FailureKind};
+pub use operation::Operation;
 pub use timers::TimerReason;
 
 use std::collections::VecDeque;
@@ -41,7 +44,7 @@ use crate::settings::{HostIdentity, TransportSettings};
 use crate::snapshot::{Protection, SnapshotError, SnapshotParts};
 use crate::time::storable;
 use crate::token::Token;
-use crate::udi::Udi;
+use crate::udi::{Udi, Uuid};
 
 use evaluation::Evaluation;
 use registration::{RegisterJob, Registration};
@@ -140,6 +143,15 @@ pub enum Force {
     Yes,
 }
 
+/// A transmission handed out and not yet answered (in memory only: after a restore the
+/// outstanding request is re-sent).
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    id: u64,
+    /// The piid the request named; the answer must echo it.
+    piid: Option<Uuid>,
+}
+
 /// The licensing agent of one product instance. See the [module docs](self) for the
 /// call-order contract and the crate docs for a complete run loop.
 pub struct Agent {
@@ -147,8 +159,8 @@ pub struct Agent {
     lic: Licensing,
     comm: Communication,
     events: VecDeque<Event>,
-    /// The transmit id handed out by `poll_transmit` and not yet answered.
-    in_flight: Option<u64>,
+    /// The transmission handed out by `poll_transmit` and not yet answered.
+    in_flight: Option<InFlight>,
 }
 
 impl fmt::Debug for Agent {
@@ -335,37 +347,6 @@ impl Agent {
         }
         let t = self.observe(now);
         self.comm.authorize.requested = true;
-        self.check_thresholds(t);
-        Ok(())
-    }
-
-    /// Deregisters: the identity and grant are removed at once (back to evaluation if any is
-    /// left) and one signed best-effort deregister request is sent (SPEC §3).
-    pub fn deregister(&mut self, now: DateTime<Utc>) -> Result<(), Error> {
-        if self.lic.settings.subscriber || self.valid_identity(self.effective(now)).is_none() {
-            return Err(Error::NotRegisteredForDeregister);
-        }
-        let t = self.observe(now);
-        self.normalize(t);
-        let Registration::Registered(identity) =
-            std::mem::replace(&mut self.lic.registration, Registration::Unregistered)
-        else {
-            return Ok(()); // unreachable: checked above at the same effective time
-        };
-        self.lic.job = None;
-        self.lic.authorization = Default::default();
-        self.recount(t);
-        if identity.cert.export_controlled {
-            self.push(t, EventKind::ExportControlNotAllowed);
-        }
-        // Sent after the request in flight, if any, is answered: at most one on the wire.
-        self.comm
-            .deregistrations
-            .push((identity.cert.piid, identity.key));
-        self.comm.register = Default::default();
-        self.comm.renew_id = Default::default();
-        self.comm.authorize = Default::default();
-        self.comm.usage_dirty_since = None;
         self.check_thresholds(t);
         Ok(())
     }

@@ -14,14 +14,100 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use base64::Engine as _;
+
 use super::exchange::unexpected_body;
-use super::failure::{Failure, FailureKind, Operation};
+use super::failure::{Failure, FailureKind};
+use super::operation::{Operation, OperationSpec, Pending, RequestParts};
 use super::state::AttemptLog;
+use super::timers::TimerReason;
 use super::{Agent, EventKind};
-use crate::crypto::DeviceKey;
+use crate::crypto::{DeviceKey, B64};
 use crate::time::later;
 use crate::token::Token;
-use crate::wire::{Answer, AnswerError, IdentityCertificate};
+use crate::wire::{self, Answer, AnswerError, IdentityCertificate, RegisterBody, RequestBody};
+
+/// Registration: sent while a job is pending, retried every 15 minutes.
+pub(crate) const REGISTER: OperationSpec = OperationSpec {
+    kind: wire::RequestKind::Register,
+    timeout_full_stop: true,
+    due: |agent, t| {
+        let job = agent.lic.job.as_ref()?;
+        agent
+            .comm
+            .register
+            .next_retry
+            .is_none_or(|r| r <= t)
+            .then(|| Pending {
+                key: Some(job.key.clone()),
+                ..Pending::new(Operation::Register)
+            })
+    },
+    schedule: |agent, t, table| {
+        if agent.lic.job.is_some() {
+            let at = agent.comm.register.next_retry.unwrap_or(t);
+            table.set(TimerReason::RegistrationRetry, at);
+        }
+    },
+    build: |agent, pending, _| {
+        let job = agent
+            .lic
+            .job
+            .as_ref()
+            .filter(|job| Some(&job.key) == pending.key.as_ref())?;
+        Some(RequestParts {
+            key: job.key.clone(),
+            piid: None,
+            body: RequestBody::register(RegisterBody {
+                token: job.token.expose().to_string(),
+                public_key: B64.encode(job.key.public_key()),
+                force: job.force,
+            }),
+        })
+    },
+    sent: |_, _| {},
+    answered: |agent, t, pending, answer| match &pending.key {
+        Some(key) => agent.on_register_answer(t, key, answer),
+        None => Err(unexpected_body(Operation::Register)),
+    },
+    refused: |agent, t, pending, code| match &pending.key {
+        Some(key) if code == wire::codes::TOKEN_INVALID => {
+            agent.on_token_refused(t, key);
+            true
+        }
+        _ => false,
+    },
+    failed: |agent, t, _, failure| agent.on_register_failure(t, failure),
+};
+
+/// Identity renewal: every 180 days, at once on a host change or `renew_id`, the §4 backoff.
+pub(crate) const RENEW_ID: OperationSpec = OperationSpec {
+    kind: wire::RequestKind::RenewId,
+    timeout_full_stop: false,
+    due: |agent, t| {
+        agent
+            .identity_renewal_due(t)
+            .is_some_and(|due| due <= t)
+            .then(|| Pending::new(Operation::RenewId))
+    },
+    schedule: |agent, t, table| {
+        if let Some(at) = agent.identity_renewal_due(t) {
+            table.set(TimerReason::IdentityRenewal, at);
+        }
+    },
+    build: |agent, _, t| {
+        let id = agent.valid_identity(t)?;
+        Some(RequestParts {
+            key: id.key.clone(),
+            piid: Some(id.cert.piid),
+            body: RequestBody::renew_id(),
+        })
+    },
+    sent: |agent, _| agent.comm.renew_id.requested = false,
+    answered: |agent, t, _, answer| agent.on_renew_id_answer(t, answer),
+    refused: super::operation::never_refused,
+    failed: |agent, t, _, failure| agent.on_renew_id_failure(t, failure),
+};
 
 /// A verified identity and the device key it certifies.
 #[derive(Clone, Debug, PartialEq, Eq)]

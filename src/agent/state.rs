@@ -6,12 +6,12 @@ use chrono::{DateTime, Utc};
 use super::authorization::Authorization;
 use super::evaluation::Evaluation;
 use super::failure::Failure;
+use super::operation::Pending;
 use super::registration::{RegisterJob, Registration};
 use crate::crypto::DeviceKey;
 use crate::entitlement::Tag;
 use crate::settings::{HostIdentity, TransportSettings};
 use crate::udi::{Udi, Uuid};
-use crate::wire::UsageLine;
 
 /// Product settings the agent keeps (SPEC §8, §9).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -72,29 +72,9 @@ impl AttemptLog {
 pub(crate) struct Outstanding {
     /// The transmit id of its latest transmission.
     pub id: u64,
-    pub op: PendingOp,
+    pub pending: Pending,
     /// The nonce of its latest transmission (empty before the first).
     pub nonce: String,
-}
-
-/// What the outstanding request does; enough to rebuild it identically but for nonce and time.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum PendingOp {
-    /// Token and force flag in the licensing part's job; the key tells whether that job is
-    /// still the one this request was made for.
-    Register {
-        key: DeviceKey,
-    },
-    RenewId,
-    Authorize {
-        sequence: u64,
-        usage: Vec<UsageLine>,
-    },
-    /// The identity is already gone locally, so the request carries what it needs.
-    Deregister {
-        piid: Uuid,
-        key: DeviceKey,
-    },
 }
 
 /// Which derived notifications were already raised, so each is raised once.

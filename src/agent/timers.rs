@@ -5,6 +5,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
+use super::operation::Operation;
 use super::registration::Registration;
 use super::{Agent, EventKind};
 use crate::time::later;
@@ -33,7 +34,22 @@ pub enum TimerReason {
     EvaluationExpiry,
 }
 
-const REASONS: usize = 9;
+impl TimerReason {
+    /// Every reason; ties between deadlines go to the reason listed first.
+    pub const ALL: [TimerReason; 9] = [
+        TimerReason::Transmit,
+        TimerReason::RegistrationRetry,
+        TimerReason::IdentityRenewal,
+        TimerReason::AuthorizationRenewal,
+        TimerReason::UsageReport,
+        TimerReason::IdentityExpiry,
+        TimerReason::AuthorizationDeadline,
+        TimerReason::EvaluationWarning,
+        TimerReason::EvaluationExpiry,
+    ];
+}
+
+const REASONS: usize = TimerReason::ALL.len();
 
 /// One optional deadline per reason.
 #[derive(Default)]
@@ -47,18 +63,8 @@ impl TimerTable {
 
     /// The earliest deadline; ties go to the reason listed first.
     pub fn earliest(&self) -> Option<(DateTime<Utc>, TimerReason)> {
-        const ALL: [TimerReason; REASONS] = [
-            TimerReason::Transmit,
-            TimerReason::RegistrationRetry,
-            TimerReason::IdentityRenewal,
-            TimerReason::AuthorizationRenewal,
-            TimerReason::UsageReport,
-            TimerReason::IdentityExpiry,
-            TimerReason::AuthorizationDeadline,
-            TimerReason::EvaluationWarning,
-            TimerReason::EvaluationExpiry,
-        ];
-        ALL.iter()
+        TimerReason::ALL
+            .iter()
             .filter_map(|&r| self.0[r as usize].map(|at| (at, r)))
             .min_by_key(|&(at, r)| (at, r))
     }
@@ -68,19 +74,12 @@ impl Agent {
     /// The deadline table at effective time `t`.
     pub(crate) fn timers(&self, t: DateTime<Utc>) -> TimerTable {
         let mut table = TimerTable::default();
-        match &self.comm.outstanding {
-            Some(o) if self.in_flight == Some(o.id) => {} // the product owes us an answer
-            Some(_) => table.set(TimerReason::Transmit, t),
-            None => {
-                if self.lic.job.is_some() {
-                    let at = self.comm.register.next_retry.unwrap_or(t);
-                    table.set(TimerReason::RegistrationRetry, at);
-                }
-                if let Some(at) = self.identity_renewal_due(t) {
-                    table.set(TimerReason::IdentityRenewal, at);
-                }
-                if let Some((at, reason)) = self.authorization_due(t) {
-                    table.set(reason, at);
+        match (&self.comm.outstanding, &self.in_flight) {
+            (Some(o), Some(f)) if f.id == o.id => {} // the product owes us an answer
+            (Some(_), _) => table.set(TimerReason::Transmit, t),
+            (None, _) => {
+                for op in Operation::ALL {
+                    (op.spec().schedule)(self, t, &mut table);
                 }
             }
         }
@@ -208,6 +207,18 @@ impl Agent {
             if from != to {
                 self.push(after, EventKind::EntitlementStatusChanged { tag, from, to });
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_reasons_are_listed_in_declaration_order_so_each_indexes_its_own_slot() {
+        for (i, r) in TimerReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
         }
     }
 }

@@ -13,9 +13,10 @@ mod failure;
 
 use super::authorization::{Authorization, GrantRecord};
 use super::evaluation::Evaluation;
+use super::operation::{Operation, Pending};
 use super::registration::{Identity, RegisterJob, Registration};
 use super::state::{
-    AttemptLog, Communication, Licensing, Notified, Outstanding, PendingOp, Settings,
+    AttemptLog, Communication, Licensing, Notified, Outstanding, Settings,
 };
 use super::{Agent, Config, EventKind};
 use crate::codec::{Reader, Writer};
@@ -231,27 +232,7 @@ pub(crate) fn encode_communication(c: &Communication) -> Vec<u8> {
     w.u64(c.usage_sequence);
     w.opt(c.outstanding.as_ref(), |w, o| {
         w.u64(o.id);
-        match &o.op {
-            PendingOp::Register { key } => {
-                w.u8(0);
-                w.bytes(key.seed());
-            }
-            PendingOp::RenewId => w.u8(1),
-            PendingOp::Authorize { sequence, usage } => {
-                w.u8(2);
-                w.u64(*sequence);
-                w.u32(usage.len() as u32);
-                for line in usage {
-                    w.str(&line.tag);
-                    w.u32(line.count);
-                }
-            }
-            PendingOp::Deregister { piid, key } => {
-                w.u8(3);
-                w.bytes(&piid.0);
-                w.bytes(key.seed());
-            }
-        }
+        encode_pending_v1(w, &o.pending);
         w.str(&o.nonce);
     });
     w.u32(c.deregistrations.len() as u32);
@@ -287,31 +268,10 @@ fn decode_communication(bytes: &[u8]) -> Result<Communication, SnapshotError> {
     let usage_sequence = r.u64()?;
     let outstanding = r.opt(|r| {
         let id = r.u64()?;
-        let op = match r.u8()? {
-            0 => PendingOp::Register {
-                key: DeviceKey::from_seed(seed(r)?),
-            },
-            1 => PendingOp::RenewId,
-            2 => {
-                let sequence = r.u64()?;
-                let mut usage = Vec::new();
-                for _ in 0..r.count()? {
-                    usage.push(UsageLine {
-                        tag: r.string()?,
-                        count: r.u32()?,
-                    });
-                }
-                PendingOp::Authorize { sequence, usage }
-            }
-            3 => PendingOp::Deregister {
-                piid: piid(r)?,
-                key: DeviceKey::from_seed(seed(r)?),
-            },
-            _ => return Err(corrupt("bad outstanding request")),
-        };
-        Ok(Outstanding {
+        let pending = decode_pending_v1(r)?;
+        Ok::<_, SnapshotError>(Outstanding {
             id,
-            op,
+            pending,
             nonce: r.string()?,
         })
     })?;
@@ -344,6 +304,65 @@ fn decode_communication(bytes: &[u8]) -> Result<Communication, SnapshotError> {
         authorize,
         usage_dirty_since,
         notified,
+    })
+}
+
+/// Version 1 stores the outstanding request as one of four tagged layouts.
+fn encode_pending_v1(w: &mut Writer, p: &Pending) {
+    let seed = |w: &mut Writer, key: &Option<DeviceKey>| {
+        w.bytes(key.as_ref().map_or(&[0u8; 32][..], |k| &k.seed()[..]))
+    };
+    match p.operation {
+        Operation::Register => {
+            w.u8(0);
+            seed(w, &p.key);
+        }
+        Operation::RenewId => w.u8(1),
+        Operation::RenewAuth => {
+            w.u8(2);
+            w.u64(p.sequence);
+            w.count(p.usage.len());
+            for line in &p.usage {
+                w.str(&line.tag);
+                w.u32(line.count);
+            }
+        }
+        Operation::Deregister => {
+            w.u8(3);
+            w.bytes(&p.piid.map_or([0u8; 16], |p| p.0));
+            seed(w, &p.key);
+        }
+    }
+}
+
+fn decode_pending_v1(r: &mut Reader<'_>) -> Result<Pending, SnapshotError> {
+    Ok(match r.u8()? {
+        0 => Pending {
+            key: Some(DeviceKey::from_seed(seed(r)?)),
+            ..Pending::new(Operation::Register)
+        },
+        1 => Pending::new(Operation::RenewId),
+        2 => {
+            let sequence = r.u64()?;
+            let mut usage = Vec::new();
+            for _ in 0..r.count()? {
+                usage.push(UsageLine {
+                    tag: r.string()?,
+                    count: r.u32()?,
+                });
+            }
+            Pending {
+                sequence,
+                usage,
+                ..Pending::new(Operation::RenewAuth)
+            }
+        }
+        3 => Pending {
+            piid: Some(piid(r)?),
+            key: Some(DeviceKey::from_seed(seed(r)?)),
+            ..Pending::new(Operation::Deregister)
+        },
+        _ => return Err(corrupt("bad outstanding request")),
     })
 }
 

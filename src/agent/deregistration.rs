@@ -1,0 +1,86 @@
+//! Deregistration (SPEC §3): local at once, then one signed best-effort request.
+//!
+//! The identity and grant go at once (back to evaluation if any is left); the request is sent
+//! after the one in flight, if any, is answered (at most one on the wire). If it fails, the
+//! event says the instance must be removed on the manager by hand; there is no retry.
+
+use chrono::{DateTime, Utc};
+
+use super::exchange::unexpected_body;
+use super::operation::{Operation, OperationSpec, Pending, RequestParts};
+use super::registration::Registration;
+use super::{Agent, EventKind};
+use crate::error::Error;
+use crate::wire::{self, Answer, RequestBody};
+
+/// One best-effort deregister per retired identity, sent before anything else.
+pub(crate) const DEREGISTER: OperationSpec = OperationSpec {
+    kind: wire::RequestKind::Deregister,
+    timeout_full_stop: true,
+    due: |agent, _| {
+        let (piid, key) = agent.comm.deregistrations.first()?;
+        Some(Pending {
+            key: Some(key.clone()),
+            piid: Some(*piid),
+            ..Pending::new(Operation::Deregister)
+        })
+    },
+    schedule: |_, _, _| {},
+    build: |_, pending, _| {
+        Some(RequestParts {
+            key: pending.key.clone()?,
+            piid: Some(pending.piid?),
+            body: RequestBody::deregister(),
+        })
+    },
+    sent: |agent, pending| {
+        agent
+            .comm
+            .deregistrations
+            .retain(|(p, _)| Some(*p) != pending.piid);
+    },
+    answered: |agent, t, _, answer| match answer {
+        Answer::Done => {
+            agent.push(t, EventKind::Deregistered);
+            Ok(())
+        }
+        _ => Err(unexpected_body(Operation::Deregister)),
+    },
+    refused: super::operation::never_refused,
+    // One best-effort request: no retry; the instance must be removed by hand.
+    failed: |agent, t, _, failure| agent.push(t, EventKind::DeregistrationFailed { failure }),
+};
+
+impl Agent {
+    /// Deregisters: the identity and grant are removed at once (back to evaluation if any is
+    /// left) and one signed best-effort deregister request is sent (SPEC §3).
+    pub fn deregister(&mut self, now: DateTime<Utc>) -> Result<(), Error> {
+        if self.lic.settings.subscriber || self.valid_identity(self.effective(now)).is_none() {
+            return Err(Error::NotRegisteredForDeregister);
+        }
+        let t = self.observe(now);
+        self.normalize(t);
+        let Registration::Registered(identity) =
+            std::mem::replace(&mut self.lic.registration, Registration::Unregistered)
+        else {
+            return Ok(()); // unreachable: checked above at the same effective time
+        };
+        self.lic.job = None;
+        self.lic.authorization = Default::default();
+        self.recount(t);
+        if identity.cert.export_controlled {
+            self.push(t, EventKind::ExportControlNotAllowed);
+        }
+        // Sent after the request in flight, if any, is answered: at most one on the wire.
+        self.comm
+            .deregistrations
+            .push((identity.cert.piid, identity.key));
+        self.comm.register = Default::default();
+        self.comm.renew_id = Default::default();
+        self.comm.authorize = Default::default();
+        self.comm.usage_dirty_since = None;
+        self.check_thresholds(t);
+        Ok(())
+    }
+
+}
