@@ -13,6 +13,7 @@ use super::failure::{Failure, FailureKind};
 use super::operation::{Operation, OperationSpec, Pending, RequestParts};
 use super::timers::TimerReason;
 use super::{Agent, EventKind};
+use crate::entitlement::Tag;
 use crate::time::later;
 use crate::wire::{
     self, Answer, AnswerError, AuthorizeBody, Grant, GrantStatus, RequestBody, UsageLine,
@@ -92,18 +93,7 @@ impl Agent {
         let Some(g) = &self.lic.authorization.grant else {
             return false;
         };
-        g.grant.entries.iter().any(|e| {
-            let in_use = self
-                .lic
-                .usage
-                .iter()
-                .any(|(tag, n)| *n > 0 && tag.as_str() == e.tag);
-            in_use
-                && matches!(
-                    e.content.as_ref().map(|c| c.status),
-                    Ok(GrantStatus::OutOfCompliance | GrantStatus::InvalidTag)
-                )
-        })
+        out_of_compliance(&self.lic.usage, &g.grant)
     }
 
     /// The grant deadline: min(signed not-after, last success + validity).
@@ -176,23 +166,22 @@ impl Agent {
             return Err(rejected("grant answers another usage report"));
         }
         let before = self.tag_statuses(t);
-        self.normalize(t);
-        let auth = &mut self.lic.authorization;
-        auth.grant = Some(GrantRecord {
-            raw,
-            grant,
-            received_at: t,
+        let out_of_compliance = out_of_compliance(&self.lic.usage, &grant);
+        self.write_licensing(t, |lic| {
+            let auth = &mut lic.authorization;
+            auth.grant = Some(GrantRecord {
+                raw,
+                grant,
+                received_at: t,
+            });
+            auth.authorized_since_registration = true;
+            auth.grant_untrusted = false;
+            auth.ooc_since = if out_of_compliance {
+                auth.ooc_since.or(Some(t))
+            } else {
+                None
+            };
         });
-        auth.authorized_since_registration = true;
-        auth.grant_untrusted = false;
-        let out_of_compliance = self.grant_out_of_compliance();
-        let auth = &mut self.lic.authorization;
-        auth.ooc_since = if out_of_compliance {
-            auth.ooc_since.or(Some(t))
-        } else {
-            None
-        };
-        self.recount(t);
         self.comm.authorize.succeeded(t);
         self.push(
             t,
@@ -235,4 +224,16 @@ impl Agent {
             },
         );
     }
+}
+
+/// Whether `grant` leaves a tag in use (count > 0) out of compliance or unknown.
+fn out_of_compliance(usage: &[(Tag, u32)], grant: &Grant) -> bool {
+    grant.entries.iter().any(|e| {
+        let in_use = usage.iter().any(|(tag, n)| *n > 0 && tag.as_str() == e.tag);
+        in_use
+            && matches!(
+                e.content.as_ref().map(|c| c.status),
+                Ok(GrantStatus::OutOfCompliance | GrantStatus::InvalidTag)
+            )
+    })
 }

@@ -59,15 +59,14 @@ impl Agent {
             return Err(Error::NotRegisteredForDeregister);
         }
         let t = self.observe(now);
-        self.normalize(t);
-        let Registration::Registered(identity) =
-            std::mem::replace(&mut self.lic.registration, Registration::Unregistered)
-        else {
+        let registration = self.write_licensing(t, |lic| {
+            lic.job = None;
+            lic.authorization = Default::default();
+            std::mem::replace(&mut lic.registration, Registration::Unregistered)
+        });
+        let Registration::Registered(identity) = registration else {
             return Ok(()); // unreachable: checked above at the same effective time
         };
-        self.lic.job = None;
-        self.lic.authorization = Default::default();
-        self.recount(t);
         if identity.cert.export_controlled {
             self.push(t, EventKind::ExportControlNotAllowed);
         }
@@ -82,5 +81,4 @@ impl Agent {
         self.check_thresholds(t);
         Ok(())
     }
-
 }

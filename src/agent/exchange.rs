@@ -154,7 +154,9 @@ impl Agent {
             Ok((answer, server_time)) => {
                 self.check_skew(t, server_time);
                 match answer {
-                    wire::Answer::Failed { code, .. } if (spec.refused)(self, t, pending, &code) => {
+                    wire::Answer::Failed { code, .. }
+                        if (spec.refused)(self, t, pending, &code) =>
+                    {
                         Ok(())
                     }
                     wire::Answer::Failed { code, message } => {

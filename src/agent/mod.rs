@@ -24,6 +24,7 @@ mod registration;
 mod state;
 mod timers;
 mod view;
+mod write;
 
 pub use events::{Alarm, Event, EventKind};
 pub use exchange::{Transmit, TransmitId};
@@ -156,7 +157,7 @@ struct InFlight {
 /// call-order contract and the crate docs for a complete run loop.
 pub struct Agent {
     config: Config,
-    lic: Licensing,
+    lic: write::Guarded,
     comm: Communication,
     events: VecDeque<Event>,
     /// The transmission handed out by `poll_transmit` and not yet answered.
@@ -195,7 +196,7 @@ impl Agent {
         };
         Ok(Agent {
             config,
-            lic,
+            lic: write::Guarded::new(lic),
             comm,
             events: VecDeque::new(),
             in_flight: None,
@@ -277,8 +278,7 @@ impl Agent {
     pub fn declare(&mut self, tag: Tag, now: DateTime<Utc>) {
         let t = self.observe(now);
         if !self.lic.usage.iter().any(|(d, _)| *d == tag) {
-            self.normalize(t);
-            self.lic.usage.push((tag, 0));
+            self.write_licensing(t, |lic| lic.usage.push((tag, 0)));
         }
         self.check_thresholds(t);
     }
@@ -290,9 +290,7 @@ impl Agent {
         };
         let t = self.observe(now);
         if self.lic.usage[index].1 != count {
-            self.normalize(t);
-            self.lic.usage[index].1 = count;
-            self.recount(t);
+            self.write_licensing(t, |lic| lic.usage[index].1 = count);
             self.comm.usage_dirty_since.get_or_insert(t);
         }
         self.check_thresholds(t);
@@ -315,14 +313,15 @@ impl Agent {
         let key =
             DeviceKey::generate(self.config.random.as_mut()).map_err(|_| Error::RandomFailed)?;
         let t = self.observe(now);
-        self.normalize(t);
-        if !registered {
-            self.lic.registration = Registration::Unregistered;
-        }
-        self.lic.job = Some(RegisterJob {
-            token,
-            force: force == Force::Yes,
-            key,
+        self.write_licensing(t, |lic| {
+            if !registered {
+                lic.registration = Registration::Unregistered;
+            }
+            lic.job = Some(RegisterJob {
+                token,
+                force: force == Force::Yes,
+                key,
+            });
         });
         self.comm.register = Default::default();
         self.check_thresholds(t);
@@ -395,8 +394,7 @@ impl Agent {
         edit(&mut settings);
         let changed = settings != self.lic.settings;
         if changed {
-            self.normalize(t);
-            self.lic.settings = settings;
+            self.write_licensing(t, |lic| lic.settings = settings);
         }
         self.check_thresholds(t);
         (t, changed)
@@ -493,28 +491,5 @@ impl Agent {
             }
             _ => None,
         }
-    }
-
-    /// Before writing the licensing part at `t`: raise due notifications and record what the
-    /// passage of time made true (an identity lapse) so the write starts from the truth.
-    fn normalize(&mut self, t: DateTime<Utc>) {
-        self.check_thresholds(t);
-        if let Registration::Registered(id) = &self.lic.registration {
-            let at = id.cert.not_after;
-            if at <= t {
-                self.lic.evaluation.counting_since = self.eval_start(t);
-                self.lic.registration = Registration::Expired { at };
-                self.lic.authorization = Default::default();
-                self.comm.renew_id = Default::default();
-                self.comm.authorize = Default::default();
-            }
-        }
-    }
-
-    /// After a licensing write at `t`: start or stop the evaluation clock as the new state says.
-    fn recount(&mut self, t: DateTime<Utc>) {
-        let start = self.eval_start(t);
-        let counting = self.eval_should_count(t);
-        self.lic.evaluation.checkpoint(start, t, counting);
     }
 }

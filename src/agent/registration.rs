@@ -200,17 +200,18 @@ impl Agent {
                 .push((certificate.piid, key.clone()));
             return Ok(());
         };
-        self.normalize(t);
-        self.lic.registration = Registration::Registered(Box::new(Identity {
+        let identity = Identity {
             raw,
             cert: certificate.clone(),
             key: job.key,
             registered_at: t,
             renewed_at: None,
-        }));
-        self.lic.job = None;
-        self.lic.authorization = Default::default();
-        self.recount(t);
+        };
+        self.write_licensing(t, |lic| {
+            lic.registration = Registration::Registered(Box::new(identity));
+            lic.job = None;
+            lic.authorization = Default::default();
+        });
         self.comm.register.succeeded(t);
         self.comm.renew_id = AttemptLog::default();
         self.comm.authorize = AttemptLog::default();
@@ -229,13 +230,14 @@ impl Agent {
         if self.lic.job.as_ref().is_none_or(|job| job.key != *key) {
             return; // superseded meanwhile
         }
-        self.normalize(t);
-        self.lic.job = None;
         // A failed force reregistration keeps the old identity (SPEC §3).
-        if self.valid_identity(t).is_none() {
-            self.lic.registration = Registration::Failed { at: t };
-        }
-        self.recount(t);
+        let keeps_identity = self.valid_identity(t).is_some();
+        self.write_licensing(t, |lic| {
+            lic.job = None;
+            if !keeps_identity {
+                lic.registration = Registration::Failed { at: t };
+            }
+        });
         let failure = Failure {
             operation: Operation::Register,
             kind: FailureKind::TokenRefused,
@@ -279,14 +281,16 @@ impl Agent {
         if certificate.piid != current.cert.piid {
             return Err(rejected(AnswerError::PiidMismatch));
         }
-        self.normalize(t);
         let expires = certificate.not_after;
-        self.lic.registration = Registration::Registered(Box::new(Identity {
+        let renewed = Identity {
             raw,
             cert: certificate,
             renewed_at: Some(t),
             ..current
-        }));
+        };
+        self.write_licensing(t, |lic| {
+            lic.registration = Registration::Registered(Box::new(renewed))
+        });
         self.comm.renew_id.succeeded(t);
         self.push(t, EventKind::IdentityRenewed { expires });
         Ok(())

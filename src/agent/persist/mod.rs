@@ -15,9 +15,8 @@ use super::authorization::{Authorization, GrantRecord};
 use super::evaluation::Evaluation;
 use super::operation::{Operation, Pending};
 use super::registration::{Identity, RegisterJob, Registration};
-use super::state::{
-    AttemptLog, Communication, Licensing, Notified, Outstanding, Settings,
-};
+use super::state::{AttemptLog, Communication, Licensing, Notified, Outstanding, Settings};
+use super::write::Guarded;
 use super::{Agent, Config, EventKind};
 use crate::codec::{Reader, Writer};
 use crate::crypto::DeviceKey;
@@ -478,7 +477,7 @@ pub(crate) fn restore(
     }
     let mut agent = Agent {
         config,
-        lic,
+        lic: Guarded::new(lic),
         comm,
         events: VecDeque::new(),
         in_flight: None,
@@ -488,8 +487,7 @@ pub(crate) fn restore(
     // time. The first call after the restore records the time as usual.
     if other_udi || !dropped.is_empty() {
         // Registration state changed under the evaluation clock: start or stop it now.
-        agent.normalize(t);
-        agent.recount(t);
+        agent.write_licensing(t, |_| {});
     }
     for kind in dropped {
         agent.push(t, kind);
