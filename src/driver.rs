@@ -18,11 +18,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::agent::{Agent, Config, ConfigError, Event, Force};
+use crate::agent::{Agent, Config, ConfigError, Event, Force, RestoreError};
 use crate::entitlement::Tag;
 use crate::error::Error;
 use crate::settings::{HostIdentity, TransportSettings};
-use crate::snapshot::SnapshotError;
 use crate::status::Status;
 use crate::store::{AtomicFile, FileSystem};
 use crate::transport::Transport;
@@ -130,7 +129,7 @@ pub enum DriverError {
     Store(#[from] io::Error),
     /// The stored snapshot could not be restored.
     #[error(transparent)]
-    Snapshot(#[from] SnapshotError),
+    Restore(#[from] RestoreError),
     /// The configuration is unusable.
     #[error(transparent)]
     Config(#[from] ConfigError),

@@ -146,7 +146,7 @@ pub mod wire;
 
 pub use agent::{
     Agent, Alarm, Config, ConfigError, Event, EventKind, Failure, FailureKind, Force, Operation,
-    TimerReason, Transmit, TransmitId,
+    PartError, RestoreError, TimerReason, Transmit, TransmitId,
 };
 pub use crypto::{
     DeterministicRandom, Environment, ManagerPublicKey, Random, SystemRandom, TrustAnchor,

@@ -19,8 +19,16 @@ use crate::codec::{CodecError, Reader, Writer};
 
 /// The first bytes of every snapshot.
 pub const MAGIC: &[u8; 8] = b"SMAGSNAP";
-/// The container version this crate writes; newer versions are refused.
-pub const VERSION: u16 = 1;
+/// The container version this crate writes. Every version from [`FIRST_VERSION`] up to it is
+/// read; newer ones are refused with [`SnapshotError::UnsupportedVersion`].
+///
+/// | version | written by | what it added |
+/// |---|---|---|
+/// | 1 | the first release | licensing and communication parts |
+/// | 2 | this release | dormant registrations kept at restore; one outstanding-request layout for every operation |
+pub const VERSION: u16 = 2;
+/// The first version ever written.
+pub const FIRST_VERSION: u16 = 1;
 
 const MODE_INTEGRITY: u8 = 0;
 const MODE_SEALED: u8 = 1;
@@ -69,15 +77,24 @@ pub enum SnapshotError {
     /// Sealed while the agent expects an integrity-checked snapshot, or the other way round.
     #[error("snapshot protection does not match the configuration")]
     ProtectionMismatch,
-    /// The configuration given to restore with is unusable.
-    #[error("cannot restore with this configuration: {0}")]
-    Config(crate::agent::ConfigError),
+}
+
+/// Refuses a version this crate does not read.
+pub fn check_version(version: u16) -> Result<(), SnapshotError> {
+    if (FIRST_VERSION..=VERSION).contains(&version) {
+        Ok(())
+    } else {
+        Err(SnapshotError::UnsupportedVersion(version))
+    }
 }
 
 /// The two parts, as the bytes the agent encodes them to; tests compare them separately.
 /// `Debug` shows only lengths and digests: the parts hold key seeds and tokens.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SnapshotParts {
+    /// The format version the parts are written in ([`VERSION`] for parts the agent makes; a
+    /// product that stores parts itself must keep it with them).
+    pub version: u16,
     /// Keys, identity, grant, evaluation, declared usage, settings.
     pub licensing: Vec<u8>,
     /// Outstanding request, attempts and backoff, highest time seen, notification cursor.
@@ -93,6 +110,7 @@ impl fmt::Debug for SnapshotParts {
                 .collect()
         };
         f.debug_struct("SnapshotParts")
+            .field("version", &self.version)
             .field(
                 "licensing",
                 &format_args!(
@@ -142,9 +160,9 @@ fn derive_keys(key: &ProductKey) -> Option<SealKeys> {
     })
 }
 
-fn header(mode: u8) -> Vec<u8> {
+fn header(version: u16, mode: u8) -> Vec<u8> {
     let mut h = MAGIC.to_vec();
-    h.extend_from_slice(&VERSION.to_be_bytes());
+    h.extend_from_slice(&version.to_be_bytes());
     h.push(mode);
     h
 }
@@ -156,30 +174,31 @@ fn join_parts(parts: &SnapshotParts) -> Vec<u8> {
     w.finish()
 }
 
-fn split_parts(payload: &[u8]) -> Result<SnapshotParts, SnapshotError> {
+fn split_parts(version: u16, payload: &[u8]) -> Result<SnapshotParts, SnapshotError> {
     let mut r = Reader::new(payload);
     let licensing = r.bytes()?.to_vec();
     let communication = r.bytes()?.to_vec();
     r.end()?;
     Ok(SnapshotParts {
+        version,
         licensing,
         communication,
     })
 }
 
-/// Wraps the parts in a container protected as configured.
+/// Wraps the parts in a container protected as configured, labelled with their version.
 pub fn seal(parts: &SnapshotParts, protection: &Protection) -> Vec<u8> {
     let plain = join_parts(parts);
     match protection {
         Protection::Integrity => {
-            let mut out = header(MODE_INTEGRITY);
+            let mut out = header(parts.version, MODE_INTEGRITY);
             out.extend_from_slice(&plain);
             let d = digest::digest(&digest::SHA256, &out);
             out.extend_from_slice(d.as_ref());
             out
         }
         Protection::Sealed(key) => {
-            let mut out = header(MODE_SEALED);
+            let mut out = header(parts.version, MODE_SEALED);
             // HKDF and AES key setup cannot fail for these fixed lengths; if ring ever
             // refused, an empty seal would be refused on restore rather than leak plaintext.
             let Some(keys) = derive_keys(key) else {
@@ -214,9 +233,7 @@ pub fn open(bytes: &[u8], protection: &Protection) -> Result<SnapshotParts, Snap
         return Err(SnapshotError::Corrupt("truncated header".into()));
     }
     let version = u16::from_be_bytes([bytes[8], bytes[9]]);
-    if version != VERSION {
-        return Err(SnapshotError::UnsupportedVersion(version));
-    }
+    check_version(version)?;
     let (head, body) = bytes.split_at(HEADER_LEN);
     match (head[10], protection) {
         (MODE_INTEGRITY, Protection::Integrity) => {
@@ -228,7 +245,7 @@ pub fn open(bytes: &[u8], protection: &Protection) -> Result<SnapshotParts, Snap
             if d.as_ref() != sum {
                 return Err(SnapshotError::Corrupt("integrity check failed".into()));
             }
-            split_parts(&body[..body.len() - 32])
+            split_parts(version, &body[..body.len() - 32])
         }
         (MODE_SEALED, Protection::Sealed(key)) => {
             let keys = derive_keys(key).ok_or(SnapshotError::ProtectionMismatch)?;
@@ -255,7 +272,7 @@ pub fn open(bytes: &[u8], protection: &Protection) -> Result<SnapshotParts, Snap
             if tag.as_ref()[..12] != n {
                 return Err(SnapshotError::Corrupt("seal nonce does not match".into()));
             }
-            split_parts(plain)
+            split_parts(version, plain)
         }
         (MODE_INTEGRITY | MODE_SEALED, _) => Err(SnapshotError::ProtectionMismatch),
         (mode, _) => Err(SnapshotError::Corrupt(format!(
@@ -276,6 +293,7 @@ mod tests {
 
     fn parts() -> SnapshotParts {
         SnapshotParts {
+            version: VERSION,
             licensing: b"licensing".to_vec(),
             communication: b"comm".to_vec(),
         }
@@ -317,10 +335,15 @@ mod tests {
             Err(SnapshotError::WrongMagic)
         );
         let mut b = seal(&parts(), &Protection::Integrity);
-        b[9] = 2;
+        b[9] = 3;
         assert_eq!(
             open(&b, &Protection::Integrity),
-            Err(SnapshotError::UnsupportedVersion(2))
+            Err(SnapshotError::UnsupportedVersion(3))
+        );
+        b[9] = 0;
+        assert_eq!(
+            open(&b, &Protection::Integrity),
+            Err(SnapshotError::UnsupportedVersion(0))
         );
     }
 }

@@ -103,12 +103,18 @@ fn snapshot_with_the_wrong_magic_is_exit_3() {
 #[test]
 fn snapshot_of_an_unsupported_version_is_exit_3() {
     let cli = registered();
-    // `SMAGSNAP`, then the format version (big-endian u16, 1 today).
+    // `SMAGSNAP`, then the format version (big-endian u16): one newer than this crate writes.
+    let newer = smart_agent::snapshot::VERSION + 1;
     poke(&cli, "agent.snapshot", |b| {
-        assert_eq!(&b[..10], b"SMAGSNAP\x00\x01", "the snapshot header moved");
-        b[9] = 2;
+        assert_eq!(&b[..8], b"SMAGSNAP", "the snapshot header moved");
+        assert_eq!(&b[8..10], smart_agent::snapshot::VERSION.to_be_bytes());
+        b[8..10].copy_from_slice(&newer.to_be_bytes());
     });
-    assert_unusable(&cli, "agent.snapshot", "unsupported snapshot version 2");
+    assert_unusable(
+        &cli,
+        "agent.snapshot",
+        &format!("unsupported snapshot version {newer}"),
+    );
 }
 
 #[test]

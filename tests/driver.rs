@@ -395,7 +395,7 @@ fn a_corrupt_store_is_a_typed_error_not_a_fresh_agent() {
     let mut store = MemoryStore::default();
     store.save(b"SMAGSNAP\x00\x01\x00garbage").unwrap();
     let opened = Driver::open(config(UDI, link.anchors(), 1), link, clock, store.clone());
-    assert!(matches!(opened, Err(DriverError::Snapshot(_))));
+    assert!(matches!(opened, Err(DriverError::Restore(_))));
     assert_eq!(store.get().unwrap(), b"SMAGSNAP\x00\x01\x00garbage");
 }
 

@@ -23,8 +23,8 @@ use smart_agent::status::{
 use smart_agent::wire::{decode_request, decode_response, RequestKind, ResponseStatus};
 use smart_agent::{
     Agent, AuthorizationState, Config, DeterministicRandom, Environment, Force, HostIdentity,
-    ManagerPublicKey, ProductKey, Protection, RegistrationState, SnapshotError, Status, Tag,
-    TagStatus, TimerReason, TransportSettings, TrustAnchor, Udi,
+    ManagerPublicKey, ProductKey, Protection, RegistrationState, RestoreError, SnapshotError,
+    Status, Tag, TagStatus, TimerReason, TransportSettings, TrustAnchor, Udi,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -541,10 +541,16 @@ fn v1_sealed_snapshot_does_not_open_without_its_product_key() {
     let bytes = snapshot("registered-sealed");
     let now = at("2026-06-20T12:00:00Z");
     let plain = Agent::restore(&bytes, config(UDI_SEALED, Protection::Integrity), now);
-    assert_eq!(plain.err(), Some(SnapshotError::ProtectionMismatch));
+    assert_eq!(
+        plain.err(),
+        Some(RestoreError::Snapshot(SnapshotError::ProtectionMismatch))
+    );
     let other = Protection::Sealed(ProductKey::new([7; 32]));
     let wrong = Agent::restore(&bytes, config(UDI_SEALED, other), now);
-    assert!(matches!(wrong.err(), Some(SnapshotError::Corrupt(_))));
+    assert!(matches!(
+        wrong.err(),
+        Some(RestoreError::Snapshot(SnapshotError::Corrupt(_)))
+    ));
 }
 
 #[test]

@@ -5,8 +5,8 @@ mod common;
 use common::*;
 use smart_agent::wire::{decode_request, RequestKind};
 use smart_agent::{
-    Agent, AuthorizationState, EventKind, ProductKey, Protection, RegistrationState, SnapshotError,
-    TagStatus, TrustAnchor,
+    Agent, AuthorizationState, EventKind, ProductKey, Protection, RegistrationState, RestoreError,
+    SnapshotError, TagStatus, TrustAnchor,
 };
 
 fn restore(sim: &Sim, snapshot: &[u8], anchors: Vec<TrustAnchor>, seed: u64) -> Agent {
@@ -68,21 +68,24 @@ fn corrupt_wrong_magic_and_newer_snapshots_are_typed_errors() {
     let open = |b: &[u8]| Agent::restore(b, config(UDI, sim.manager.trust_anchors(), 1), sim.now);
     assert!(matches!(
         open(b"GARBAGE!garbage"),
-        Err(SnapshotError::WrongMagic)
+        Err(RestoreError::Snapshot(SnapshotError::WrongMagic))
     ));
     let mut newer = bytes.clone();
     newer[9] = 9;
     assert!(matches!(
         open(&newer),
-        Err(SnapshotError::UnsupportedVersion(9))
+        Err(RestoreError::Snapshot(SnapshotError::UnsupportedVersion(9)))
     ));
     let mut flipped = bytes.clone();
     let mid = bytes.len() / 2;
     flipped[mid] ^= 0x40;
-    assert!(matches!(open(&flipped), Err(SnapshotError::Corrupt(_))));
+    assert!(matches!(
+        open(&flipped),
+        Err(RestoreError::Snapshot(SnapshotError::Corrupt(_)))
+    ));
     assert!(matches!(
         open(&bytes[..bytes.len() - 1]),
-        Err(SnapshotError::Corrupt(_))
+        Err(RestoreError::Snapshot(SnapshotError::Corrupt(_)))
     ));
 }
 
@@ -112,12 +115,12 @@ fn sealed_snapshots_hide_secrets_and_open_only_with_the_product_key() {
         .with_protection(Protection::Sealed(ProductKey::new([8; 32])));
     assert!(matches!(
         Agent::restore(&bytes, wrong, sim.now),
-        Err(SnapshotError::Corrupt(_))
+        Err(RestoreError::Snapshot(SnapshotError::Corrupt(_)))
     ));
     let plain = config(UDI, sim.manager.trust_anchors(), 2);
     assert!(matches!(
         Agent::restore(&bytes, plain, sim.now),
-        Err(SnapshotError::ProtectionMismatch)
+        Err(RestoreError::Snapshot(SnapshotError::ProtectionMismatch))
     ));
 }
 
@@ -310,7 +313,7 @@ fn restore_with_an_unusable_configuration_is_a_typed_error() {
     assert!(
         matches!(
             r,
-            Err(SnapshotError::Config(
+            Err(RestoreError::Config(
                 smart_agent::ConfigError::NoTrustAnchors
             ))
         ),
@@ -324,6 +327,6 @@ fn restore_with_an_unusable_configuration_is_a_typed_error() {
     let cfg = config(UDI, sim.manager.trust_anchors(), 1).with_policy(looping);
     assert!(matches!(
         Agent::restore(&bytes, cfg, sim.now),
-        Err(SnapshotError::Config(smart_agent::ConfigError::Policy(_)))
+        Err(RestoreError::Config(smart_agent::ConfigError::Policy(_)))
     ));
 }

@@ -239,9 +239,7 @@ fn grant_for_another_usage_report_is_rejected() {
             );
             wire::resign(altered.as_bytes(), &keys.trusted).unwrap()
         },
-        FailureKind::Rejected(AnswerError::Grant(
-            "grant answers another usage report".into(),
-        )),
+        FailureKind::Rejected(AnswerError::Grant(wire::GrantError::OtherReport)),
     );
 }
 

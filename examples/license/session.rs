@@ -280,7 +280,7 @@ impl Session {
             Ok(driver) => {
                 driver.on_event(move |e| sink.lock().unwrap_or_else(|p| p.into_inner()).push(e))
             }
-            Err(DriverError::Snapshot(e)) => {
+            Err(DriverError::Restore(e)) => {
                 return Err(Outcome::unusable(unusable(&snapshot_path, e)))
             }
             Err(e) => return Err(unusable_error(e)),

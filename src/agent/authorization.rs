@@ -16,7 +16,8 @@ use super::{Agent, EventKind};
 use crate::entitlement::Tag;
 use crate::time::later;
 use crate::wire::{
-    self, Answer, AnswerError, AuthorizeBody, Grant, GrantStatus, RequestBody, UsageLine,
+    self, Answer, AnswerError, AuthorizeBody, Grant, GrantError, GrantStatus, RequestBody,
+    UsageLine,
 };
 
 /// Authorization: a usage report and a request for a grant, at renewal, on a usage change
@@ -81,8 +82,11 @@ pub(crate) struct Authorization {
     /// A grant arrived since this registration (evaluation stops for good until it lapses).
     pub authorized_since_registration: bool,
     pub grant: Option<GrantRecord>,
-    /// The grant was dropped at restore as untrusted: `NOT APPLICABLE` until an answer.
+    /// The grant did not verify at restore: `NOT APPLICABLE` until an accepted answer.
     pub grant_untrusted: bool,
+    /// That grant, kept verbatim with its arrival time (SPEC §12: restore never destroys): a
+    /// later restore that verifies it brings it back; an accepted grant replaces it.
+    pub dormant_grant: Option<(Vec<u8>, DateTime<Utc>)>,
     /// When the current out-of-compliance stretch began.
     pub ooc_since: Option<DateTime<Utc>>,
 }
@@ -155,15 +159,15 @@ impl Agent {
         let Answer::Grant { raw, grant } = answer else {
             return Err(unexpected_body(Operation::RenewAuth));
         };
-        let rejected = |why: &str| Failure {
+        let rejected = |why| Failure {
             operation: Operation::RenewAuth,
-            kind: FailureKind::Rejected(AnswerError::Grant(why.into())),
+            kind: FailureKind::Rejected(AnswerError::Grant(why)),
         };
         if grant.udi != self.config.udi {
-            return Err(rejected("grant is for another UDI"));
+            return Err(rejected(GrantError::OtherUdi));
         }
         if grant.sequence != sequence {
-            return Err(rejected("grant answers another usage report"));
+            return Err(rejected(GrantError::OtherReport));
         }
         let before = self.tag_statuses(t);
         let out_of_compliance = out_of_compliance(&self.lic.usage, &grant);
@@ -176,6 +180,7 @@ impl Agent {
             });
             auth.authorized_since_registration = true;
             auth.grant_untrusted = false;
+            auth.dormant_grant = None;
             auth.ooc_since = if out_of_compliance {
                 auth.ooc_since.or(Some(t))
             } else {

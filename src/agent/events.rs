@@ -87,12 +87,15 @@ pub enum EventKind {
     },
     /// The identity lapsed: registration expired.
     RegistrationExpired,
-    /// At restore, the identity was signed by a key no longer trusted and was dropped.
+    /// At restore, the identity did not verify (a key no longer trusted): it is kept unused.
     IdentityDropped {
         /// The failed check.
         reason: String,
     },
-    /// At restore, the grant was signed by a key no longer trusted and was dropped.
+    /// At restore, an identity set aside earlier as untrusted (or of another UDI) verified
+    /// again and is in use once more (SPEC §12).
+    IdentityReinstated,
+    /// At restore, the grant was signed by a key no longer trusted: it is kept unused.
     GrantDropped {
         /// The failed check.
         reason: String,
@@ -198,12 +201,18 @@ impl fmt::Display for EventKind {
                 write!(f, "Registration renewal failed: {failure}")
             }
             EventKind::RegistrationExpired => f.write_str("Registration expired"),
-            EventKind::IdentityDropped { reason } => {
-                write!(f, "Identity certificate is no longer trusted and was removed: {reason}")
-            }
+            EventKind::IdentityDropped { reason } => write!(
+                f,
+                "Identity certificate is no longer trusted; it is kept unused until a trusted \
+                 key verifies it: {reason}"
+            ),
+            EventKind::IdentityReinstated => f.write_str(
+                "Identity certificate is trusted again: the registration kept unused is back",
+            ),
             EventKind::GrantDropped { reason } => write!(
                 f,
-                "Authorization is no longer trusted and was removed, requesting a new one: {reason}"
+                "Authorization is no longer trusted; it is kept unused, requesting a new one: \
+                 {reason}"
             ),
             EventKind::Authorized { in_compliance: true } => f.write_str("Authorization succeeded"),
             EventKind::Authorized {

@@ -30,6 +30,7 @@ pub use events::{Alarm, Event, EventKind};
 pub use exchange::{Transmit, TransmitId};
 pub use failure::{Failure, FailureKind};
 pub use operation::Operation;
+pub use persist::{PartError, RestoreError};
 pub use timers::TimerReason;
 
 use std::collections::VecDeque;
@@ -42,7 +43,7 @@ use crate::entitlement::Tag;
 use crate::error::Error;
 use crate::policy::Policy;
 use crate::settings::{HostIdentity, TransportSettings};
-use crate::snapshot::{Protection, SnapshotError, SnapshotParts};
+use crate::snapshot::{Protection, SnapshotParts};
 use crate::time::storable;
 use crate::token::Token;
 use crate::udi::{Udi, Uuid};
@@ -189,6 +190,7 @@ impl Agent {
             job: None,
             authorization: Default::default(),
             settings: Default::default(),
+            dormant: None,
         };
         let comm = Communication {
             highest_seen: Some(storable(now)),
@@ -214,7 +216,7 @@ impl Agent {
         snapshot: &[u8],
         config: Config,
         now: DateTime<Utc>,
-    ) -> Result<Agent, SnapshotError> {
+    ) -> Result<Agent, RestoreError> {
         let parts = crate::snapshot::open(snapshot, &config.protection)?;
         Agent::from_parts(&parts, config, now)
     }
@@ -225,8 +227,8 @@ impl Agent {
         parts: &SnapshotParts,
         config: Config,
         now: DateTime<Utc>,
-    ) -> Result<Agent, SnapshotError> {
-        config.validate().map_err(SnapshotError::Config)?;
+    ) -> Result<Agent, RestoreError> {
+        config.validate()?;
         persist::restore(parts, config, now)
     }
 
@@ -238,6 +240,7 @@ impl Agent {
     /// The two parts of the snapshot, unprotected, for comparison and custom storage.
     pub fn snapshot_parts(&self) -> SnapshotParts {
         SnapshotParts {
+            version: crate::snapshot::VERSION,
             licensing: persist::encode_licensing(&self.lic),
             communication: persist::encode_communication(&self.comm),
         }

@@ -25,7 +25,9 @@ use super::{Agent, EventKind};
 use crate::crypto::{DeviceKey, B64};
 use crate::time::later;
 use crate::token::Token;
-use crate::wire::{self, Answer, AnswerError, IdentityCertificate, RegisterBody, RequestBody};
+use crate::wire::{
+    self, Answer, AnswerError, IdentityCertificate, IdentityError, RegisterBody, RequestBody,
+};
 
 /// Registration: sent while a job is pending, retried every 15 minutes.
 pub(crate) const REGISTER: OperationSpec = OperationSpec {
@@ -211,6 +213,7 @@ impl Agent {
             lic.registration = Registration::Registered(Box::new(identity));
             lic.job = None;
             lic.authorization = Default::default();
+            lic.dormant = None;
         });
         self.comm.register.succeeded(t);
         self.comm.renew_id = AttemptLog::default();
@@ -321,15 +324,15 @@ impl Agent {
         cert: &IdentityCertificate,
         key: &DeviceKey,
         t: DateTime<Utc>,
-    ) -> Result<(), String> {
+    ) -> Result<(), IdentityError> {
         if cert.udi != self.config.udi {
-            return Err("certificate is for another UDI".into());
+            return Err(IdentityError::OtherUdi);
         }
         if cert.public_key != key.public_key() {
-            return Err("certificate is for another device key".into());
+            return Err(IdentityError::OtherKey);
         }
         if cert.not_after <= t {
-            return Err("certificate has already expired".into());
+            return Err(IdentityError::Expired);
         }
         Ok(())
     }

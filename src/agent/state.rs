@@ -34,6 +34,25 @@ pub(crate) struct Licensing {
     pub job: Option<RegisterJob>,
     pub authorization: Authorization,
     pub settings: Settings,
+    /// An identity no configured anchor (or not this UDI) verified at restore, with its
+    /// authorization: never used or sent, brought back by a restore that verifies it, replaced
+    /// by a successful new registration (SPEC §12, "restore never destroys").
+    pub dormant: Option<Box<Kept>>,
+}
+
+/// A registration as stored, before its signed documents are verified against the anchors
+/// configured now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Kept {
+    /// The verbatim signed identity certificate.
+    pub raw: Vec<u8>,
+    pub key: DeviceKey,
+    pub registered_at: DateTime<Utc>,
+    pub renewed_at: Option<DateTime<Utc>>,
+    pub authorized_since_registration: bool,
+    /// The verbatim signed grant and when it arrived.
+    pub grant: Option<(Vec<u8>, DateTime<Utc>)>,
+    pub ooc_since: Option<DateTime<Utc>>,
 }
 
 /// One kind of exchange's history: the last attempt, consecutive failures, the retry time,

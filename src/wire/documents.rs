@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::signed::{locate, sign_document};
-use super::AnswerError;
+use super::{AnswerError, GrantError, IdentityError};
 use crate::crypto::{
     verify_manager_signature, Environment, ManagerSigningKey, RandomError, SignatureError,
     TrustAnchor, B64,
@@ -131,10 +131,16 @@ impl std::fmt::Display for DocumentError {
 
 impl DocumentError {
     pub(crate) fn into_identity(self) -> AnswerError {
-        AnswerError::Identity(self.to_string())
+        AnswerError::Identity(match self {
+            DocumentError::Malformed(m) => IdentityError::Malformed(m),
+            DocumentError::Signature(s) => IdentityError::Signature(s),
+        })
     }
     pub(crate) fn into_grant(self) -> AnswerError {
-        AnswerError::Grant(self.to_string())
+        AnswerError::Grant(match self {
+            DocumentError::Malformed(m) => GrantError::Malformed(m),
+            DocumentError::Signature(s) => GrantError::Signature(s),
+        })
     }
 }
 

@@ -156,10 +156,10 @@ pub enum AnswerError {
     Signature(SignatureError),
     /// The signed identity certificate inside the answer failed verification or validation.
     #[error("identity certificate: {0}")]
-    Identity(String),
+    Identity(IdentityError),
     /// The signed grant inside the answer failed verification or validation.
     #[error("authorization grant: {0}")]
-    Grant(String),
+    Grant(GrantError),
     /// The answer does not echo the request's nonce.
     #[error("nonce mismatch")]
     NonceMismatch,
@@ -169,6 +169,45 @@ pub enum AnswerError {
     /// The answer is for another kind of request.
     #[error("answer is for another request type")]
     KindMismatch,
+}
+
+/// Why a signed identity certificate was not accepted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// Not a well-formed certificate; the text says what is wrong.
+    #[error("{0}")]
+    Malformed(String),
+    /// Its signature failed.
+    #[error(transparent)]
+    Signature(SignatureError),
+    /// It names another UDI than this instance's.
+    #[error("certificate is for another UDI")]
+    OtherUdi,
+    /// It certifies another device key than the one the request was signed with.
+    #[error("certificate is for another device key")]
+    OtherKey,
+    /// Its not-after has already passed.
+    #[error("certificate has already expired")]
+    Expired,
+}
+
+/// Why a signed authorization grant was not accepted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GrantError {
+    /// Not a well-formed grant; the text says what is wrong.
+    #[error("{0}")]
+    Malformed(String),
+    /// Its signature failed.
+    #[error(transparent)]
+    Signature(SignatureError),
+    /// It names another UDI than this instance's.
+    #[error("grant is for another UDI")]
+    OtherUdi,
+    /// It answers another usage report than the one outstanding.
+    #[error("grant answers another usage report")]
+    OtherReport,
 }
 
 /// Replaces the root signature of a signed document with one by `key`, over the same span.
