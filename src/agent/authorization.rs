@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use super::exchange::unexpected_body;
 use super::failure::{Failure, FailureKind};
 use super::operation::{Operation, OperationSpec, Pending, RequestParts};
+use super::state::KeptGrant;
 use super::timers::TimerReason;
 use super::{Agent, EventKind};
 use crate::entitlement::Tag;
@@ -86,7 +87,7 @@ pub(crate) struct Authorization {
     pub grant_untrusted: bool,
     /// That grant, kept verbatim with its arrival time (SPEC §12: restore never destroys): a
     /// later restore that verifies it brings it back; an accepted grant replaces it.
-    pub dormant_grant: Option<(Vec<u8>, DateTime<Utc>)>,
+    pub dormant_grant: Option<KeptGrant>,
     /// When the current out-of-compliance stretch began.
     pub ooc_since: Option<DateTime<Utc>>,
 }

@@ -40,6 +40,9 @@ pub(crate) struct Licensing {
     pub dormant: Option<Box<Kept>>,
 }
 
+/// A verbatim signed grant and when it arrived.
+pub(crate) type KeptGrant = (Vec<u8>, DateTime<Utc>);
+
 /// A registration as stored, before its signed documents are verified against the anchors
 /// configured now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,8 +53,7 @@ pub(crate) struct Kept {
     pub registered_at: DateTime<Utc>,
     pub renewed_at: Option<DateTime<Utc>>,
     pub authorized_since_registration: bool,
-    /// The verbatim signed grant and when it arrived.
-    pub grant: Option<(Vec<u8>, DateTime<Utc>)>,
+    pub grant: Option<KeptGrant>,
     pub ooc_since: Option<DateTime<Utc>>,
 }
 

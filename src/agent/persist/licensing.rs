@@ -15,13 +15,11 @@
 
 use std::net::IpAddr;
 
-use chrono::{DateTime, Utc};
-
 use super::{malformed, PartError};
 use crate::agent::authorization::Authorization;
 use crate::agent::evaluation::Evaluation;
 use crate::agent::registration::{RegisterJob, Registration};
-use crate::agent::state::{Kept, Licensing, Settings};
+use crate::agent::state::{Kept, KeptGrant, Licensing, Settings};
 use crate::codec::{Reader, Writer};
 use crate::crypto::DeviceKey;
 use crate::entitlement::Tag;
@@ -134,7 +132,7 @@ pub(super) fn seed(r: &mut Reader<'_>) -> Result<DeviceKey, PartError> {
     Ok(DeviceKey::from_seed(seed))
 }
 
-fn grant(r: &mut Reader<'_>) -> Result<Option<(Vec<u8>, DateTime<Utc>)>, PartError> {
+fn grant(r: &mut Reader<'_>) -> Result<Option<KeptGrant>, PartError> {
     r.opt(|r| Ok::<_, PartError>((r.bytes()?.to_vec(), r.time()?)))
 }
 
