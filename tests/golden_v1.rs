@@ -920,3 +920,81 @@ fn v1_cli_state_directory_renews_its_authorization_with_the_current_harness() {
         instances.stdout
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Damage: every prefix and bit flip is a typed error, never a panic
+// ---------------------------------------------------------------------------------------------
+
+/// Cuts and flips `bytes` every way at `stride`, giving each damaged copy to `open`.
+fn damage_each(bytes: &[u8], stride: usize, mut open: impl FnMut(&[u8])) {
+    for len in (0..bytes.len()).step_by(stride) {
+        open(&bytes[..len]);
+    }
+    for i in (0..bytes.len()).step_by(stride) {
+        let mut flipped = bytes.to_vec();
+        flipped[i] ^= 1 << (i % 8);
+        open(&flipped);
+    }
+}
+
+#[test]
+fn every_prefix_and_bit_flip_of_a_v1_snapshot_is_a_typed_error() {
+    for (name, udi_text) in [
+        ("registered-granted", UDI_GRANTED),
+        ("registered-outstanding", UDI_OUTSTANDING),
+        ("evaluation", UDI_EVALUATION),
+        ("foreign-udi", UDI_FOREIGN),
+    ] {
+        damage_each(&snapshot(name), 1, |damaged| {
+            let restored = Agent::restore(
+                damaged,
+                config(udi_text, Protection::Integrity),
+                at("2026-07-01T00:00:00Z"),
+            );
+            assert!(
+                matches!(restored, Err(RestoreError::Snapshot(_))),
+                "{name}: the integrity check refuses any damage"
+            );
+        });
+    }
+}
+
+#[test]
+fn damaged_parts_of_a_v1_snapshot_behind_a_valid_digest_never_panic() {
+    // Past the integrity check: the part decoders themselves meet the damage.
+    let now = at("2026-07-01T00:00:00Z");
+    let parts =
+        smart_agent::snapshot::open(&snapshot("registered-granted"), &Protection::Integrity)
+            .unwrap();
+    let (mut refused, mut opened) = (0, 0);
+    let mut try_parts = |licensing: &[u8], communication: &[u8]| {
+        let damaged = smart_agent::SnapshotParts {
+            version: parts.version,
+            licensing: licensing.to_vec(),
+            communication: communication.to_vec(),
+        };
+        match Agent::from_parts(&damaged, config(UDI_GRANTED, Protection::Integrity), now) {
+            Err(RestoreError::Licensing(_) | RestoreError::Communication(_)) => refused += 1,
+            Err(other) => panic!("a part's damage is the part's error, not {other}"),
+            Ok(agent) => {
+                opened += 1;
+                let _ = agent.status(now);
+            }
+        }
+    };
+    damage_each(&parts.licensing, 3, |l| try_parts(l, &parts.communication));
+    damage_each(&parts.communication, 1, |c| try_parts(&parts.licensing, c));
+    assert!(
+        refused > 0 && opened > 0,
+        "{refused} refused, {opened} opened"
+    );
+}
+
+#[test]
+fn every_prefix_and_bit_flip_of_the_v1_manager_state_is_a_typed_error() {
+    let state = fixture("manager/state");
+    damage_each(&state, 1, |damaged| {
+        let loaded = Manager::load_state(damaged, Box::new(DeterministicRandom::new(1)));
+        assert!(loaded.is_err(), "the integrity check refuses any damage");
+    });
+}

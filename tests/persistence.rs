@@ -330,3 +330,133 @@ fn restore_with_an_unusable_configuration_is_a_typed_error() {
         Err(RestoreError::Config(smart_agent::ConfigError::Policy(_)))
     ));
 }
+
+fn drain(agent: &mut Agent) -> Vec<EventKind> {
+    std::iter::from_fn(|| agent.poll_event())
+        .map(|e| e.kind)
+        .collect()
+}
+
+#[test]
+fn an_identity_restored_without_its_anchor_stays_dormant_and_comes_back_with_it() {
+    let mut sim = registered(); // identity and grant signed by K1
+    let k1 = sim.manager.trust_anchor();
+    let registered_on = sim.status().registration.initial_registration;
+    let instances = sim.manager.instances().len();
+    let stranger = smart_agent::manager::Manager::new(
+        smart_agent::Environment::Production,
+        Box::new(smart_agent::DeterministicRandom::new(99)),
+    )
+    .unwrap()
+    .trust_anchor();
+
+    // Misconfigured: only a key that signed nothing of ours.
+    let mut agent = restore(&sim, &sim.agent.snapshot(), vec![stranger.clone()], 9);
+    assert!(drain(&mut agent)
+        .iter()
+        .any(|e| matches!(e, EventKind::IdentityDropped { .. })));
+    let st = agent.status(sim.now);
+    assert_eq!(st.registration.state, RegistrationState::Unregistered);
+    assert!(
+        agent.poll_transmit(sim.now).is_none(),
+        "a dormant identity is never sent"
+    );
+    // The misconfigured run writes its snapshot; a second restore like it is quiet.
+    let dormant = agent.snapshot();
+    let mut again = restore(&sim, &dormant, vec![stranger], 10);
+    assert!(drain(&mut again).is_empty());
+    assert_eq!(again.snapshot(), dormant);
+
+    // Fixed: the same registration is registered again and renewals continue.
+    sim.agent = restore(&sim, &dormant, vec![k1], 11);
+    assert!(drain(&mut sim.agent)
+        .iter()
+        .any(|e| matches!(e, EventKind::IdentityReinstated)));
+    let st = sim.status();
+    assert_eq!(st.registration.state, RegistrationState::Registered);
+    assert_eq!(st.registration.initial_registration, registered_on);
+    assert_eq!(st.authorization.state, AuthorizationState::Authorized);
+    sim.advance(days(31));
+    let st = sim.status();
+    assert_eq!(st.authorization.state, AuthorizationState::Authorized);
+    assert!(st.authorization.since.unwrap() > sim.now - days(2));
+    // The manager still knows the one instance it registered (a renewal naming another piid
+    // would have been refused as unknown).
+    assert_eq!(sim.manager.instances().len(), instances);
+}
+
+#[test]
+fn a_new_registration_replaces_a_dormant_identity_for_good() {
+    let mut sim = registered();
+    let k1 = sim.manager.trust_anchor();
+    let old_registration = sim.status().registration.initial_registration;
+    let k2 = sim.manager.rotate_signing_key().unwrap();
+    // Restarted trusting only K2: the K1 identity is dormant; the product registers anew.
+    sim.agent = restore(&sim, &sim.agent.snapshot(), vec![k2.clone()], 12);
+    assert_eq!(
+        sim.status().registration.state,
+        RegistrationState::Unregistered
+    );
+    sim.now += days(1);
+    let token = sim.token();
+    sim.register(&token);
+    let new_registration = sim.status().registration.initial_registration;
+    assert_ne!(new_registration, old_registration);
+    // Trusting K1 again brings nothing back: the new registration stands.
+    let agent = restore(&sim, &sim.agent.snapshot(), vec![k1, k2], 13);
+    let st = agent.status(sim.now);
+    assert_eq!(st.registration.state, RegistrationState::Registered);
+    assert_eq!(st.registration.initial_registration, new_registration);
+}
+
+#[test]
+fn an_untrusted_grant_is_kept_and_comes_back_once_it_verifies() {
+    let mut sim = registered(); // identity signed by K1
+    let k1 = sim.manager.trust_anchor();
+    let k2 = sim.manager.rotate_signing_key().unwrap();
+    sim.agent = restore(
+        &sim,
+        &sim.agent.snapshot(),
+        vec![k1.clone(), k2.clone()],
+        14,
+    );
+    sim.agent.renew_auth(sim.now).unwrap();
+    sim.pump(); // grant signed by K2
+    let authorized_at = sim.status().authorization.since;
+    // Without K2: NOT APPLICABLE, and the request it makes at once is lost (no answer).
+    let mut agent = restore(&sim, &sim.agent.snapshot(), vec![k1.clone()], 15);
+    assert_eq!(
+        agent.status(sim.now).authorization.state,
+        AuthorizationState::NotApplicable
+    );
+    let tx = agent.poll_transmit(sim.now).unwrap();
+    agent.handle_response(tx.id, Err(smart_agent::SendError::Timeout), sim.now);
+    // With K2 again: the kept grant verifies and is in force.
+    let agent = restore(&sim, &agent.snapshot(), vec![k1, k2], 16);
+    let st = agent.status(sim.now);
+    assert_eq!(st.authorization.state, AuthorizationState::Authorized);
+    assert_eq!(st.authorization.since, authorized_at);
+}
+
+#[test]
+fn another_udis_identity_is_kept_dormant_and_comes_back_under_its_own_udi() {
+    let sim = registered();
+    let registered_on = sim.status().registration.initial_registration;
+    let instances = sim.manager.instances().len();
+    let other = "PID:UCM,SN:99999,UUID:00000000000040008000000000000001";
+    let moved = Agent::restore(
+        &sim.agent.snapshot(),
+        config(other, sim.manager.trust_anchors(), 17),
+        sim.now,
+    )
+    .unwrap();
+    assert_eq!(
+        moved.status(sim.now).registration.state,
+        RegistrationState::Unregistered
+    );
+    // Moved back to the instance it belongs to: registered again, same registration.
+    let back = restore(&sim, &moved.snapshot(), sim.manager.trust_anchors(), 18);
+    let st = back.status(sim.now);
+    assert_eq!(st.registration.state, RegistrationState::Registered);
+    assert_eq!(st.registration.initial_registration, registered_on);
+}
