@@ -442,7 +442,6 @@ fn an_untrusted_grant_is_kept_and_comes_back_once_it_verifies() {
 fn another_udis_identity_is_kept_dormant_and_comes_back_under_its_own_udi() {
     let sim = registered();
     let registered_on = sim.status().registration.initial_registration;
-    let instances = sim.manager.instances().len();
     let other = "PID:UCM,SN:99999,UUID:00000000000040008000000000000001";
     let moved = Agent::restore(
         &sim.agent.snapshot(),
