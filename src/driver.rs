@@ -13,7 +13,6 @@
 use std::collections::VecDeque;
 use std::io;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -23,101 +22,10 @@ use crate::entitlement::Tag;
 use crate::error::Error;
 use crate::settings::{HostIdentity, TransportSettings};
 use crate::status::Status;
-use crate::store::{AtomicFile, FileSystem};
+pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use crate::store::{MemoryStore, SnapshotStore};
 use crate::transport::Transport;
 use crate::wire::SendError;
-
-/// Where the Driver gets the wall time.
-pub trait Clock: Send {
-    /// The current wall time.
-    fn now(&self) -> DateTime<Utc>;
-
-    /// Called by [`Driver::advance_to`] before it processes each instant in virtual time. A
-    /// settable clock moves there, so that whatever shares it (an in-process manager) sees the
-    /// same time; the system clock ignores it.
-    fn follow(&self, _t: DateTime<Utc>) {}
-}
-
-/// The system clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        DateTime::<Utc>::from(std::time::SystemTime::now())
-    }
-}
-
-/// A clock set by hand, for tests and simulations; clones share the same time.
-#[derive(Clone, Debug)]
-pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
-
-impl ManualClock {
-    /// A clock showing `t`.
-    pub fn new(t: DateTime<Utc>) -> Self {
-        ManualClock(Arc::new(Mutex::new(t)))
-    }
-
-    /// Sets the time.
-    pub fn set(&self, t: DateTime<Utc>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = t;
-    }
-
-    /// Moves the time by `d`.
-    pub fn advance(&self, d: TimeDelta) {
-        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        *t = crate::time::later(*t, d);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn follow(&self, t: DateTime<Utc>) {
-        self.set(t);
-    }
-}
-
-/// Where the Driver keeps the agent's snapshot.
-pub trait SnapshotStore: Send {
-    /// The stored snapshot, `None` before the first save.
-    fn load(&mut self) -> io::Result<Option<Vec<u8>>>;
-    /// Replaces the stored snapshot durably.
-    fn save(&mut self, snapshot: &[u8]) -> io::Result<()>;
-}
-
-impl<F: FileSystem> SnapshotStore for AtomicFile<F> {
-    fn load(&mut self) -> io::Result<Option<Vec<u8>>> {
-        AtomicFile::load(self)
-    }
-    fn save(&mut self, snapshot: &[u8]) -> io::Result<()> {
-        self.store(snapshot)
-    }
-}
-
-/// A snapshot kept in memory (clones share it): for tests, and for callers that persist the
-/// bytes themselves.
-#[derive(Clone, Debug, Default)]
-pub struct MemoryStore(Arc<Mutex<Option<Vec<u8>>>>);
-
-impl MemoryStore {
-    /// The stored bytes.
-    pub fn get(&self) -> Option<Vec<u8>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
-impl SnapshotStore for MemoryStore {
-    fn load(&mut self) -> io::Result<Option<Vec<u8>>> {
-        Ok(self.get())
-    }
-    fn save(&mut self, snapshot: &[u8]) -> io::Result<()> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(snapshot.to_vec());
-        Ok(())
-    }
-}
 
 /// Why the Driver could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -151,23 +59,15 @@ pub enum CommandError {
     Stopped,
 }
 
-enum Command {
-    Declare(Tag),
-    SetUsage(Tag, u32),
-    Register(String, Force),
-    RenewId,
-    RenewAuth,
-    Deregister,
-    SetTransport(TransportSettings),
-    SetPrivacy(bool),
-    SetHost(HostIdentity),
-    SetSubscriber(bool),
-}
-
-type Reply = Sender<Result<(), CommandError>>;
+/// A command to run on the loop's agent at the loop's time; it returns the acknowledgement to
+/// send once the step that follows has saved (or failed to save) the snapshot.
+type Job = Box<dyn FnOnce(&mut Agent, DateTime<Utc>) -> Ack + Send>;
+/// Answers the caller; given why the snapshot was not saved, if it was not.
+type Ack = Box<dyn FnOnce(Option<&str>) + Send>;
 
 enum Message {
-    Command(Command, Reply),
+    /// Dropped unanswered when the Driver has stopped: the caller then sees `Stopped`.
+    Command(Job),
     Status(Sender<Status>),
     Shutdown(Sender<()>),
 }
@@ -181,53 +81,89 @@ pub struct DriverHandle {
 }
 
 impl DriverHandle {
-    fn command(&self, command: Command) -> Result<(), CommandError> {
+    /// Runs `command` on the loop's agent at the loop's time and returns its value once the
+    /// snapshot holding its effect is saved: the one path every command takes, so a command
+    /// that returns something (a reservation request code, say) needs no plumbing of its own.
+    ///
+    /// ```no_run
+    /// # fn demo(handle: &smart_agent::driver::DriverHandle) -> Result<(), smart_agent::driver::CommandError> {
+    /// let state = handle.call(|agent, now| Ok(agent.status(now).registration.state))?;
+    /// # let _ = state; Ok(()) }
+    /// ```
+    pub fn call<T: Send + 'static>(
+        &self,
+        command: impl FnOnce(&mut Agent, DateTime<Utc>) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, CommandError> {
         let (reply, answer) = mpsc::channel();
+        let job: Job = Box::new(move |agent, now| {
+            let result = command(agent, now);
+            Box::new(move |not_saved: Option<&str>| {
+                let answer = match (result, not_saved) {
+                    (Err(e), _) => Err(CommandError::Rejected(e)),
+                    (Ok(_), Some(why)) => Err(CommandError::NotSaved(why.to_string())),
+                    (Ok(value), None) => Ok(value),
+                };
+                let _ = reply.send(answer);
+            })
+        });
         self.tx
-            .send(Message::Command(command, reply))
+            .send(Message::Command(job))
             .map_err(|_| CommandError::Stopped)?;
         answer.recv().map_err(|_| CommandError::Stopped)?
     }
 
     /// [`Agent::declare`].
     pub fn declare(&self, tag: Tag) -> Result<(), CommandError> {
-        self.command(Command::Declare(tag))
+        self.call(move |agent, now| {
+            agent.declare(tag, now);
+            Ok(())
+        })
     }
     /// [`Agent::set_usage`].
     pub fn set_usage(&self, tag: Tag, count: u32) -> Result<(), CommandError> {
-        self.command(Command::SetUsage(tag, count))
+        self.call(move |agent, now| agent.set_usage(&tag, count, now))
     }
     /// [`Agent::register`].
     pub fn register(&self, token: &str, force: Force) -> Result<(), CommandError> {
-        self.command(Command::Register(token.to_string(), force))
+        let token = token.to_string();
+        self.call(move |agent, now| agent.register(&token, force, now))
     }
     /// [`Agent::renew_id`].
     pub fn renew_id(&self) -> Result<(), CommandError> {
-        self.command(Command::RenewId)
+        self.call(|agent, now| agent.renew_id(now))
     }
     /// [`Agent::renew_auth`].
     pub fn renew_auth(&self) -> Result<(), CommandError> {
-        self.command(Command::RenewAuth)
+        self.call(|agent, now| agent.renew_auth(now))
     }
     /// [`Agent::deregister`].
     pub fn deregister(&self) -> Result<(), CommandError> {
-        self.command(Command::Deregister)
+        self.call(|agent, now| agent.deregister(now))
     }
     /// [`Agent::set_transport`].
     pub fn set_transport(&self, settings: TransportSettings) -> Result<(), CommandError> {
-        self.command(Command::SetTransport(settings))
+        self.call(move |agent, now| agent.set_transport(settings, now))
     }
     /// [`Agent::set_privacy`].
     pub fn set_privacy(&self, on: bool) -> Result<(), CommandError> {
-        self.command(Command::SetPrivacy(on))
+        self.call(move |agent, now| {
+            agent.set_privacy(on, now);
+            Ok(())
+        })
     }
     /// [`Agent::set_host`].
     pub fn set_host(&self, host: HostIdentity) -> Result<(), CommandError> {
-        self.command(Command::SetHost(host))
+        self.call(move |agent, now| {
+            agent.set_host(host, now);
+            Ok(())
+        })
     }
     /// [`Agent::set_subscriber`].
     pub fn set_subscriber(&self, on: bool) -> Result<(), CommandError> {
-        self.command(Command::SetSubscriber(on))
+        self.call(move |agent, now| {
+            agent.set_subscriber(on, now);
+            Ok(())
+        })
     }
 
     /// The agent's status after the loop's next step (so it reflects the commands sent
@@ -280,7 +216,7 @@ pub struct Driver {
     inbox: Receiver<Message>,
     outbox: Sender<Message>,
     /// Commands applied but not yet answered: answered once the step has saved them.
-    acks: Vec<(Reply, Result<(), Error>)>,
+    acks: Vec<Ack>,
     /// Status queries, answered after the step that follows them.
     queries: Vec<Sender<Status>>,
     stopping: Vec<Sender<()>>,
@@ -390,13 +326,8 @@ impl Driver {
         let ticked = self.tick(now, false);
         let saved = ticked.as_ref().err().map(|e| e.to_string());
         // Commands are answered once saved (or told they were not).
-        for (reply, result) in self.acks.drain(..) {
-            let answer = match (result, &saved) {
-                (Err(e), _) => Err(CommandError::Rejected(e)),
-                (Ok(()), Some(why)) => Err(CommandError::NotSaved(why.clone())),
-                (Ok(()), None) => Ok(()),
-            };
-            let _ = reply.send(answer);
+        for ack in self.acks.drain(..) {
+            ack(saved.as_deref());
         }
         // Queries see everything the step did.
         for reply in self.queries.drain(..) {
@@ -434,9 +365,8 @@ impl Driver {
                 // Whatever arrived after the shutdown is answered, never left waiting.
                 while let Ok(message) = self.inbox.try_recv() {
                     match message {
-                        Message::Command(_, reply) => {
-                            let _ = reply.send(Err(CommandError::Stopped));
-                        }
+                        // Dropping the job drops its reply: the caller sees `Stopped`.
+                        Message::Command(_) => {}
                         Message::Status(_) => {}
                         Message::Shutdown(done) => {
                             let _ = done.send(());
@@ -470,34 +400,10 @@ impl Driver {
     }
 
     fn apply(&mut self, message: Message, now: DateTime<Utc>) {
-        let agent = &mut self.agent;
         match message {
-            Message::Command(command, reply) => {
-                let result = match command {
-                    Command::Declare(tag) => {
-                        agent.declare(tag, now);
-                        Ok(())
-                    }
-                    Command::SetUsage(tag, n) => agent.set_usage(&tag, n, now),
-                    Command::Register(token, force) => agent.register(&token, force, now),
-                    Command::RenewId => agent.renew_id(now),
-                    Command::RenewAuth => agent.renew_auth(now),
-                    Command::Deregister => agent.deregister(now),
-                    Command::SetTransport(s) => agent.set_transport(s, now),
-                    Command::SetPrivacy(on) => {
-                        agent.set_privacy(on, now);
-                        Ok(())
-                    }
-                    Command::SetHost(h) => {
-                        agent.set_host(h, now);
-                        Ok(())
-                    }
-                    Command::SetSubscriber(on) => {
-                        agent.set_subscriber(on, now);
-                        Ok(())
-                    }
-                };
-                self.acks.push((reply, result));
+            Message::Command(job) => {
+                let ack = job(&mut self.agent, now);
+                self.acks.push(ack);
             }
             Message::Status(reply) => self.queries.push(reply),
             Message::Shutdown(done) => self.stopping.push(done),

@@ -123,6 +123,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod clock;
 pub mod codec;
 pub mod crypto;
 #[cfg(feature = "transport")]

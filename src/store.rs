@@ -13,6 +13,7 @@
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// The file operations [`AtomicFile`] needs; [`RealFs`] does them for real, tests inject
 /// failures.
@@ -229,3 +230,43 @@ mod tests {
         assert_eq!(mode & 0o133, 0);
     }
 }
+
+/// Where a loop (the Driver, the CLI, a simulation) keeps an agent's snapshot.
+pub trait SnapshotStore: Send {
+    /// The stored snapshot, `None` before the first save.
+    fn load(&mut self) -> io::Result<Option<Vec<u8>>>;
+    /// Replaces the stored snapshot durably.
+    fn save(&mut self, snapshot: &[u8]) -> io::Result<()>;
+}
+
+impl<F: FileSystem> SnapshotStore for AtomicFile<F> {
+    fn load(&mut self) -> io::Result<Option<Vec<u8>>> {
+        AtomicFile::load(self)
+    }
+    fn save(&mut self, snapshot: &[u8]) -> io::Result<()> {
+        self.store(snapshot)
+    }
+}
+
+/// A snapshot kept in memory (clones share it): for tests, and for callers that persist the
+/// bytes themselves.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore(Arc<Mutex<Option<Vec<u8>>>>);
+
+impl MemoryStore {
+    /// The stored bytes.
+    pub fn get(&self) -> Option<Vec<u8>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl SnapshotStore for MemoryStore {
+    fn load(&mut self) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.get())
+    }
+    fn save(&mut self, snapshot: &[u8]) -> io::Result<()> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(snapshot.to_vec());
+        Ok(())
+    }
+}
+

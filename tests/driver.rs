@@ -530,3 +530,41 @@ fn the_default_usage_period_is_24_hours() {
     driver.advance_to(t0() + hours(49)).unwrap();
     assert_eq!(*calls.lock().unwrap(), 3, "at 0, 24 and 48 h");
 }
+
+#[test]
+fn a_command_through_call_returns_its_value_once_saved_or_its_refusal() {
+    let clock = ManualClock::new(t0());
+    let link = Loopback::new(clock.clone());
+    let store = MemoryStore::default();
+    let mut driver = Driver::open(
+        config(UDI, link.anchors(), 1),
+        link.clone(),
+        clock,
+        store.clone(),
+    )
+    .unwrap();
+    let handle = driver.handle();
+    let saved = store.clone();
+    let asked = std::thread::spawn(move || {
+        let declared = handle.call(|agent, now| {
+            agent.declare(tag(ENHANCED), now);
+            Ok(agent.status(now).entitlements.len())
+        });
+        // Answered only after the step saved the declaration.
+        let snapshot = saved.get().unwrap();
+        let refused = handle.call(|agent, now| agent.renew_auth(now));
+        (declared, snapshot, refused)
+    });
+    while !asked.is_finished() {
+        let _ = driver.step();
+    }
+    let (declared, snapshot, refused) = asked.join().unwrap();
+    assert_eq!(declared, Ok(1));
+    assert_eq!(snapshot, driver.agent().snapshot());
+    assert!(matches!(
+        refused,
+        Err(smart_agent::driver::CommandError::Rejected(
+            smart_agent::Error::RenewAuthNotAllowed
+        ))
+    ));
+}

@@ -302,3 +302,59 @@ fn usage_changes_are_coalesced_for_60_seconds_into_one_report() {
     let instance = &sim.manager.instances()[0];
     assert_eq!(instance.usage.get(ENHANCED), Some(&4));
 }
+
+/// A random source that fails while its switch is on.
+struct Flaky {
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    inner: smart_agent::DeterministicRandom,
+}
+
+impl smart_agent::Random for Flaky {
+    fn fill(&mut self, dest: &mut [u8]) -> Result<(), smart_agent::crypto::RandomError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(smart_agent::crypto::RandomError);
+        }
+        self.inner.fill(dest)
+    }
+}
+
+#[test]
+fn a_failing_random_source_backs_off_like_a_send_failure_instead_of_spinning() {
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let manager = smart_agent::manager::Manager::new(
+        smart_agent::Environment::Production,
+        Box::new(smart_agent::DeterministicRandom::new(1)),
+    )
+    .unwrap();
+    let flaky = Flaky {
+        failing: failing.clone(),
+        inner: smart_agent::DeterministicRandom::new(2),
+    };
+    let agent = smart_agent::Agent::new(
+        config(UDI, manager.trust_anchors(), 2).with_random(Box::new(flaky)),
+        t0(),
+    )
+    .unwrap();
+    let mut sim = Sim::with(agent, manager);
+    sim.pool(ENHANCED, 10);
+    sim.declare_use(ENHANCED, 5);
+    let token = sim.token();
+    sim.register(&token);
+    sim.take_events();
+
+    failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    sim.agent.renew_auth(sim.now).unwrap();
+    assert!(sim.agent.poll_transmit(sim.now).is_none());
+    let (next, _) = sim.agent.poll_timeout().unwrap();
+    assert_eq!(next, sim.now + minutes(15), "backed off, not due again at once");
+    let events: Vec<_> = std::iter::from_fn(|| sim.agent.poll_event()).collect();
+    let failed = events
+        .iter()
+        .find(|e| matches!(e.kind, smart_agent::EventKind::AuthorizationFailed { .. }))
+        .expect("the failure is raised");
+    assert!(failed.to_string().contains("random source failed"), "{failed}");
+
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    sim.advance(minutes(15));
+    assert_eq!(sim.status().authorization.since, Some(sim.now));
+}

@@ -72,11 +72,26 @@ impl Agent {
         let (Some(pending), Some(parts)) = (pending, parts) else {
             return None;
         };
-        let nonce: [u8; 16] = random_array(self.config.random.as_mut()).ok()?;
+        let nonce = random_array::<16>(self.config.random.as_mut());
         let t = self.observe(now);
         self.check_thresholds(t);
         let spec = pending.operation.spec();
         (spec.sent)(self, &pending);
+        let Ok(nonce) = nonce else {
+            // Like a send failure: the operation backs off (and says so), so the deadline
+            // `poll_timeout` reports moves on and a product loop does not spin.
+            self.comm.outstanding = None;
+            let failure = Failure {
+                operation: pending.operation,
+                kind: FailureKind::Send(SendError::Send {
+                    detail: "not sent: the random source failed (no nonce)".into(),
+                }),
+            };
+            self.note_communication_failure(t, &failure);
+            (spec.failed)(self, t, &pending, failure);
+            self.check_thresholds(t);
+            return None;
+        };
         let id = self.next_id();
         let nonce = hex(&nonce);
         let settings = &self.lic.settings;
