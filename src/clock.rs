@@ -58,4 +58,3 @@ impl Clock for ManualClock {
         self.set(t);
     }
 }
-

@@ -18,11 +18,11 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::agent::{Agent, Config, ConfigError, Event, Force, RestoreError};
+pub use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::entitlement::Tag;
 use crate::error::Error;
 use crate::settings::{HostIdentity, TransportSettings};
 use crate::status::Status;
-pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::store::{MemoryStore, SnapshotStore};
 use crate::transport::Transport;
 use crate::wire::SendError;

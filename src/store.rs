@@ -269,4 +269,3 @@ impl SnapshotStore for MemoryStore {
         Ok(())
     }
 }
-

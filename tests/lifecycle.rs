@@ -346,13 +346,20 @@ fn a_failing_random_source_backs_off_like_a_send_failure_instead_of_spinning() {
     sim.agent.renew_auth(sim.now).unwrap();
     assert!(sim.agent.poll_transmit(sim.now).is_none());
     let (next, _) = sim.agent.poll_timeout().unwrap();
-    assert_eq!(next, sim.now + minutes(15), "backed off, not due again at once");
+    assert_eq!(
+        next,
+        sim.now + minutes(15),
+        "backed off, not due again at once"
+    );
     let events: Vec<_> = std::iter::from_fn(|| sim.agent.poll_event()).collect();
     let failed = events
         .iter()
         .find(|e| matches!(e.kind, smart_agent::EventKind::AuthorizationFailed { .. }))
         .expect("the failure is raised");
-    assert!(failed.to_string().contains("random source failed"), "{failed}");
+    assert!(
+        failed.to_string().contains("random source failed"),
+        "{failed}"
+    );
 
     failing.store(false, std::sync::atomic::Ordering::SeqCst);
     sim.advance(minutes(15));

@@ -5,15 +5,18 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::signed::{locate, sign_document};
+use super::signed::locate;
 use super::{AnswerError, GrantError, IdentityError};
-use crate::crypto::{
-    verify_manager_signature, Environment, ManagerSigningKey, RandomError, SignatureError,
-    TrustAnchor, B64,
-};
+use crate::crypto::{verify_manager_signature, Environment, SignatureError, TrustAnchor, B64};
 use crate::entitlement::Tag;
-use crate::time::{format as format_time, parse as parse_time};
+use crate::time::parse as parse_time;
 use crate::udi::{Udi, Uuid};
+#[cfg(feature = "manager")]
+use {
+    super::signed::sign_document,
+    crate::crypto::{ManagerSigningKey, RandomError},
+    crate::time::format as format_time,
+};
 
 /// The manager-signed identity of a product instance (SPEC §2).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,7 +64,8 @@ struct IdentityXml {
     signature: Option<String>,
 }
 
-/// Serializes and signs an identity certificate.
+/// Serializes and signs an identity certificate (the manager's side).
+#[cfg(feature = "manager")]
 pub fn encode_identity(
     cert: &IdentityCertificate,
     key: &ManagerSigningKey,
@@ -323,6 +327,7 @@ fn validate_entry(e: GrantEntryXml) -> GrantEntry {
 
 /// Serializes and signs a grant. Entries with an `Err` content are written as an empty status
 /// (used by tests of entry validation).
+#[cfg(feature = "manager")]
 pub fn encode_grant(grant: &Grant, key: &ManagerSigningKey) -> Result<Vec<u8>, RandomError> {
     let xml = GrantXml {
         piid: grant.piid.to_string(),
@@ -381,7 +386,7 @@ pub(crate) fn parse_grant(
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "manager"))]
 mod tests {
     use super::*;
 

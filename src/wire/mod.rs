@@ -27,9 +27,11 @@ pub use request::{
 };
 pub use response::{decode_response, Answer, ParsedResponse, Response, ResponseStatus};
 
+#[cfg(feature = "manager")]
 pub use documents::{encode_grant, encode_identity};
 pub(crate) use documents::{parse_grant, parse_identity};
 pub use request::encode_request;
+#[cfg(feature = "manager")]
 pub use response::encode_response;
 pub(crate) use response::{verify_response, Expected};
 
@@ -210,6 +212,7 @@ pub enum GrantError {
     OtherReport,
 }
 
+#[cfg(feature = "manager")]
 /// Replaces the root signature of a signed document with one by `key`, over the same span.
 /// The reference manager re-signs with it; tests use it to build answers that differ from a
 /// genuine one in exactly one respect.

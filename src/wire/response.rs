@@ -4,13 +4,17 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::documents::{parse_grant, parse_identity, Grant, IdentityCertificate};
-use super::signed::{element_span, insert_before_end, locate, sign_document};
+use super::signed::{element_span, locate};
 use super::{AnswerError, RequestKind};
-use crate::crypto::{
-    verify_manager_signature, Environment, ManagerSigningKey, RandomError, TrustAnchor,
-};
-use crate::time::{format as format_time, parse as parse_time};
+use crate::crypto::{verify_manager_signature, Environment, TrustAnchor};
+use crate::time::parse as parse_time;
 use crate::udi::Uuid;
+#[cfg(feature = "manager")]
+use {
+    super::signed::{insert_before_end, sign_document},
+    crate::crypto::{ManagerSigningKey, RandomError},
+    crate::time::format as format_time,
+};
 
 /// The outcome the manager states.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,6 +72,7 @@ struct ResponseXml {
 
 /// Serializes and signs an answer; `documents` (already signed identity or grant) go into
 /// `<body>` verbatim.
+#[cfg(feature = "manager")]
 pub fn encode_response(
     resp: &Response,
     documents: &[&[u8]],
