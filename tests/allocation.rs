@@ -7,17 +7,14 @@ use common::*;
 use smart_agent::manager::catalogue::HCS_UCM_FOUNDATION;
 use smart_agent::{AuthorizationState, HostIdentity, TagStatus};
 
-fn registered_using(pools: &[(&str, u32)], usage: &[(&str, u32)]) -> Sim {
-    let mut sim = Sim::new();
-    for (t, n) in pools {
-        sim.pool(t, *n);
-    }
-    for (t, n) in usage {
-        sim.declare_use(t, *n);
-    }
-    let token = sim.token();
-    sim.register(&token);
-    sim
+fn registered_using(pools: &[(&'static str, u32)], usage: &[(&'static str, u32)]) -> Sim {
+    let scenario = pools
+        .iter()
+        .fold(Scenario::new(), |s, (t, n)| s.pool(t, *n));
+    usage
+        .iter()
+        .fold(scenario, |s, (t, n)| s.usage(t, *n))
+        .registered()
 }
 
 #[test]

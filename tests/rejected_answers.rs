@@ -26,17 +26,17 @@ fn registered() -> (Sim, Keys) {
         trusted: ManagerSigningKey::generate().unwrap(),
         development: ManagerSigningKey::generate().unwrap(),
     };
-    let mut sim = Sim::with_extra_anchors(vec![
-        TrustAnchor::new(keys.trusted.public_key().clone(), Environment::Production),
-        TrustAnchor::new(
-            keys.development.public_key().clone(),
-            Environment::Development,
-        ),
-    ]);
-    sim.pool(ENHANCED, 10);
-    sim.declare_use(ENHANCED, 5);
-    let token = sim.token();
-    sim.register(&token);
+    let mut sim = Scenario::new()
+        .trusting(vec![
+            TrustAnchor::new(keys.trusted.public_key().clone(), Environment::Production),
+            TrustAnchor::new(
+                keys.development.public_key().clone(),
+                Environment::Development,
+            ),
+        ])
+        .pool(ENHANCED, 10)
+        .usage(ENHANCED, 5)
+        .registered();
     assert_eq!(
         sim.status().authorization.state,
         AuthorizationState::Authorized

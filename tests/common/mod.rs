@@ -2,6 +2,9 @@
 //! and a clock that jumps from deadline to deadline.
 #![allow(dead_code)]
 
+mod scenario;
+pub use scenario::Scenario;
+
 use chrono::{DateTime, TimeDelta, Utc};
 use smart_agent::manager::{Manager, TokenOptions, VirtualAccountId};
 use smart_agent::wire::RequestKind;
@@ -238,16 +241,14 @@ impl Sim {
 
 /// A sim registered and authorized for 5 Enhanced out of a pool of 10, events taken.
 pub fn registered() -> Sim {
-    let mut sim = Sim::new();
-    sim.pool(ENHANCED, 10);
-    sim.declare_use(ENHANCED, 5);
-    let token = sim.token();
-    sim.register(&token);
+    let sim = Scenario::new()
+        .pool(ENHANCED, 10)
+        .usage(ENHANCED, 5)
+        .registered();
     assert_eq!(
         sim.status().authorization.state,
         smart_agent::AuthorizationState::Authorized
     );
-    sim.take_events();
     sim
 }
 
