@@ -24,7 +24,10 @@ fn pending_retries_every_15_minutes_and_registers_once_the_manager_answers() {
     assert_eq!(next, sim.now + minutes(15));
     sim.link = Link::Up;
     sim.advance(minutes(15));
-    assert_eq!(sim.status().registration.state, RegistrationState::Registered);
+    assert_eq!(
+        sim.status().registration.state,
+        RegistrationState::Registered
+    );
 }
 
 #[test]
@@ -32,7 +35,10 @@ fn failed_allows_a_new_registration() {
     let mut sim = base().failed();
     let token = sim.token();
     sim.register(&token);
-    assert_eq!(sim.status().registration.state, RegistrationState::Registered);
+    assert_eq!(
+        sim.status().registration.state,
+        RegistrationState::Registered
+    );
 }
 
 #[test]

@@ -5,17 +5,17 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::signed::locate;
 use super::{AnswerError, GrantError, IdentityError};
 use crate::crypto::{verify_manager_signature, Environment, SignatureError, TrustAnchor, B64};
 use crate::entitlement::Tag;
 use crate::time::parse as parse_time;
 use crate::udi::{Udi, Uuid};
+use crate::xmlsig::enveloped::locate;
 #[cfg(feature = "manager")]
 use {
-    super::signed::sign_document,
     crate::crypto::{ManagerSigningKey, RandomError},
     crate::time::format as format_time,
+    crate::xmlsig::enveloped::sign_document,
 };
 
 /// The manager-signed identity of a product instance (SPEC §2).
@@ -97,7 +97,8 @@ fn check_signature(
     environment: Environment,
     anchors: Option<(&[TrustAnchor], Environment)>,
 ) -> Result<(), DocumentError> {
-    let signed = locate(raw).map_err(|e| DocumentError::Malformed(e.to_string()))?;
+    let signed =
+        locate(raw).map_err(|e| DocumentError::Malformed(AnswerError::from(e).to_string()))?;
     if signed.root != root {
         return Err(DocumentError::Malformed(format!(
             "unexpected root <{}>",

@@ -19,7 +19,6 @@
 mod documents;
 mod request;
 mod response;
-pub(crate) mod signed;
 
 pub use documents::{Grant, GrantEntry, GrantEntryContent, GrantStatus, IdentityCertificate};
 pub use request::{
@@ -38,6 +37,7 @@ pub(crate) use response::{verify_response, Expected};
 use std::fmt;
 
 use crate::crypto::SignatureError;
+use crate::xmlsig::enveloped::{self, EnvelopedError};
 
 /// The `code` of a `FAILED` answer: what the manager refused and why (ours; SPEC §9 maps
 /// `TOKEN_INVALID` to the 400 token message and every other code to "unknown error").
@@ -173,6 +173,15 @@ pub enum AnswerError {
     KindMismatch,
 }
 
+impl From<EnvelopedError> for AnswerError {
+    fn from(e: EnvelopedError) -> Self {
+        match e {
+            EnvelopedError::Truncated => AnswerError::Truncated,
+            EnvelopedError::Malformed(what) => AnswerError::Malformed(what),
+        }
+    }
+}
+
 /// Why a signed identity certificate was not accepted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -220,13 +229,17 @@ pub fn resign(
     document: &[u8],
     key: &crate::crypto::ManagerSigningKey,
 ) -> Result<Vec<u8>, AnswerError> {
-    let located = signed::locate(document)?;
+    let located = enveloped::locate(document)?;
     let unsigned = String::from_utf8(located.signed_bytes())
         .map_err(|_| AnswerError::Malformed("not UTF-8".into()))?;
     let signature = key
         .sign(unsigned.as_bytes())
         .map_err(|_| AnswerError::Malformed("signing failed".into()))?;
-    Ok(signed::sign_document(&unsigned, &located.root, &signature))
+    Ok(enveloped::sign_document(
+        &unsigned,
+        &located.root,
+        &signature,
+    ))
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

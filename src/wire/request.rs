@@ -4,11 +4,11 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::signed::{locate, sign_document};
 use super::{AnswerError, RequestKind};
 use crate::crypto::{DeviceKey, B64};
 use crate::time::{format as format_time, parse as parse_time};
 use crate::udi::{Udi, Uuid};
+use crate::xmlsig::enveloped::{locate, sign_document};
 
 /// One usage line of an authorization request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,7 +136,7 @@ struct RequestXml {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     ip: Option<String>,
     body: RequestBody,
-    // Present on the wire; checked through `signed::locate`, not by serde.
+    // Present on the wire; checked through `xmlsig::enveloped::locate`, not by serde.
     #[serde(skip_serializing, default)]
     #[allow(dead_code)]
     signature: Option<String>,

@@ -4,16 +4,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::documents::{parse_grant, parse_identity, Grant, IdentityCertificate};
-use super::signed::{element_span, locate};
 use super::{AnswerError, RequestKind};
 use crate::crypto::{verify_manager_signature, Environment, TrustAnchor};
 use crate::time::parse as parse_time;
 use crate::udi::Uuid;
+use crate::xmlsig::enveloped::{element_span, locate};
 #[cfg(feature = "manager")]
 use {
-    super::signed::{insert_before_end, sign_document},
     crate::crypto::{ManagerSigningKey, RandomError},
     crate::time::format as format_time,
+    crate::xmlsig::enveloped::{insert_before_end, sign_document},
 };
 
 /// The outcome the manager states.

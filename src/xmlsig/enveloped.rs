@@ -1,5 +1,4 @@
-//! Signed XML documents, byte-exact (DESIGN "Signed bytes, exactly").
-//!
+//! The enveloped rule (the wire protocol's documents, DESIGN "Signed bytes, exactly"):
 //! `<signature>B64</signature>` is the root element's last child with no whitespace around it.
 //! The signed bytes are the raw document with exactly that element's bytes removed. Senders
 //! serialize without it, sign, then insert it before the root's end tag; receivers locate it
@@ -12,8 +11,16 @@ use base64::Engine as _;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
-use super::AnswerError;
 use crate::crypto::B64;
+
+/// Why a document does not have the enveloped shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum EnvelopedError {
+    /// It ends before its root element is closed.
+    Truncated,
+    /// Not well formed, or the signature is missing, misplaced or not base64.
+    Malformed(String),
+}
 
 /// Where a document's root-level signature sits.
 #[derive(Debug, Clone)]
@@ -36,7 +43,7 @@ impl Signed<'_> {
     }
 }
 
-fn classify(err: quick_xml::Error) -> AnswerError {
+fn classify(err: quick_xml::Error) -> EnvelopedError {
     use quick_xml::errors::{IllFormedError, SyntaxError};
     match err {
         quick_xml::Error::Syntax(
@@ -49,8 +56,10 @@ fn classify(err: quick_xml::Error) -> AnswerError {
             | SyntaxError::UnclosedSingleQuotedAttributeValue
             | SyntaxError::UnclosedDoubleQuotedAttributeValue,
         )
-        | quick_xml::Error::IllFormed(IllFormedError::MissingEndTag(_)) => AnswerError::Truncated,
-        other => AnswerError::Malformed(format!("not well-formed XML: {other}")),
+        | quick_xml::Error::IllFormed(IllFormedError::MissingEndTag(_)) => {
+            EnvelopedError::Truncated
+        }
+        other => EnvelopedError::Malformed(format!("not well-formed XML: {other}")),
     }
 }
 
@@ -59,9 +68,9 @@ fn name_of(name: &str) -> String {
 }
 
 /// Checks that `raw` is one well-formed element and finds its root-level `<signature>`.
-pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, AnswerError> {
+pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, EnvelopedError> {
     if std::str::from_utf8(raw).is_err() {
-        return Err(AnswerError::Malformed("not UTF-8".into()));
+        return Err(EnvelopedError::Malformed("not UTF-8".into()));
     }
     let mut reader = Reader::from_reader(raw);
     let mut depth = 0usize;
@@ -77,7 +86,7 @@ pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, AnswerError> {
         match event {
             Event::Start(e) => {
                 if root_closed {
-                    return Err(AnswerError::Malformed(
+                    return Err(EnvelopedError::Malformed(
                         "content after the root element".into(),
                     ));
                 }
@@ -87,36 +96,40 @@ pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, AnswerError> {
                     root = Some(name);
                 } else if depth == 2 && name == "signature" {
                     if sig_start.is_some() {
-                        return Err(AnswerError::Malformed("more than one signature".into()));
+                        return Err(EnvelopedError::Malformed("more than one signature".into()));
                     }
                     sig_start = Some(before);
                 } else if sig_start.is_some() && sig_span.is_none() && depth == 3 {
-                    return Err(AnswerError::Malformed("markup inside the signature".into()));
+                    return Err(EnvelopedError::Malformed(
+                        "markup inside the signature".into(),
+                    ));
                 } else if sig_span.is_some() && depth == 2 {
-                    return Err(AnswerError::Malformed(
+                    return Err(EnvelopedError::Malformed(
                         "signature is not the last element".into(),
                     ));
                 }
             }
             Event::Empty(e) => {
                 if root_closed {
-                    return Err(AnswerError::Malformed(
+                    return Err(EnvelopedError::Malformed(
                         "content after the root element".into(),
                     ));
                 }
                 let name = name_of(e.name().as_ref());
                 if depth == 0 {
-                    return Err(AnswerError::Malformed(format!(
+                    return Err(EnvelopedError::Malformed(format!(
                         "<{name}/> has no signature"
                     )));
                 }
                 if depth == 1 && (name == "signature" || sig_span.is_some()) {
-                    return Err(AnswerError::Malformed(
+                    return Err(EnvelopedError::Malformed(
                         "signature is not the last element".into(),
                     ));
                 }
                 if depth == 2 && sig_start.is_some() && sig_span.is_none() {
-                    return Err(AnswerError::Malformed("markup inside the signature".into()));
+                    return Err(EnvelopedError::Malformed(
+                        "markup inside the signature".into(),
+                    ));
                 }
             }
             Event::End(e) => {
@@ -135,12 +148,12 @@ pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, AnswerError> {
             Event::Text(t) => {
                 if depth == 0 {
                     if !t.chars().all(|c| c.is_ascii_whitespace()) {
-                        return Err(AnswerError::Malformed(
+                        return Err(EnvelopedError::Malformed(
                             "text outside the root element".into(),
                         ));
                     }
                 } else if depth == 1 && sig_span.is_some() {
-                    return Err(AnswerError::Malformed(
+                    return Err(EnvelopedError::Malformed(
                         "signature is not the last element".into(),
                     ));
                 } else if depth == 2 && sig_start.is_some() && sig_span.is_none() {
@@ -150,23 +163,25 @@ pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, AnswerError> {
             Event::GeneralRef(_) | Event::CData(_)
                 if depth == 2 && sig_start.is_some() && sig_span.is_none() =>
             {
-                return Err(AnswerError::Malformed("markup inside the signature".into()));
+                return Err(EnvelopedError::Malformed(
+                    "markup inside the signature".into(),
+                ));
             }
             Event::DocType(_) => {
-                return Err(AnswerError::Malformed(
+                return Err(EnvelopedError::Malformed(
                     "document type declarations are not accepted".into(),
                 ))
             }
             Event::Decl(_) if before == 0 => {}
             Event::Decl(_) | Event::PI(_) => {
-                return Err(AnswerError::Malformed(
+                return Err(EnvelopedError::Malformed(
                     "processing instructions are not accepted".into(),
                 ))
             }
             Event::Eof => break,
             Event::GeneralRef(_) | Event::CData(_) | Event::Comment(_) => {
                 if depth == 0 {
-                    return Err(AnswerError::Malformed(
+                    return Err(EnvelopedError::Malformed(
                         "content outside the root element".into(),
                     ));
                 }
@@ -174,21 +189,21 @@ pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, AnswerError> {
         }
     }
     let Some(root) = root else {
-        return Err(AnswerError::Truncated);
+        return Err(EnvelopedError::Truncated);
     };
     if depth != 0 || !root_closed {
-        return Err(AnswerError::Truncated);
+        return Err(EnvelopedError::Truncated);
     }
     let span =
-        sig_span.ok_or_else(|| AnswerError::Malformed(format!("<{root}> has no signature")))?;
+        sig_span.ok_or_else(|| EnvelopedError::Malformed(format!("<{root}> has no signature")))?;
     if span.end != root_end_start || span.start == 0 || raw[span.start - 1] != b'>' {
-        return Err(AnswerError::Malformed(
+        return Err(EnvelopedError::Malformed(
             "signature is not the last child or has whitespace around it".into(),
         ));
     }
     let signature = B64
         .decode(sig_text.as_bytes())
-        .map_err(|_| AnswerError::Malformed("signature is not base64".into()))?;
+        .map_err(|_| EnvelopedError::Malformed("signature is not base64".into()))?;
     Ok(Signed {
         raw,
         root,
@@ -283,7 +298,7 @@ mod tests {
             b"<r><a/><signature>AAEC</signature></r><r/>",
         ] {
             assert!(
-                matches!(locate(doc), Err(AnswerError::Malformed(_))),
+                matches!(locate(doc), Err(EnvelopedError::Malformed(_))),
                 "{}",
                 String::from_utf8_lossy(doc)
             );
@@ -296,11 +311,11 @@ mod tests {
         for cut in 1..doc.len() {
             let r = locate(&doc[..cut]);
             assert!(
-                matches!(r, Err(AnswerError::Truncated)),
+                matches!(r, Err(EnvelopedError::Truncated)),
                 "cut at {cut}: {r:?}"
             );
         }
-        assert!(matches!(locate(b""), Err(AnswerError::Truncated)));
+        assert!(matches!(locate(b""), Err(EnvelopedError::Truncated)));
     }
 
     #[test]
