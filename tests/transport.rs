@@ -7,8 +7,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use smart_agent::transport::{diagnose, HttpsTransport, Step, Transport, TransportConfig};
-use smart_agent::{SendError, TransportSettings};
+use smart_agent::{Failure, FailureKind, Operation, SendError, SendFailure, TransportSettings};
 use support::https::{Reply, TestCa, TestServer};
+use support::plain::PlainServer;
 use support::proxy::Tinyproxy;
 
 const ANSWER: &[u8] = b"<response>fixed</response>";
@@ -125,6 +126,30 @@ fn der_ca_certificates_are_trusted_too() {
 // ---------------------------------------------------------------------------------------------
 // Trust
 
+/// What the agent shows for this failure: the §9 message and its detail.
+fn shown(result: Result<Vec<u8>, SendError>) -> String {
+    let failure = Failure {
+        operation: Operation::Register,
+        kind: FailureKind::Send(result.expect_err("the send must fail")),
+    };
+    failure.to_string()
+}
+
+const UNKNOWN_CA: &str =
+    "The requested operation was not successful due to invalid trust chain pool (Unknown CA)";
+
+fn send_error_with(failure: SendFailure) -> String {
+    format!(
+        "The requested operation was not successful due to communication send error ({failure})"
+    )
+}
+
+/// The detail of a [`SendError::Send`], which must be a phrase of the closed list.
+fn send_failure(result: Result<Vec<u8>, SendError>) -> SendFailure {
+    let detail = send_detail(result);
+    SendFailure::from_phrase(&detail).unwrap_or_else(|| panic!("not in the list: {detail:?}"))
+}
+
 #[test]
 fn a_certificate_from_an_untrusted_ca_is_unknown_ca() {
     let trusted = ca();
@@ -136,15 +161,72 @@ fn a_certificate_from_an_untrusted_ca_is_unknown_ca() {
         Err(SendError::UnknownCa)
     );
     let settings = TransportSettings::on_prem(&server.url("127.0.0.1", "/SmartTransport")).unwrap();
-    assert_eq!(
-        transport.send(&settings, REQUEST),
-        Err(SendError::UnknownCa)
-    );
+    assert_eq!(shown(transport.send(&settings, REQUEST)), UNKNOWN_CA);
     assert!(server.received().is_empty(), "nothing was sent");
 }
 
 #[test]
-fn a_certificate_for_another_host_name_is_refused() {
+fn a_self_signed_server_certificate_is_unknown_ca() {
+    // Plain self-signed, and CA:TRUE as `openssl req -x509` makes it: untrusted, and
+    // configured as the trusted CA itself (a CA certificate presented as the server's).
+    use support::https::{self_signed_ca_leaf, self_signed_leaf};
+    let openssl_style = self_signed_ca_leaf(&NAMES);
+    let openssl_style_der = openssl_style.0.to_vec();
+    let cases = [
+        (self_signed_leaf(&NAMES), None),
+        (self_signed_ca_leaf(&NAMES), None),
+        (openssl_style, Some(openssl_style_der)),
+    ];
+    for (presented, trusted) in cases {
+        let server =
+            TestServer::start_with(presented, "127.0.0.1:0", Reply::Fixed(ANSWER.to_vec()))
+                .unwrap();
+        let mut config = config(&ca(), &server.url("localhost", "/x"));
+        if let Some(der) = &trusted {
+            config.add_ca_der(der).unwrap();
+        }
+        let mut transport = transport(config);
+        assert_eq!(
+            shown(transport.send(&TransportSettings::Direct, REQUEST)),
+            UNKNOWN_CA,
+            "trusted itself: {}",
+            trusted.is_some()
+        );
+        assert!(server.received().is_empty(), "nothing was sent");
+    }
+}
+
+#[test]
+fn a_leaf_from_an_unknown_ca_is_unknown_ca() {
+    let rogue = TestCa::new("unknown issuing test CA");
+    let server = server(&rogue, Reply::Fixed(ANSWER.to_vec()));
+    let mut transport = transport(config(&ca(), &server.url("localhost", "/x")));
+    assert_eq!(
+        shown(transport.send(&TransportSettings::Direct, REQUEST)),
+        UNKNOWN_CA
+    );
+}
+
+#[test]
+fn a_ca_certificate_presented_as_the_servers_is_unknown_ca() {
+    // The trusted CA's own certificate (rustls: CaUsedAsEndEntity), and another CA's.
+    let trusted = ca();
+    let other = TestCa::new("a CA that is not the manager");
+    for presented in [trusted.as_leaf(), other.as_leaf()] {
+        let server =
+            TestServer::start_with(presented, "127.0.0.1:0", Reply::Fixed(ANSWER.to_vec()))
+                .unwrap();
+        let mut transport = transport(config(&trusted, &server.url("127.0.0.1", "/x")));
+        assert_eq!(
+            shown(transport.send(&TransportSettings::Direct, REQUEST)),
+            UNKNOWN_CA
+        );
+        assert!(server.received().is_empty(), "nothing was sent");
+    }
+}
+
+#[test]
+fn a_certificate_for_another_host_name_says_so_in_words() {
     let ca = ca();
     let server = TestServer::start(
         &ca,
@@ -156,13 +238,41 @@ fn a_certificate_for_another_host_name_is_refused() {
     let mut transport = transport(config(&ca, "https://127.0.0.1:1/unused"));
     for host in ["localhost", "127.0.0.1"] {
         let settings = TransportSettings::on_prem(&server.url(host, "/SmartTransport")).unwrap();
-        let detail = send_detail(transport.send(&settings, REQUEST));
-        assert!(
-            detail.contains("TLS") && detail.contains("certificate"),
-            "{detail}"
+        assert_eq!(
+            shown(transport.send(&settings, REQUEST)),
+            send_error_with(SendFailure::CertificateNotForHost),
+            "{host}"
         );
     }
     assert!(server.received().is_empty(), "nothing was sent");
+}
+
+#[test]
+fn an_expired_certificate_says_so_in_words() {
+    let ca = ca();
+    let server = TestServer::start_with(
+        ca.expired_leaf(&NAMES),
+        "127.0.0.1:0",
+        Reply::Fixed(ANSWER.to_vec()),
+    )
+    .unwrap();
+    let mut transport = transport(config(&ca, &server.url("localhost", "/x")));
+    assert_eq!(
+        shown(transport.send(&TransportSettings::Direct, REQUEST)),
+        send_error_with(SendFailure::CertificateExpired)
+    );
+    assert!(server.received().is_empty(), "nothing was sent");
+}
+
+#[test]
+fn a_manager_port_without_tls_says_so() {
+    let plain = PlainServer::start(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    let url = format!("https://127.0.0.1:{}/x", plain.port());
+    let mut transport = transport(config(&ca(), &url));
+    assert_eq!(
+        send_failure(transport.send(&TransportSettings::Direct, REQUEST)),
+        SendFailure::NotTls
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -176,14 +286,16 @@ fn a_server_that_never_answers_is_a_timeout() {
         config(&ca, &server.url("127.0.0.1", "/x")).with_response_timeout(Duration::from_secs(1));
     let mut transport = transport(config);
     let started = Instant::now();
-    assert_eq!(
-        transport.send(&TransportSettings::Direct, REQUEST),
-        Err(SendError::Timeout)
-    );
+    let result = transport.send(&TransportSettings::Direct, REQUEST);
+    assert_eq!(result, Err(SendError::Timeout));
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(900), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
     assert_eq!(server.received().len(), 1, "the request did arrive");
+    assert_eq!(
+        shown(result),
+        "The requested operation was not successful due to a communication timeout."
+    );
 }
 
 #[test]
@@ -191,10 +303,9 @@ fn connection_refused_is_a_send_error() {
     let ca = ca();
     let port = support::dead_port();
     let mut transport = transport(config(&ca, &format!("https://127.0.0.1:{port}/x")));
-    let detail = send_detail(transport.send(&TransportSettings::Direct, REQUEST));
-    assert!(
-        detail.contains("refused") && detail.contains(&port.to_string()),
-        "{detail}"
+    assert_eq!(
+        shown(transport.send(&TransportSettings::Direct, REQUEST)),
+        send_error_with(SendFailure::ManagerRefused)
     );
 }
 
@@ -203,10 +314,22 @@ fn a_server_that_hangs_up_without_answering_is_a_send_error() {
     let ca = ca();
     let server = server(&ca, Reply::Hangup);
     let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
-    let detail = send_detail(transport.send(&TransportSettings::Direct, REQUEST));
-    println!("{detail}");
-    assert!(detail.contains("127.0.0.1"), "{detail}");
+    assert_eq!(
+        send_failure(transport.send(&TransportSettings::Direct, REQUEST)),
+        SendFailure::ManagerClosed
+    );
     assert_eq!(server.received().len(), 1);
+}
+
+#[test]
+fn an_answer_that_is_not_http_says_so() {
+    let ca = ca();
+    let server = server(&ca, Reply::Raw(b"SSH-2.0-OpenSSH_9.6\r\n\r\n".to_vec()));
+    let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
+    assert_eq!(
+        send_failure(transport.send(&TransportSettings::Direct, REQUEST)),
+        SendFailure::NotHttp
+    );
 }
 
 #[test]
@@ -227,19 +350,27 @@ fn http_500_is_a_send_error_naming_it() {
     let ca = ca();
     let server = server(&ca, Reply::Status(500));
     let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
-    let detail = send_detail(transport.send(&TransportSettings::Direct, REQUEST));
-    assert!(detail.contains("500"), "{detail}");
+    assert_eq!(
+        shown(transport.send(&TransportSettings::Direct, REQUEST)),
+        send_error_with(SendFailure::HttpServerError)
+    );
 }
 
 #[test]
 fn other_non_2xx_answers_are_send_errors_too() {
     let ca = ca();
-    for code in [302, 401, 404, 407, 503] {
+    for (code, expected) in [
+        (302, SendFailure::HttpRedirect),
+        (401, SendFailure::HttpClientError),
+        (404, SendFailure::HttpClientError),
+        (407, SendFailure::HttpClientError),
+        (503, SendFailure::HttpServerError),
+    ] {
         let server = server(&ca, Reply::Status(code));
         let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
         // A manager's own 401/407 is not the proxy asking for credentials.
-        let detail = send_detail(transport.send(&TransportSettings::Direct, REQUEST));
-        assert!(detail.contains(&code.to_string()), "{code}: {detail}");
+        let failure = send_failure(transport.send(&TransportSettings::Direct, REQUEST));
+        assert_eq!(failure, expected, "{code}");
     }
 }
 
@@ -357,6 +488,29 @@ fn the_proxy_does_not_bypass_trust() {
     );
 }
 
+#[test]
+fn a_proxy_that_answers_in_tls_is_named_so() {
+    // An HTTPS port configured as the proxy: it answers the CONNECT with a TLS alert.
+    let ca = ca();
+    let https_port = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+    let manager = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+    let config = config(&ca, &manager.url("127.0.0.1", "/x"));
+    let settings =
+        TransportSettings::proxy("127.0.0.1", &https_port.port().to_string(), None).unwrap();
+    let mut transport = transport(config.clone());
+    assert_eq!(
+        send_failure(transport.send(&settings, REQUEST)),
+        SendFailure::ProxySpeaksTls
+    );
+    let d = diagnose(&settings, &config);
+    assert_failed_at(
+        &d,
+        Step::ProxyConnect,
+        "the proxy answered in TLS, not HTTP",
+    );
+    assert!(manager.received().is_empty());
+}
+
 // ---------------------------------------------------------------------------------------------
 // diagnose(): one test per failing step, and a run where every step works
 
@@ -367,11 +521,27 @@ fn assert_failed_at(d: &smart_agent::transport::Diagnosis, step: Step, needle: &
     let last = text.lines().last().unwrap_or_default();
     assert!(last.starts_with(&format!("{step}: FAILED: ")), "{d}");
     assert!(last.contains(needle), "{d}");
+    assert!(in_the_words_of_the_list(step, last), "{d}");
     assert_eq!(
         d.steps().last().map(|r| r.step),
         Some(step),
         "stops at the failure"
     );
+}
+
+/// A failed step speaks the words the agent's failure detail uses ([`SendFailure`]), but for
+/// the configuration (URL), the name that does not resolve (DNS) and a manager's answer that
+/// is not one (the agent's rejected-answer checks).
+fn in_the_words_of_the_list(step: Step, line: &str) -> bool {
+    match step {
+        Step::Url => true,
+        Step::Dns => line.contains(": cannot resolve ") || line.contains(": no answer for "),
+        _ => {
+            SendFailure::ALL.iter().any(|f| line.contains(f.phrase()))
+                || line.contains(": communication timeout (")
+                || line.contains(": the answer is not a manager's answer (")
+        }
+    }
 }
 
 #[test]
@@ -437,6 +607,58 @@ fn diagnose_fails_at_tls_for_an_untrusted_ca() {
 }
 
 #[test]
+fn diagnose_fails_at_tls_with_unknown_ca_for_self_signed_and_ca_certificates() {
+    let trusted = ca();
+    for presented in [
+        support::https::self_signed_leaf(&NAMES),
+        support::https::self_signed_ca_leaf(&NAMES),
+        trusted.as_leaf(),
+    ] {
+        let server =
+            TestServer::start_with(presented, "127.0.0.1:0", Reply::Fixed(ANSWER.to_vec()))
+                .unwrap();
+        let config = config(&trusted, &server.url("127.0.0.1", "/x"));
+        let d = diagnose(&TransportSettings::Direct, &config);
+        assert_failed_at(
+            &d,
+            Step::Tls,
+            "TLS: FAILED: invalid trust chain pool (Unknown CA)",
+        );
+        assert!(server.received().is_empty());
+    }
+}
+
+#[test]
+fn diagnose_fails_at_tls_for_an_expired_certificate() {
+    let ca = ca();
+    let server = TestServer::start_with(
+        ca.expired_leaf(&NAMES),
+        "127.0.0.1:0",
+        Reply::Fixed(ANSWER.to_vec()),
+    )
+    .unwrap();
+    let config = config(&ca, &server.url("localhost", "/x"));
+    let d = diagnose(&TransportSettings::Direct, &config);
+    assert_failed_at(
+        &d,
+        Step::Tls,
+        "TLS: FAILED: communication send error: the manager's certificate has expired",
+    );
+}
+
+#[test]
+fn diagnose_fails_at_tls_for_a_port_without_tls() {
+    let plain = PlainServer::start(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    let config = config(&ca(), &format!("https://127.0.0.1:{}/x", plain.port()));
+    let d = diagnose(&TransportSettings::Direct, &config);
+    assert_failed_at(
+        &d,
+        Step::Tls,
+        "TLS: FAILED: communication send error: the manager does not speak TLS",
+    );
+}
+
+#[test]
 fn diagnose_fails_at_tls_for_a_certificate_of_another_host() {
     let ca = ca();
     let server = TestServer::start(
@@ -449,7 +671,12 @@ fn diagnose_fails_at_tls_for_a_certificate_of_another_host() {
     let config = config(&ca, "https://127.0.0.1:1/unused");
     let settings = TransportSettings::on_prem(&server.url("localhost", "/SmartTransport")).unwrap();
     let d = diagnose(&settings, &config);
-    assert_failed_at(&d, Step::Tls, "certificate");
+    assert_failed_at(
+        &d,
+        Step::Tls,
+        "TLS: FAILED: communication send error: \
+         the manager's certificate is not valid for its host name",
+    );
 }
 
 #[test]
@@ -458,7 +685,12 @@ fn diagnose_fails_at_manager_for_http_500() {
     let server = server(&ca, Reply::Status(500));
     let config = config(&ca, &server.url("127.0.0.1", "/x"));
     let d = diagnose(&TransportSettings::Direct, &config);
-    assert_failed_at(&d, Step::Manager, "500");
+    assert_failed_at(
+        &d,
+        Step::Manager,
+        "Manager: FAILED: communication send error: \
+         the manager answered with an HTTP server error (HTTP 500)",
+    );
     assert!(d.to_string().contains("TLS: ok ("), "{d}");
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod https;
+pub mod plain;
 pub mod proxy;
 
 use std::net::{Ipv6Addr, SocketAddr, TcpListener};
