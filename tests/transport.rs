@@ -95,6 +95,28 @@ fn on_prem_round_trips_with_host_name_ipv4_port_and_both_paths() {
 }
 
 #[test]
+fn on_prem_shorthand_host_and_port_posts_to_smart_transport() {
+    let ca = ca();
+    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+    let mut transport = transport(config(&ca, "https://127.0.0.1:1/unused"));
+    for host in ["localhost", "127.0.0.1"] {
+        let short = format!("{host}:{}", server.port());
+        let settings = TransportSettings::on_prem(&short).expect("shorthand");
+        assert_eq!(
+            settings,
+            TransportSettings::on_prem(&server.url(host, "/SmartTransport")).unwrap()
+        );
+        assert_eq!(
+            transport.send(&settings, REQUEST).as_deref(),
+            Ok(ANSWER),
+            "{short}"
+        );
+        let last = server.received().pop().expect("a request");
+        assert_eq!(last.request_line, "POST /SmartTransport HTTP/1.1");
+    }
+}
+
+#[test]
 fn on_prem_round_trip_over_ipv6_loopback() {
     if !support::ipv6_loopback_or_skip("on_prem_round_trip_over_ipv6_loopback") {
         return;
@@ -105,7 +127,10 @@ fn on_prem_round_trip_over_ipv6_loopback() {
     let mut transport = transport(config(&ca, "https://127.0.0.1:1/unused"));
     let settings = TransportSettings::on_prem(&server.url("[::1]", "/SmartTransport")).unwrap();
     assert_eq!(transport.send(&settings, REQUEST).as_deref(), Ok(ANSWER));
-    assert_eq!(server.received().len(), 1);
+    let short = TransportSettings::on_prem(&format!("[::1]:{}", server.port())).unwrap();
+    assert_eq!(short, settings);
+    assert_eq!(transport.send(&short, REQUEST).as_deref(), Ok(ANSWER));
+    assert_eq!(server.received().len(), 2);
 }
 
 #[test]
