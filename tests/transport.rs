@@ -1,5 +1,6 @@
 //! The HTTPS transport over real loopback sockets: round trips in every URL form, trust,
-//! timeouts, limits, HTTP errors, a real tinyproxy, and `diagnose()` failing at each step.
+//! timeouts, limits, HTTP errors, HTTP proxies (tinyproxy when on PATH, and the in-test CONNECT
+//! proxy), and `diagnose()` failing at each step.
 #![cfg(feature = "transport")]
 
 mod support;
@@ -10,7 +11,7 @@ use smart_agent::transport::{diagnose, HttpsTransport, Step, Transport, Transpor
 use smart_agent::{Failure, FailureKind, Operation, SendError, SendFailure, TransportSettings};
 use support::https::{Reply, TestCa, TestServer};
 use support::plain::PlainServer;
-use support::proxy::Tinyproxy;
+use support::proxy::{self, Breakage, ConnectProxy, Kind, TestProxy};
 
 const ANSWER: &[u8] = b"<response>fixed</response>";
 const REQUEST: &[u8] = b"<request>hello</request>";
@@ -400,116 +401,190 @@ fn other_non_2xx_answers_are_send_errors_too() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Through a real HTTP proxy (tinyproxy)
+// Through an HTTP proxy: tinyproxy when it is on PATH, and always the in-test CONNECT proxy.
+// Each test runs its scenario against every proxy `proxy::each` starts.
 
-fn through(proxy: &Tinyproxy, auth: Option<(&str, &str)>) -> TransportSettings {
+const AUTH: Option<(&str, &str)> = Some(("agent", "s3cret"));
+
+fn through(proxy: &TestProxy, auth: Option<(&str, &str)>) -> TransportSettings {
     TransportSettings::proxy("127.0.0.1", &proxy.port().to_string(), auth).expect("proxy settings")
 }
 
-#[test]
-fn proxy_without_auth_round_trip() {
-    let Some(proxy) = Tinyproxy::start("proxy_without_auth_round_trip", None) else {
-        return;
-    };
-    let ca = ca();
-    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
-    let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/licservice/license")));
-    let answer = transport.send(&through(&proxy, None), REQUEST);
-    assert_eq!(answer.as_deref(), Ok(ANSWER), "{}", proxy.log());
-    assert_eq!(server.received()[0].body, REQUEST);
-    assert_tunnelled(&proxy, "127.0.0.1");
-}
-
 /// The proxy logged a CONNECT to the test server: the request really went through it.
-fn assert_tunnelled(proxy: &Tinyproxy, host: &str) {
+fn assert_tunnelled(proxy: &TestProxy, host: &str) {
     let log = proxy.log();
     assert!(
         log.contains(&format!("CONNECT {host}:")),
-        "no CONNECT {host} in: {log}"
+        "{:?}: no CONNECT {host} in: {log}",
+        proxy.kind()
     );
 }
 
-#[test]
-fn proxy_with_basic_auth_and_the_right_password_round_trip() {
-    let test = "proxy_with_basic_auth_and_the_right_password_round_trip";
-    let Some(proxy) = Tinyproxy::start(test, Some(("agent", "s3cret"))) else {
-        return;
-    };
+fn round_trip_without_auth(proxy: &TestProxy) {
+    let ca = ca();
+    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+    let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/licservice/license")));
+    let answer = transport.send(&through(proxy, None), REQUEST);
+    assert_eq!(
+        answer.as_deref(),
+        Ok(ANSWER),
+        "{:?}: {}",
+        proxy.kind(),
+        proxy.log()
+    );
+    assert_eq!(server.received()[0].body, REQUEST);
+    assert_tunnelled(proxy, "127.0.0.1");
+}
+
+fn round_trip_with_the_right_password(proxy: &TestProxy) {
     let ca = ca();
     let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
     let mut transport = transport(config(&ca, &server.url("localhost", "/x")));
-    let answer = transport.send(&through(&proxy, Some(("agent", "s3cret"))), REQUEST);
-    assert_eq!(answer.as_deref(), Ok(ANSWER), "{}", proxy.log());
-    assert_tunnelled(&proxy, "localhost");
+    let answer = transport.send(&through(proxy, AUTH), REQUEST);
+    assert_eq!(
+        answer.as_deref(),
+        Ok(ANSWER),
+        "{:?}: {}",
+        proxy.kind(),
+        proxy.log()
+    );
+    assert_tunnelled(proxy, "localhost");
 }
 
-#[test]
-fn proxy_with_a_wrong_password_is_proxy_authentication() {
-    let test = "proxy_with_a_wrong_password_is_proxy_authentication";
-    let Some(proxy) = Tinyproxy::start(test, Some(("agent", "s3cret"))) else {
-        return;
-    };
+fn wrong_password_is_proxy_authentication(proxy: &TestProxy) {
     let ca = ca();
     let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
     let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
-    let answer = transport.send(&through(&proxy, Some(("agent", "wrong"))), REQUEST);
+    let answer = transport.send(&through(proxy, Some(("agent", "wrong"))), REQUEST);
     assert_eq!(
         answer,
         Err(SendError::ProxyAuthentication),
-        "{}",
+        "{:?}: {}",
+        proxy.kind(),
         proxy.log()
     );
     assert!(server.received().is_empty());
 }
 
 #[test]
+fn proxy_without_auth_round_trip() {
+    for proxy in proxy::each("proxy_without_auth_round_trip", None) {
+        round_trip_without_auth(&proxy);
+    }
+}
+
+#[test]
+fn proxy_with_basic_auth_and_the_right_password_round_trip() {
+    let test = "proxy_with_basic_auth_and_the_right_password_round_trip";
+    for proxy in proxy::each(test, AUTH) {
+        round_trip_with_the_right_password(&proxy);
+    }
+}
+
+#[test]
+fn proxy_with_a_wrong_password_is_proxy_authentication() {
+    let test = "proxy_with_a_wrong_password_is_proxy_authentication";
+    for proxy in proxy::each(test, AUTH) {
+        wrong_password_is_proxy_authentication(&proxy);
+    }
+}
+
+#[test]
 fn proxy_demanding_auth_without_credentials_is_proxy_authentication() {
     let test = "proxy_demanding_auth_without_credentials_is_proxy_authentication";
-    let Some(proxy) = Tinyproxy::start(test, Some(("agent", "s3cret"))) else {
-        return;
-    };
-    let ca = ca();
-    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
-    let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
-    let answer = transport.send(&through(&proxy, None), REQUEST);
-    assert_eq!(
-        answer,
-        Err(SendError::ProxyAuthentication),
-        "{}",
-        proxy.log()
-    );
+    for proxy in proxy::each(test, AUTH) {
+        let ca = ca();
+        let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+        let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
+        let answer = transport.send(&through(&proxy, None), REQUEST);
+        assert_eq!(
+            answer,
+            Err(SendError::ProxyAuthentication),
+            "{:?}: {}",
+            proxy.kind(),
+            proxy.log()
+        );
+    }
 }
 
 #[test]
 fn a_stopped_proxy_is_a_send_error() {
-    let Some(mut proxy) = Tinyproxy::start("a_stopped_proxy_is_a_send_error", None) else {
-        return;
-    };
-    let ca = ca();
-    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
-    let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
-    let settings = through(&proxy, None);
-    assert_eq!(transport.send(&settings, REQUEST).as_deref(), Ok(ANSWER));
-    proxy.stop();
-    let detail = send_detail(transport.send(&settings, REQUEST));
-    assert!(
-        detail.contains("proxy") && detail.contains("refused"),
-        "{detail}"
-    );
-    assert_eq!(server.received().len(), 1);
+    for mut proxy in proxy::each("a_stopped_proxy_is_a_send_error", None) {
+        let ca = ca();
+        let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+        let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
+        let settings = through(&proxy, None);
+        assert_eq!(transport.send(&settings, REQUEST).as_deref(), Ok(ANSWER));
+        proxy.stop();
+        assert_eq!(
+            shown(transport.send(&settings, REQUEST)),
+            send_error_with(SendFailure::ProxyRefused),
+            "{:?}",
+            proxy.kind()
+        );
+        assert_eq!(server.received().len(), 1);
+    }
 }
 
 #[test]
 fn the_proxy_does_not_bypass_trust() {
-    let Some(proxy) = Tinyproxy::start("the_proxy_does_not_bypass_trust", None) else {
-        return;
-    };
-    let rogue = TestCa::new("another untrusted test CA");
-    let server = server(&rogue, Reply::Fixed(ANSWER.to_vec()));
-    let mut transport = transport(config(&ca(), &server.url("127.0.0.1", "/x")));
+    for proxy in proxy::each("the_proxy_does_not_bypass_trust", None) {
+        let rogue = TestCa::new("another untrusted test CA");
+        let server = server(&rogue, Reply::Fixed(ANSWER.to_vec()));
+        let mut transport = transport(config(&ca(), &server.url("127.0.0.1", "/x")));
+        assert_eq!(
+            transport.send(&through(&proxy, None), REQUEST),
+            Err(SendError::UnknownCa),
+            "{:?}",
+            proxy.kind()
+        );
+    }
+}
+
+#[test]
+fn without_tinyproxy_on_path_the_proxy_tests_run_against_the_in_test_proxy() {
+    use std::os::unix::fs::PermissionsExt;
+    let empty = tempfile::tempdir().unwrap();
+    let no_tinyproxy = Some(empty.path().as_os_str());
     assert_eq!(
-        transport.send(&through(&proxy, None), REQUEST),
-        Err(SendError::UnknownCa)
+        proxy::kinds_for(no_tinyproxy, false),
+        Ok(vec![Kind::InTest])
+    );
+    assert_eq!(proxy::kinds_for(None, false), Ok(vec![Kind::InTest]));
+    // .ci/run sets SMART_AGENT_REQUIRE_PROXY=1: there a missing tinyproxy fails the tests.
+    let required = proxy::kinds_for(no_tinyproxy, true).unwrap_err();
+    assert!(
+        required.contains("SMART_AGENT_REQUIRE_PROXY=1"),
+        "{required}"
+    );
+    // An executable tinyproxy on PATH: both; a file that cannot run does not count.
+    let bin = tempfile::tempdir().unwrap();
+    let tinyproxy = bin.path().join("tinyproxy");
+    std::fs::write(&tinyproxy, "#!/bin/sh\n").unwrap();
+    let path = std::env::join_paths([empty.path(), bin.path()]).unwrap();
+    assert_eq!(proxy::kinds_for(Some(&path), false), Ok(vec![Kind::InTest]));
+    std::fs::set_permissions(&tinyproxy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(
+        proxy::kinds_for(Some(&path), true),
+        Ok(vec![Kind::Tinyproxy, Kind::InTest])
+    );
+
+    // The in-test proxy passes the scenarios, and a broken one fails them.
+    round_trip_without_auth(&TestProxy::start(Kind::InTest, "in-test", None));
+    round_trip_with_the_right_password(&TestProxy::start(Kind::InTest, "in-test", AUTH));
+    wrong_password_is_proxy_authentication(&TestProxy::start(Kind::InTest, "in-test", AUTH));
+    let no_tunnel = TestProxy::InTest(ConnectProxy::start_broken(None, Breakage::NoTunnel));
+    let any_password = TestProxy::InTest(ConnectProxy::start_broken(AUTH, Breakage::AnyPassword));
+    let fails = |scenario: fn(&TestProxy), proxy: &TestProxy| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(proxy))).is_err()
+    };
+    assert!(
+        fails(round_trip_without_auth, &no_tunnel),
+        "a proxy that tunnels nothing"
+    );
+    assert!(
+        fails(wrong_password_is_proxy_authentication, &any_password),
+        "a proxy that takes any password"
     );
 }
 
@@ -609,15 +684,18 @@ fn diagnose_fails_at_tcp_when_the_proxy_is_down() {
 #[test]
 fn diagnose_fails_at_proxy_connect_with_a_wrong_password() {
     let test = "diagnose_fails_at_proxy_connect_with_a_wrong_password";
-    let Some(proxy) = Tinyproxy::start(test, Some(("agent", "s3cret"))) else {
-        return;
-    };
-    let ca = ca();
-    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
-    let config = config(&ca, &server.url("127.0.0.1", "/x"));
-    for auth in [Some(("agent", "wrong")), None] {
-        let d = diagnose(&through(&proxy, auth), &config);
-        assert_failed_at(&d, Step::ProxyConnect, "proxy authentication required");
+    for proxy in proxy::each(test, AUTH) {
+        let ca = ca();
+        let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+        let config = config(&ca, &server.url("127.0.0.1", "/x"));
+        for auth in [Some(("agent", "wrong")), None] {
+            let d = diagnose(&through(&proxy, auth), &config);
+            assert_failed_at(
+                &d,
+                Step::ProxyConnect,
+                "proxy authentication required (HTTP 4",
+            );
+        }
     }
 }
 
@@ -772,25 +850,25 @@ fn diagnose_all_ok_against_the_reference_manager() {
 #[test]
 fn diagnose_all_ok_through_an_authenticating_proxy() {
     let test = "diagnose_all_ok_through_an_authenticating_proxy";
-    let Some(proxy) = Tinyproxy::start(test, Some(("agent", "s3cret"))) else {
-        return;
-    };
-    let ca = ca();
-    let server = server(&ca, manager_reply());
-    let config = config(&ca, &server.url("127.0.0.1", "/licservice/license"));
-    let d = diagnose(&through(&proxy, Some(("agent", "s3cret"))), &config);
-    assert!(d.is_ok(), "{d}\n{}", proxy.log());
-    let steps: Vec<Step> = d.steps().iter().map(|r| r.step).collect();
-    assert_eq!(
-        steps,
-        [
-            Step::Url,
-            Step::Dns,
-            Step::Tcp,
-            Step::ProxyConnect,
-            Step::Tls,
-            Step::Manager
-        ]
-    );
-    println!("{d}");
+    for proxy in proxy::each(test, AUTH) {
+        let ca = ca();
+        let server = server(&ca, manager_reply());
+        let config = config(&ca, &server.url("127.0.0.1", "/licservice/license"));
+        let d = diagnose(&through(&proxy, AUTH), &config);
+        assert!(d.is_ok(), "{:?}: {d}\n{}", proxy.kind(), proxy.log());
+        let steps: Vec<Step> = d.steps().iter().map(|r| r.step).collect();
+        assert_eq!(
+            steps,
+            [
+                Step::Url,
+                Step::Dns,
+                Step::Tcp,
+                Step::ProxyConnect,
+                Step::Tls,
+                Step::Manager
+            ]
+        );
+        assert_tunnelled(&proxy, "127.0.0.1");
+        println!("{d}");
+    }
 }
