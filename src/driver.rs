@@ -25,7 +25,7 @@ use crate::settings::{HostIdentity, TransportSettings};
 use crate::status::Status;
 pub use crate::store::{MemoryStore, SnapshotStore};
 use crate::transport::Transport;
-use crate::wire::SendError;
+use crate::wire::{SendError, SendFailure};
 
 /// Why the Driver could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -425,9 +425,7 @@ impl Driver {
             if let Err(e) = self.persist() {
                 // Not on disk, so not sent: a crash now must not leave the manager with a
                 // request (a device key, a usage report) that the product forgot.
-                let failure = SendError::Send {
-                    detail: format!("not sent, the snapshot could not be saved: {e}"),
-                };
+                let failure = SendError::from(SendFailure::NotSaved);
                 self.agent.handle_response(tx.id, Err(failure), t);
                 let _ = self.persist();
                 self.deliver_events();

@@ -166,4 +166,4 @@ pub use token::Token;
 #[cfg(feature = "transport")]
 pub use transport::{HttpsTransport, Transport, TransportConfig};
 pub use udi::{Udi, Uuid};
-pub use wire::SendError;
+pub use wire::{SendError, SendFailure};

@@ -141,13 +141,31 @@ impl GatewayUrl {
     }
 
     /// Parses `https://<dns | ipv4 | [ipv6]>[:port]/SmartTransport` or the legacy
-    /// `…/Transportgateway/services/DeviceRequestHandler`; anything else is
-    /// "Please enter a valid Transport Gateway URL".
+    /// `…/Transportgateway/services/DeviceRequestHandler`, or the GUI's shorthand
+    /// `fqdn_of_smart_software_manager:port_number` (003:195): `host`, `host:port`, `ipv4`,
+    /// `ipv4:port`, `[ipv6]` or `[ipv6]:port` alone stands for
+    /// `https://…/SmartTransport`. Anything else (`http://`, user information, a query, a
+    /// fragment, another path, an IPv6 address without brackets) is
+    /// "Please enter a valid Transport Gateway URL". [`url`](Self::url) is the long form
+    /// either way.
+    ///
+    /// ```
+    /// use smart_agent::settings::GatewayUrl;
+    /// let short = GatewayUrl::parse("ssm.example.com:8443").unwrap();
+    /// assert_eq!(short.url(), "https://ssm.example.com:8443/SmartTransport");
+    /// assert_eq!(GatewayUrl::parse(&short.url()), Ok(short));
+    /// assert!(GatewayUrl::parse("http://ssm.example.com:8443").is_err());
+    /// ```
     pub fn parse(url: &str) -> Result<GatewayUrl, Error> {
         let bad = Error::InvalidGatewayUrl;
-        let rest = url.strip_prefix("https://").ok_or(bad.clone())?;
-        let slash = rest.find('/').ok_or(bad.clone())?;
-        let (authority, path) = rest.split_at(slash);
+        let (authority, path) = match url.strip_prefix("https://") {
+            Some(rest) => rest.split_at(rest.find('/').ok_or(bad.clone())?),
+            // No scheme at all: the shorthand, an authority alone. `/`, `?`, `#` and `@` are
+            // not in any host or port, so a path, query, fragment or user information in it
+            // is refused below.
+            None if !url.contains("://") => (url, GATEWAY_PATHS[0]),
+            None => return Err(bad),
+        };
         if !GATEWAY_PATHS.contains(&path) {
             return Err(bad);
         }
@@ -240,7 +258,7 @@ pub enum TransportSettings {
 }
 
 impl TransportSettings {
-    /// On-prem settings from a URL.
+    /// On-prem settings from a URL or its `host[:port]` shorthand ([`GatewayUrl::parse`]).
     pub fn on_prem(url: &str) -> Result<Self, Error> {
         GatewayUrl::parse(url).map(TransportSettings::OnPrem)
     }
@@ -355,6 +373,61 @@ mod tests {
     }
 
     #[test]
+    fn the_long_form_is_stored_as_before() {
+        // Snapshots store `url()`: for every long-form input it stays what it was.
+        for (url, stored) in [
+            (
+                "https://example.com/SmartTransport",
+                "https://example.com/SmartTransport",
+            ),
+            (
+                "https://Satellite.Example.com:8443/SmartTransport",
+                "https://satellite.example.com:8443/SmartTransport",
+            ),
+            (
+                "https://example.com:443/SmartTransport",
+                "https://example.com/SmartTransport",
+            ),
+            (
+                "https://10.0.0.5/Transportgateway/services/DeviceRequestHandler",
+                "https://10.0.0.5/Transportgateway/services/DeviceRequestHandler",
+            ),
+            (
+                "https://[2001:DB8::1]:8443/SmartTransport",
+                "https://[2001:db8::1]:8443/SmartTransport",
+            ),
+        ] {
+            assert_eq!(GatewayUrl::parse(url).unwrap().url(), stored, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_guis_host_and_port_shorthand_means_smart_transport() {
+        // 003:195: "fqdn_of_smart_software_manager:port_number".
+        for (short, long) in [
+            ("ssm.example.com", "https://ssm.example.com/SmartTransport"),
+            (
+                "ssm.example.com:8443",
+                "https://ssm.example.com:8443/SmartTransport",
+            ),
+            (
+                "SSM.Example.com:443",
+                "https://ssm.example.com/SmartTransport",
+            ),
+            ("localhost:1", "https://localhost:1/SmartTransport"),
+            ("10.0.0.5", "https://10.0.0.5/SmartTransport"),
+            ("10.0.0.5:65535", "https://10.0.0.5:65535/SmartTransport"),
+            ("[::1]:8443", "https://[::1]:8443/SmartTransport"),
+            ("[2001:db8::1]", "https://[2001:db8::1]/SmartTransport"),
+        ] {
+            let parsed = GatewayUrl::parse(short).unwrap_or_else(|e| panic!("{short}: {e}"));
+            assert_eq!(parsed.url(), long, "{short}");
+            assert_eq!(parsed.path(), "/SmartTransport");
+            assert_eq!(GatewayUrl::parse(long), Ok(parsed), "{short}");
+        }
+    }
+
+    #[test]
     fn other_gateway_urls_are_rejected_with_the_seed_message() {
         for url in [
             "http://example.com/SmartTransport",
@@ -366,7 +439,42 @@ mod tests {
             "https://::1/SmartTransport",
             "https://[example.com]/SmartTransport",
             "https:///SmartTransport",
+            "https://user@example.com/SmartTransport",
+            "https://user:pw@example.com/SmartTransport",
+            "https://example.com/SmartTransport?x=1",
+            "https://example.com/SmartTransport#top",
+            "https://example.com",
+            "HTTPS://example.com/SmartTransport",
+            // Shorthand: an authority alone, nothing else.
             "example.com/SmartTransport",
+            "example.com:8443/SmartTransport",
+            "example.com/",
+            "http://example.com",
+            "http://example.com:8443",
+            "ftp://example.com",
+            "//example.com",
+            "user@example.com",
+            "user:pw@example.com:8443",
+            "example.com?x=1",
+            "example.com:8443?x=1",
+            "example.com#top",
+            "example.com:",
+            ":8443",
+            "example.com:0",
+            "example.com:65536",
+            "example.com:84a3",
+            "example.com:8443:1",
+            "::1",
+            "2001:db8::1",
+            "[::1",
+            "[::1]8443",
+            "[10.0.0.5]:8443",
+            "[example.com]",
+            "999.1.1.1",
+            "bad_host",
+            "a b",
+            " example.com",
+            "",
         ] {
             let err = GatewayUrl::parse(url).unwrap_err();
             assert_eq!(

@@ -1,5 +1,6 @@
 //! Agent + Driver + HttpsTransport against the reference manager served over real HTTPS on
-//! loopback: directly, through a real tinyproxy, with an untrusted CA, many agents at once.
+//! loopback: directly, through HTTP proxies (tinyproxy when on PATH, and the in-test CONNECT
+//! proxy), with an untrusted CA, many agents at once.
 #![cfg(all(feature = "transport", feature = "manager"))]
 
 mod common;
@@ -17,7 +18,7 @@ use smart_agent::{
     Agent, AuthorizationState, Config, DeterministicRandom, Environment, EventKind, Force,
     HostIdentity, ManagerPublicKey, RegistrationState, TransportSettings, TrustAnchor, Udi,
 };
-use support::proxy::Tinyproxy;
+use support::proxy::{self, TestProxy};
 
 /// A served manager with 100 Enhanced licenses.
 struct Served {
@@ -238,7 +239,7 @@ fn a_manager_certificate_from_an_untrusted_ca_is_invalid_trust_chain_pool() {
     assert!(served.instances().is_empty());
 }
 
-fn through(proxy: &Tinyproxy, auth: Option<(&str, &str)>) -> TransportSettings {
+fn through(proxy: &TestProxy, auth: Option<(&str, &str)>) -> TransportSettings {
     TransportSettings::proxy("127.0.0.1", &proxy.port().to_string(), auth).unwrap()
 }
 
@@ -246,11 +247,12 @@ fn through(proxy: &Tinyproxy, auth: Option<(&str, &str)>) -> TransportSettings {
 fn the_whole_lifecycle_through_a_real_proxy_with_and_without_basic_auth() {
     let test = "the_whole_lifecycle_through_a_real_proxy_with_and_without_basic_auth";
     let served = Served::start();
-    for (seed, auth) in [(4, None), (5, Some(("agent", "s3cret")))] {
-        let Some(proxy) = Tinyproxy::start(test, auth) else {
-            return;
-        };
-        let udi = format!("PID:UCM,SN:30{seed}");
+    let proxies = [None, Some(("agent", "s3cret"))]
+        .into_iter()
+        .flat_map(|auth| proxy::each(test, auth).into_iter().map(move |p| (auth, p)));
+    for (seed, (auth, proxy)) in (40..).zip(proxies) {
+        let kind = proxy.kind();
+        let udi = format!("PID:UCM,SN:{seed}");
         let mut driver = served.driver(&udi, seed, served.transport_config());
         driver
             .agent_mut()
@@ -260,7 +262,7 @@ fn the_whole_lifecycle_through_a_real_proxy_with_and_without_basic_auth() {
         assert_eq!(
             driver.agent().status(now()).authorization.state,
             AuthorizationState::Authorized,
-            "auth {auth:?}: {}",
+            "{kind:?}, auth {auth:?}: {}",
             proxy.log()
         );
         let piid = served.instances()[0].piid;
@@ -277,7 +279,7 @@ fn the_whole_lifecycle_through_a_real_proxy_with_and_without_basic_auth() {
         let tunnel = format!("CONNECT {}", served.server.addr());
         assert!(
             log.matches(&tunnel).count() >= 4,
-            "expected register, authorize, renewals and deregister through {tunnel}: {log}"
+            "{kind:?}: expected register, authorize, renewals and deregister through {tunnel}: {log}"
         );
     }
 }
@@ -286,13 +288,16 @@ fn the_whole_lifecycle_through_a_real_proxy_with_and_without_basic_auth() {
 fn wrong_proxy_password_is_a_proxy_authentication_failure() {
     let served = Served::start();
     let test = "wrong_proxy_password_is_a_proxy_authentication_failure";
-    let Some(proxy) = Tinyproxy::start(test, Some(("agent", "s3cret"))) else {
-        return;
-    };
+    for proxy in proxy::each(test, Some(("agent", "s3cret"))) {
+        wrong_proxy_password(&served, &proxy);
+    }
+}
+
+fn wrong_proxy_password(served: &Served, proxy: &TestProxy) {
     let mut driver = served.driver(UDI, 6, served.transport_config());
     driver
         .agent_mut()
-        .set_transport(through(&proxy, Some(("agent", "wrong"))), now())
+        .set_transport(through(proxy, Some(("agent", "wrong"))), now())
         .unwrap();
     driver
         .agent_mut()
@@ -322,9 +327,12 @@ fn wrong_proxy_password_is_a_proxy_authentication_failure() {
 fn a_stopped_proxy_leaves_registration_pending_and_it_is_retried() {
     let served = Served::start();
     let test = "a_stopped_proxy_leaves_registration_pending_and_it_is_retried";
-    let Some(mut proxy) = Tinyproxy::start(test, None) else {
-        return;
-    };
+    for mut proxy in proxy::each(test, None) {
+        stopped_proxy(&served, &mut proxy);
+    }
+}
+
+fn stopped_proxy(served: &Served, proxy: &mut TestProxy) {
     let clock = ManualClock::new(now());
     let transport = HttpsTransport::new(served.transport_config()).unwrap();
     let events = Arc::new(Mutex::new(Vec::new()));
@@ -337,7 +345,7 @@ fn a_stopped_proxy_leaves_registration_pending_and_it_is_retried() {
     )
     .unwrap()
     .on_event(move |e| sink.lock().unwrap().push(e));
-    let settings = through(&proxy, None);
+    let settings = through(proxy, None);
     proxy.stop();
     let t = clock_now(&clock);
     driver.agent_mut().set_transport(settings, t).unwrap();

@@ -1,5 +1,6 @@
 //! The HTTPS transport over real loopback sockets: round trips in every URL form, trust,
-//! timeouts, limits, HTTP errors, a real tinyproxy, and `diagnose()` failing at each step.
+//! timeouts, limits, HTTP errors, HTTP proxies (tinyproxy when on PATH, and the in-test CONNECT
+//! proxy), and `diagnose()` failing at each step.
 #![cfg(feature = "transport")]
 
 mod support;
@@ -7,9 +8,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use smart_agent::transport::{diagnose, HttpsTransport, Step, Transport, TransportConfig};
-use smart_agent::{SendError, TransportSettings};
+use smart_agent::{Failure, FailureKind, Operation, SendError, SendFailure, TransportSettings};
 use support::https::{Reply, TestCa, TestServer};
-use support::proxy::Tinyproxy;
+use support::plain::PlainServer;
+use support::proxy::{self, Breakage, ConnectProxy, Kind, TestProxy};
 
 const ANSWER: &[u8] = b"<response>fixed</response>";
 const REQUEST: &[u8] = b"<request>hello</request>";
@@ -94,6 +96,28 @@ fn on_prem_round_trips_with_host_name_ipv4_port_and_both_paths() {
 }
 
 #[test]
+fn on_prem_shorthand_host_and_port_posts_to_smart_transport() {
+    let ca = ca();
+    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+    let mut transport = transport(config(&ca, "https://127.0.0.1:1/unused"));
+    for host in ["localhost", "127.0.0.1"] {
+        let short = format!("{host}:{}", server.port());
+        let settings = TransportSettings::on_prem(&short).expect("shorthand");
+        assert_eq!(
+            settings,
+            TransportSettings::on_prem(&server.url(host, "/SmartTransport")).unwrap()
+        );
+        assert_eq!(
+            transport.send(&settings, REQUEST).as_deref(),
+            Ok(ANSWER),
+            "{short}"
+        );
+        let last = server.received().pop().expect("a request");
+        assert_eq!(last.request_line, "POST /SmartTransport HTTP/1.1");
+    }
+}
+
+#[test]
 fn on_prem_round_trip_over_ipv6_loopback() {
     if !support::ipv6_loopback_or_skip("on_prem_round_trip_over_ipv6_loopback") {
         return;
@@ -104,7 +128,10 @@ fn on_prem_round_trip_over_ipv6_loopback() {
     let mut transport = transport(config(&ca, "https://127.0.0.1:1/unused"));
     let settings = TransportSettings::on_prem(&server.url("[::1]", "/SmartTransport")).unwrap();
     assert_eq!(transport.send(&settings, REQUEST).as_deref(), Ok(ANSWER));
-    assert_eq!(server.received().len(), 1);
+    let short = TransportSettings::on_prem(&format!("[::1]:{}", server.port())).unwrap();
+    assert_eq!(short, settings);
+    assert_eq!(transport.send(&short, REQUEST).as_deref(), Ok(ANSWER));
+    assert_eq!(server.received().len(), 2);
 }
 
 #[test]
@@ -125,6 +152,30 @@ fn der_ca_certificates_are_trusted_too() {
 // ---------------------------------------------------------------------------------------------
 // Trust
 
+/// What the agent shows for this failure: the §9 message and its detail.
+fn shown(result: Result<Vec<u8>, SendError>) -> String {
+    let failure = Failure {
+        operation: Operation::Register,
+        kind: FailureKind::Send(result.expect_err("the send must fail")),
+    };
+    failure.to_string()
+}
+
+const UNKNOWN_CA: &str =
+    "The requested operation was not successful due to invalid trust chain pool (Unknown CA)";
+
+fn send_error_with(failure: SendFailure) -> String {
+    format!(
+        "The requested operation was not successful due to communication send error ({failure})"
+    )
+}
+
+/// The detail of a [`SendError::Send`], which must be a phrase of the closed list.
+fn send_failure(result: Result<Vec<u8>, SendError>) -> SendFailure {
+    let detail = send_detail(result);
+    SendFailure::from_phrase(&detail).unwrap_or_else(|| panic!("not in the list: {detail:?}"))
+}
+
 #[test]
 fn a_certificate_from_an_untrusted_ca_is_unknown_ca() {
     let trusted = ca();
@@ -136,15 +187,72 @@ fn a_certificate_from_an_untrusted_ca_is_unknown_ca() {
         Err(SendError::UnknownCa)
     );
     let settings = TransportSettings::on_prem(&server.url("127.0.0.1", "/SmartTransport")).unwrap();
-    assert_eq!(
-        transport.send(&settings, REQUEST),
-        Err(SendError::UnknownCa)
-    );
+    assert_eq!(shown(transport.send(&settings, REQUEST)), UNKNOWN_CA);
     assert!(server.received().is_empty(), "nothing was sent");
 }
 
 #[test]
-fn a_certificate_for_another_host_name_is_refused() {
+fn a_self_signed_server_certificate_is_unknown_ca() {
+    // Plain self-signed, and CA:TRUE as `openssl req -x509` makes it: untrusted, and
+    // configured as the trusted CA itself (a CA certificate presented as the server's).
+    use support::https::{self_signed_ca_leaf, self_signed_leaf};
+    let openssl_style = self_signed_ca_leaf(&NAMES);
+    let openssl_style_der = openssl_style.0.to_vec();
+    let cases = [
+        (self_signed_leaf(&NAMES), None),
+        (self_signed_ca_leaf(&NAMES), None),
+        (openssl_style, Some(openssl_style_der)),
+    ];
+    for (presented, trusted) in cases {
+        let server =
+            TestServer::start_with(presented, "127.0.0.1:0", Reply::Fixed(ANSWER.to_vec()))
+                .unwrap();
+        let mut config = config(&ca(), &server.url("localhost", "/x"));
+        if let Some(der) = &trusted {
+            config.add_ca_der(der).unwrap();
+        }
+        let mut transport = transport(config);
+        assert_eq!(
+            shown(transport.send(&TransportSettings::Direct, REQUEST)),
+            UNKNOWN_CA,
+            "trusted itself: {}",
+            trusted.is_some()
+        );
+        assert!(server.received().is_empty(), "nothing was sent");
+    }
+}
+
+#[test]
+fn a_leaf_from_an_unknown_ca_is_unknown_ca() {
+    let rogue = TestCa::new("unknown issuing test CA");
+    let server = server(&rogue, Reply::Fixed(ANSWER.to_vec()));
+    let mut transport = transport(config(&ca(), &server.url("localhost", "/x")));
+    assert_eq!(
+        shown(transport.send(&TransportSettings::Direct, REQUEST)),
+        UNKNOWN_CA
+    );
+}
+
+#[test]
+fn a_ca_certificate_presented_as_the_servers_is_unknown_ca() {
+    // The trusted CA's own certificate (rustls: CaUsedAsEndEntity), and another CA's.
+    let trusted = ca();
+    let other = TestCa::new("a CA that is not the manager");
+    for presented in [trusted.as_leaf(), other.as_leaf()] {
+        let server =
+            TestServer::start_with(presented, "127.0.0.1:0", Reply::Fixed(ANSWER.to_vec()))
+                .unwrap();
+        let mut transport = transport(config(&trusted, &server.url("127.0.0.1", "/x")));
+        assert_eq!(
+            shown(transport.send(&TransportSettings::Direct, REQUEST)),
+            UNKNOWN_CA
+        );
+        assert!(server.received().is_empty(), "nothing was sent");
+    }
+}
+
+#[test]
+fn a_certificate_for_another_host_name_says_so_in_words() {
     let ca = ca();
     let server = TestServer::start(
         &ca,
@@ -156,13 +264,41 @@ fn a_certificate_for_another_host_name_is_refused() {
     let mut transport = transport(config(&ca, "https://127.0.0.1:1/unused"));
     for host in ["localhost", "127.0.0.1"] {
         let settings = TransportSettings::on_prem(&server.url(host, "/SmartTransport")).unwrap();
-        let detail = send_detail(transport.send(&settings, REQUEST));
-        assert!(
-            detail.contains("TLS") && detail.contains("certificate"),
-            "{detail}"
+        assert_eq!(
+            shown(transport.send(&settings, REQUEST)),
+            send_error_with(SendFailure::CertificateNotForHost),
+            "{host}"
         );
     }
     assert!(server.received().is_empty(), "nothing was sent");
+}
+
+#[test]
+fn an_expired_certificate_says_so_in_words() {
+    let ca = ca();
+    let server = TestServer::start_with(
+        ca.expired_leaf(&NAMES),
+        "127.0.0.1:0",
+        Reply::Fixed(ANSWER.to_vec()),
+    )
+    .unwrap();
+    let mut transport = transport(config(&ca, &server.url("localhost", "/x")));
+    assert_eq!(
+        shown(transport.send(&TransportSettings::Direct, REQUEST)),
+        send_error_with(SendFailure::CertificateExpired)
+    );
+    assert!(server.received().is_empty(), "nothing was sent");
+}
+
+#[test]
+fn a_manager_port_without_tls_says_so() {
+    let plain = PlainServer::start(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    let url = format!("https://127.0.0.1:{}/x", plain.port());
+    let mut transport = transport(config(&ca(), &url));
+    assert_eq!(
+        send_failure(transport.send(&TransportSettings::Direct, REQUEST)),
+        SendFailure::NotTls
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -176,14 +312,16 @@ fn a_server_that_never_answers_is_a_timeout() {
         config(&ca, &server.url("127.0.0.1", "/x")).with_response_timeout(Duration::from_secs(1));
     let mut transport = transport(config);
     let started = Instant::now();
-    assert_eq!(
-        transport.send(&TransportSettings::Direct, REQUEST),
-        Err(SendError::Timeout)
-    );
+    let result = transport.send(&TransportSettings::Direct, REQUEST);
+    assert_eq!(result, Err(SendError::Timeout));
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(900), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
     assert_eq!(server.received().len(), 1, "the request did arrive");
+    assert_eq!(
+        shown(result),
+        "The requested operation was not successful due to a communication timeout."
+    );
 }
 
 #[test]
@@ -191,10 +329,9 @@ fn connection_refused_is_a_send_error() {
     let ca = ca();
     let port = support::dead_port();
     let mut transport = transport(config(&ca, &format!("https://127.0.0.1:{port}/x")));
-    let detail = send_detail(transport.send(&TransportSettings::Direct, REQUEST));
-    assert!(
-        detail.contains("refused") && detail.contains(&port.to_string()),
-        "{detail}"
+    assert_eq!(
+        shown(transport.send(&TransportSettings::Direct, REQUEST)),
+        send_error_with(SendFailure::ManagerRefused)
     );
 }
 
@@ -203,10 +340,22 @@ fn a_server_that_hangs_up_without_answering_is_a_send_error() {
     let ca = ca();
     let server = server(&ca, Reply::Hangup);
     let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
-    let detail = send_detail(transport.send(&TransportSettings::Direct, REQUEST));
-    println!("{detail}");
-    assert!(detail.contains("127.0.0.1"), "{detail}");
+    assert_eq!(
+        send_failure(transport.send(&TransportSettings::Direct, REQUEST)),
+        SendFailure::ManagerClosed
+    );
     assert_eq!(server.received().len(), 1);
+}
+
+#[test]
+fn an_answer_that_is_not_http_says_so() {
+    let ca = ca();
+    let server = server(&ca, Reply::Raw(b"SSH-2.0-OpenSSH_9.6\r\n\r\n".to_vec()));
+    let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
+    assert_eq!(
+        send_failure(transport.send(&TransportSettings::Direct, REQUEST)),
+        SendFailure::NotHttp
+    );
 }
 
 #[test]
@@ -227,134 +376,239 @@ fn http_500_is_a_send_error_naming_it() {
     let ca = ca();
     let server = server(&ca, Reply::Status(500));
     let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
-    let detail = send_detail(transport.send(&TransportSettings::Direct, REQUEST));
-    assert!(detail.contains("500"), "{detail}");
+    assert_eq!(
+        shown(transport.send(&TransportSettings::Direct, REQUEST)),
+        send_error_with(SendFailure::HttpServerError)
+    );
 }
 
 #[test]
 fn other_non_2xx_answers_are_send_errors_too() {
     let ca = ca();
-    for code in [302, 401, 404, 407, 503] {
+    for (code, expected) in [
+        (302, SendFailure::HttpRedirect),
+        (401, SendFailure::HttpClientError),
+        (404, SendFailure::HttpClientError),
+        (407, SendFailure::HttpClientError),
+        (503, SendFailure::HttpServerError),
+    ] {
         let server = server(&ca, Reply::Status(code));
         let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
         // A manager's own 401/407 is not the proxy asking for credentials.
-        let detail = send_detail(transport.send(&TransportSettings::Direct, REQUEST));
-        assert!(detail.contains(&code.to_string()), "{code}: {detail}");
+        let failure = send_failure(transport.send(&TransportSettings::Direct, REQUEST));
+        assert_eq!(failure, expected, "{code}");
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// Through a real HTTP proxy (tinyproxy)
+// Through an HTTP proxy: tinyproxy when it is on PATH, and always the in-test CONNECT proxy.
+// Each test runs its scenario against every proxy `proxy::each` starts.
 
-fn through(proxy: &Tinyproxy, auth: Option<(&str, &str)>) -> TransportSettings {
+const AUTH: Option<(&str, &str)> = Some(("agent", "s3cret"));
+
+fn through(proxy: &TestProxy, auth: Option<(&str, &str)>) -> TransportSettings {
     TransportSettings::proxy("127.0.0.1", &proxy.port().to_string(), auth).expect("proxy settings")
 }
 
-#[test]
-fn proxy_without_auth_round_trip() {
-    let Some(proxy) = Tinyproxy::start("proxy_without_auth_round_trip", None) else {
-        return;
-    };
-    let ca = ca();
-    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
-    let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/licservice/license")));
-    let answer = transport.send(&through(&proxy, None), REQUEST);
-    assert_eq!(answer.as_deref(), Ok(ANSWER), "{}", proxy.log());
-    assert_eq!(server.received()[0].body, REQUEST);
-    assert_tunnelled(&proxy, "127.0.0.1");
-}
-
 /// The proxy logged a CONNECT to the test server: the request really went through it.
-fn assert_tunnelled(proxy: &Tinyproxy, host: &str) {
+fn assert_tunnelled(proxy: &TestProxy, host: &str) {
     let log = proxy.log();
     assert!(
         log.contains(&format!("CONNECT {host}:")),
-        "no CONNECT {host} in: {log}"
+        "{:?}: no CONNECT {host} in: {log}",
+        proxy.kind()
     );
 }
 
-#[test]
-fn proxy_with_basic_auth_and_the_right_password_round_trip() {
-    let test = "proxy_with_basic_auth_and_the_right_password_round_trip";
-    let Some(proxy) = Tinyproxy::start(test, Some(("agent", "s3cret"))) else {
-        return;
-    };
+fn round_trip_without_auth(proxy: &TestProxy) {
+    let ca = ca();
+    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+    let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/licservice/license")));
+    let answer = transport.send(&through(proxy, None), REQUEST);
+    assert_eq!(
+        answer.as_deref(),
+        Ok(ANSWER),
+        "{:?}: {}",
+        proxy.kind(),
+        proxy.log()
+    );
+    assert_eq!(server.received()[0].body, REQUEST);
+    assert_tunnelled(proxy, "127.0.0.1");
+}
+
+fn round_trip_with_the_right_password(proxy: &TestProxy) {
     let ca = ca();
     let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
     let mut transport = transport(config(&ca, &server.url("localhost", "/x")));
-    let answer = transport.send(&through(&proxy, Some(("agent", "s3cret"))), REQUEST);
-    assert_eq!(answer.as_deref(), Ok(ANSWER), "{}", proxy.log());
-    assert_tunnelled(&proxy, "localhost");
+    let answer = transport.send(&through(proxy, AUTH), REQUEST);
+    assert_eq!(
+        answer.as_deref(),
+        Ok(ANSWER),
+        "{:?}: {}",
+        proxy.kind(),
+        proxy.log()
+    );
+    assert_tunnelled(proxy, "localhost");
 }
 
-#[test]
-fn proxy_with_a_wrong_password_is_proxy_authentication() {
-    let test = "proxy_with_a_wrong_password_is_proxy_authentication";
-    let Some(proxy) = Tinyproxy::start(test, Some(("agent", "s3cret"))) else {
-        return;
-    };
+fn wrong_password_is_proxy_authentication(proxy: &TestProxy) {
     let ca = ca();
     let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
     let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
-    let answer = transport.send(&through(&proxy, Some(("agent", "wrong"))), REQUEST);
+    let answer = transport.send(&through(proxy, Some(("agent", "wrong"))), REQUEST);
     assert_eq!(
         answer,
         Err(SendError::ProxyAuthentication),
-        "{}",
+        "{:?}: {}",
+        proxy.kind(),
         proxy.log()
     );
     assert!(server.received().is_empty());
 }
 
 #[test]
+fn proxy_without_auth_round_trip() {
+    for proxy in proxy::each("proxy_without_auth_round_trip", None) {
+        round_trip_without_auth(&proxy);
+    }
+}
+
+#[test]
+fn proxy_with_basic_auth_and_the_right_password_round_trip() {
+    let test = "proxy_with_basic_auth_and_the_right_password_round_trip";
+    for proxy in proxy::each(test, AUTH) {
+        round_trip_with_the_right_password(&proxy);
+    }
+}
+
+#[test]
+fn proxy_with_a_wrong_password_is_proxy_authentication() {
+    let test = "proxy_with_a_wrong_password_is_proxy_authentication";
+    for proxy in proxy::each(test, AUTH) {
+        wrong_password_is_proxy_authentication(&proxy);
+    }
+}
+
+#[test]
 fn proxy_demanding_auth_without_credentials_is_proxy_authentication() {
     let test = "proxy_demanding_auth_without_credentials_is_proxy_authentication";
-    let Some(proxy) = Tinyproxy::start(test, Some(("agent", "s3cret"))) else {
-        return;
-    };
-    let ca = ca();
-    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
-    let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
-    let answer = transport.send(&through(&proxy, None), REQUEST);
-    assert_eq!(
-        answer,
-        Err(SendError::ProxyAuthentication),
-        "{}",
-        proxy.log()
-    );
+    for proxy in proxy::each(test, AUTH) {
+        let ca = ca();
+        let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+        let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
+        let answer = transport.send(&through(&proxy, None), REQUEST);
+        assert_eq!(
+            answer,
+            Err(SendError::ProxyAuthentication),
+            "{:?}: {}",
+            proxy.kind(),
+            proxy.log()
+        );
+    }
 }
 
 #[test]
 fn a_stopped_proxy_is_a_send_error() {
-    let Some(mut proxy) = Tinyproxy::start("a_stopped_proxy_is_a_send_error", None) else {
-        return;
-    };
-    let ca = ca();
-    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
-    let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
-    let settings = through(&proxy, None);
-    assert_eq!(transport.send(&settings, REQUEST).as_deref(), Ok(ANSWER));
-    proxy.stop();
-    let detail = send_detail(transport.send(&settings, REQUEST));
-    assert!(
-        detail.contains("proxy") && detail.contains("refused"),
-        "{detail}"
-    );
-    assert_eq!(server.received().len(), 1);
+    for mut proxy in proxy::each("a_stopped_proxy_is_a_send_error", None) {
+        let ca = ca();
+        let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+        let mut transport = transport(config(&ca, &server.url("127.0.0.1", "/x")));
+        let settings = through(&proxy, None);
+        assert_eq!(transport.send(&settings, REQUEST).as_deref(), Ok(ANSWER));
+        proxy.stop();
+        assert_eq!(
+            shown(transport.send(&settings, REQUEST)),
+            send_error_with(SendFailure::ProxyRefused),
+            "{:?}",
+            proxy.kind()
+        );
+        assert_eq!(server.received().len(), 1);
+    }
 }
 
 #[test]
 fn the_proxy_does_not_bypass_trust() {
-    let Some(proxy) = Tinyproxy::start("the_proxy_does_not_bypass_trust", None) else {
-        return;
-    };
-    let rogue = TestCa::new("another untrusted test CA");
-    let server = server(&rogue, Reply::Fixed(ANSWER.to_vec()));
-    let mut transport = transport(config(&ca(), &server.url("127.0.0.1", "/x")));
+    for proxy in proxy::each("the_proxy_does_not_bypass_trust", None) {
+        let rogue = TestCa::new("another untrusted test CA");
+        let server = server(&rogue, Reply::Fixed(ANSWER.to_vec()));
+        let mut transport = transport(config(&ca(), &server.url("127.0.0.1", "/x")));
+        assert_eq!(
+            transport.send(&through(&proxy, None), REQUEST),
+            Err(SendError::UnknownCa),
+            "{:?}",
+            proxy.kind()
+        );
+    }
+}
+
+#[test]
+fn without_tinyproxy_on_path_the_proxy_tests_run_against_the_in_test_proxy() {
+    use std::os::unix::fs::PermissionsExt;
+    let empty = tempfile::tempdir().unwrap();
+    let no_tinyproxy = Some(empty.path().as_os_str());
     assert_eq!(
-        transport.send(&through(&proxy, None), REQUEST),
-        Err(SendError::UnknownCa)
+        proxy::kinds_for(no_tinyproxy, false),
+        Ok(vec![Kind::InTest])
     );
+    assert_eq!(proxy::kinds_for(None, false), Ok(vec![Kind::InTest]));
+    // .ci/run sets SMART_AGENT_REQUIRE_PROXY=1: there a missing tinyproxy fails the tests.
+    let required = proxy::kinds_for(no_tinyproxy, true).unwrap_err();
+    assert!(
+        required.contains("SMART_AGENT_REQUIRE_PROXY=1"),
+        "{required}"
+    );
+    // An executable tinyproxy on PATH: both; a file that cannot run does not count.
+    let bin = tempfile::tempdir().unwrap();
+    let tinyproxy = bin.path().join("tinyproxy");
+    std::fs::write(&tinyproxy, "#!/bin/sh\n").unwrap();
+    let path = std::env::join_paths([empty.path(), bin.path()]).unwrap();
+    assert_eq!(proxy::kinds_for(Some(&path), false), Ok(vec![Kind::InTest]));
+    std::fs::set_permissions(&tinyproxy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(
+        proxy::kinds_for(Some(&path), true),
+        Ok(vec![Kind::Tinyproxy, Kind::InTest])
+    );
+
+    // The in-test proxy passes the scenarios, and a broken one fails them.
+    round_trip_without_auth(&TestProxy::start(Kind::InTest, "in-test", None));
+    round_trip_with_the_right_password(&TestProxy::start(Kind::InTest, "in-test", AUTH));
+    wrong_password_is_proxy_authentication(&TestProxy::start(Kind::InTest, "in-test", AUTH));
+    let no_tunnel = TestProxy::InTest(ConnectProxy::start_broken(None, Breakage::NoTunnel));
+    let any_password = TestProxy::InTest(ConnectProxy::start_broken(AUTH, Breakage::AnyPassword));
+    let fails = |scenario: fn(&TestProxy), proxy: &TestProxy| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenario(proxy))).is_err()
+    };
+    assert!(
+        fails(round_trip_without_auth, &no_tunnel),
+        "a proxy that tunnels nothing"
+    );
+    assert!(
+        fails(wrong_password_is_proxy_authentication, &any_password),
+        "a proxy that takes any password"
+    );
+}
+
+#[test]
+fn a_proxy_that_answers_in_tls_is_named_so() {
+    // An HTTPS port configured as the proxy: it answers the CONNECT with a TLS alert.
+    let ca = ca();
+    let https_port = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+    let manager = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+    let config = config(&ca, &manager.url("127.0.0.1", "/x"));
+    let settings =
+        TransportSettings::proxy("127.0.0.1", &https_port.port().to_string(), None).unwrap();
+    let mut transport = transport(config.clone());
+    assert_eq!(
+        send_failure(transport.send(&settings, REQUEST)),
+        SendFailure::ProxySpeaksTls
+    );
+    let d = diagnose(&settings, &config);
+    assert_failed_at(
+        &d,
+        Step::ProxyConnect,
+        "the proxy answered in TLS, not HTTP",
+    );
+    assert!(manager.received().is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -367,11 +621,27 @@ fn assert_failed_at(d: &smart_agent::transport::Diagnosis, step: Step, needle: &
     let last = text.lines().last().unwrap_or_default();
     assert!(last.starts_with(&format!("{step}: FAILED: ")), "{d}");
     assert!(last.contains(needle), "{d}");
+    assert!(in_the_words_of_the_list(step, last), "{d}");
     assert_eq!(
         d.steps().last().map(|r| r.step),
         Some(step),
         "stops at the failure"
     );
+}
+
+/// A failed step speaks the words the agent's failure detail uses ([`SendFailure`]), but for
+/// the configuration (URL), the name that does not resolve (DNS) and a manager's answer that
+/// is not one (the agent's rejected-answer checks).
+fn in_the_words_of_the_list(step: Step, line: &str) -> bool {
+    match step {
+        Step::Url => true,
+        Step::Dns => line.contains(": cannot resolve ") || line.contains(": no answer for "),
+        _ => {
+            SendFailure::ALL.iter().any(|f| line.contains(f.phrase()))
+                || line.contains(": communication timeout (")
+                || line.contains(": the answer is not a manager's answer (")
+        }
+    }
 }
 
 #[test]
@@ -414,15 +684,18 @@ fn diagnose_fails_at_tcp_when_the_proxy_is_down() {
 #[test]
 fn diagnose_fails_at_proxy_connect_with_a_wrong_password() {
     let test = "diagnose_fails_at_proxy_connect_with_a_wrong_password";
-    let Some(proxy) = Tinyproxy::start(test, Some(("agent", "s3cret"))) else {
-        return;
-    };
-    let ca = ca();
-    let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
-    let config = config(&ca, &server.url("127.0.0.1", "/x"));
-    for auth in [Some(("agent", "wrong")), None] {
-        let d = diagnose(&through(&proxy, auth), &config);
-        assert_failed_at(&d, Step::ProxyConnect, "proxy authentication required");
+    for proxy in proxy::each(test, AUTH) {
+        let ca = ca();
+        let server = server(&ca, Reply::Fixed(ANSWER.to_vec()));
+        let config = config(&ca, &server.url("127.0.0.1", "/x"));
+        for auth in [Some(("agent", "wrong")), None] {
+            let d = diagnose(&through(&proxy, auth), &config);
+            assert_failed_at(
+                &d,
+                Step::ProxyConnect,
+                "proxy authentication required (HTTP 4",
+            );
+        }
     }
 }
 
@@ -434,6 +707,58 @@ fn diagnose_fails_at_tls_for_an_untrusted_ca() {
     let d = diagnose(&TransportSettings::Direct, &config);
     assert_failed_at(&d, Step::Tls, "invalid trust chain pool (Unknown CA)");
     assert!(server.received().is_empty());
+}
+
+#[test]
+fn diagnose_fails_at_tls_with_unknown_ca_for_self_signed_and_ca_certificates() {
+    let trusted = ca();
+    for presented in [
+        support::https::self_signed_leaf(&NAMES),
+        support::https::self_signed_ca_leaf(&NAMES),
+        trusted.as_leaf(),
+    ] {
+        let server =
+            TestServer::start_with(presented, "127.0.0.1:0", Reply::Fixed(ANSWER.to_vec()))
+                .unwrap();
+        let config = config(&trusted, &server.url("127.0.0.1", "/x"));
+        let d = diagnose(&TransportSettings::Direct, &config);
+        assert_failed_at(
+            &d,
+            Step::Tls,
+            "TLS: FAILED: invalid trust chain pool (Unknown CA)",
+        );
+        assert!(server.received().is_empty());
+    }
+}
+
+#[test]
+fn diagnose_fails_at_tls_for_an_expired_certificate() {
+    let ca = ca();
+    let server = TestServer::start_with(
+        ca.expired_leaf(&NAMES),
+        "127.0.0.1:0",
+        Reply::Fixed(ANSWER.to_vec()),
+    )
+    .unwrap();
+    let config = config(&ca, &server.url("localhost", "/x"));
+    let d = diagnose(&TransportSettings::Direct, &config);
+    assert_failed_at(
+        &d,
+        Step::Tls,
+        "TLS: FAILED: communication send error: the manager's certificate has expired",
+    );
+}
+
+#[test]
+fn diagnose_fails_at_tls_for_a_port_without_tls() {
+    let plain = PlainServer::start(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    let config = config(&ca(), &format!("https://127.0.0.1:{}/x", plain.port()));
+    let d = diagnose(&TransportSettings::Direct, &config);
+    assert_failed_at(
+        &d,
+        Step::Tls,
+        "TLS: FAILED: communication send error: the manager does not speak TLS",
+    );
 }
 
 #[test]
@@ -449,7 +774,12 @@ fn diagnose_fails_at_tls_for_a_certificate_of_another_host() {
     let config = config(&ca, "https://127.0.0.1:1/unused");
     let settings = TransportSettings::on_prem(&server.url("localhost", "/SmartTransport")).unwrap();
     let d = diagnose(&settings, &config);
-    assert_failed_at(&d, Step::Tls, "certificate");
+    assert_failed_at(
+        &d,
+        Step::Tls,
+        "TLS: FAILED: communication send error: \
+         the manager's certificate is not valid for its host name",
+    );
 }
 
 #[test]
@@ -458,7 +788,12 @@ fn diagnose_fails_at_manager_for_http_500() {
     let server = server(&ca, Reply::Status(500));
     let config = config(&ca, &server.url("127.0.0.1", "/x"));
     let d = diagnose(&TransportSettings::Direct, &config);
-    assert_failed_at(&d, Step::Manager, "500");
+    assert_failed_at(
+        &d,
+        Step::Manager,
+        "Manager: FAILED: communication send error: \
+         the manager answered with an HTTP server error (HTTP 500)",
+    );
     assert!(d.to_string().contains("TLS: ok ("), "{d}");
 }
 
@@ -515,25 +850,25 @@ fn diagnose_all_ok_against_the_reference_manager() {
 #[test]
 fn diagnose_all_ok_through_an_authenticating_proxy() {
     let test = "diagnose_all_ok_through_an_authenticating_proxy";
-    let Some(proxy) = Tinyproxy::start(test, Some(("agent", "s3cret"))) else {
-        return;
-    };
-    let ca = ca();
-    let server = server(&ca, manager_reply());
-    let config = config(&ca, &server.url("127.0.0.1", "/licservice/license"));
-    let d = diagnose(&through(&proxy, Some(("agent", "s3cret"))), &config);
-    assert!(d.is_ok(), "{d}\n{}", proxy.log());
-    let steps: Vec<Step> = d.steps().iter().map(|r| r.step).collect();
-    assert_eq!(
-        steps,
-        [
-            Step::Url,
-            Step::Dns,
-            Step::Tcp,
-            Step::ProxyConnect,
-            Step::Tls,
-            Step::Manager
-        ]
-    );
-    println!("{d}");
+    for proxy in proxy::each(test, AUTH) {
+        let ca = ca();
+        let server = server(&ca, manager_reply());
+        let config = config(&ca, &server.url("127.0.0.1", "/licservice/license"));
+        let d = diagnose(&through(&proxy, AUTH), &config);
+        assert!(d.is_ok(), "{:?}: {d}\n{}", proxy.kind(), proxy.log());
+        let steps: Vec<Step> = d.steps().iter().map(|r| r.step).collect();
+        assert_eq!(
+            steps,
+            [
+                Step::Url,
+                Step::Dns,
+                Step::Tcp,
+                Step::ProxyConnect,
+                Step::Tls,
+                Step::Manager
+            ]
+        );
+        assert_tunnelled(&proxy, "127.0.0.1");
+        println!("{d}");
+    }
 }

@@ -69,17 +69,14 @@ impl Failure {
         format!("{PREFIX}{}{}", self.phrase(), if stop { "." } else { "" })
     }
 
-    /// The detail the §9 table adds: "Unknown CA", "proxy authentication required", the
-    /// rejected check, the manager's own message, or the protocol-version note.
+    /// The detail the §9 table adds: for a transport failure its
+    /// [`SendFailure`](crate::wire::SendFailure) phrase ("Unknown CA", "proxy authentication
+    /// required", …; see [`SendError::detail`]), the rejected check, the manager's own
+    /// message, or the protocol-version note.
     pub fn detail(&self) -> Option<String> {
         match &self.kind {
-            FailureKind::Send(SendError::UnknownCa) => Some("Unknown CA".into()),
-            FailureKind::Send(SendError::ProxyAuthentication) => {
-                Some("proxy authentication required".into())
-            }
-            FailureKind::Send(SendError::Send { detail }) => Some(detail.clone()),
-            FailureKind::Send(SendError::TooLarge) => Some("answer too large".into()),
-            FailureKind::Send(SendError::Timeout) | FailureKind::TokenRefused => None,
+            FailureKind::Send(e) => e.detail().map(str::to_string),
+            FailureKind::TokenRefused => None,
             FailureKind::Rejected(e) => Some(e.to_string()),
             FailureKind::Manager { code, message } => Some(format!("{code}: {message}")),
             FailureKind::VersionTooHigh => {

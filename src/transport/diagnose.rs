@@ -15,12 +15,11 @@ use std::time::Duration;
 use base64::Engine as _;
 
 use super::config::{bare_host, crypto_provider, server_name, Route, Target, TransportConfig};
-use super::errors::{describe, is_proxy_auth_status, map_io, map_tls, Peer};
-use super::https::{peer, HttpsTransport};
-use super::Transport;
+use super::errors::{describe, is_proxy_auth_status, looks_like_tls, map_io, tls_failure, Via};
+use super::https::{via, HttpsTransport, Refused};
 use crate::crypto::B64;
 use crate::settings::{Host, ProxySettings, TransportSettings};
-use crate::wire::{decode_response, ResponseStatus};
+use crate::wire::{decode_response, ResponseStatus, SendError, SendFailure};
 
 /// What the manager step POSTs: an unsigned request without a body. A manager answers it with
 /// a signed `FAILED` (`MALFORMED`) and changes nothing; that the answer parses as a manager's
@@ -157,7 +156,9 @@ impl fmt::Display for Diagnosis {
 
 /// Walks URL → DNS → TCP (→ proxy `CONNECT`) → TLS → manager answer for `settings`, stopping
 /// at the first step that fails. Blocking; each network step is bounded by the configured
-/// timeouts.
+/// timeouts. A failure is said in the words of [`SendFailure`] (the same the agent's failure
+/// detail uses), with what this step knows besides: the host name, the address, the HTTP
+/// status.
 pub fn diagnose(settings: &TransportSettings, config: &TransportConfig) -> Diagnosis {
     let mut diagnosis = Diagnosis::default();
     let _ = walk(settings, config, &mut diagnosis);
@@ -168,21 +169,21 @@ type StepResult<T> = Result<(T, String), String>;
 
 fn walk(settings: &TransportSettings, config: &TransportConfig, d: &mut Diagnosis) -> Option<()> {
     let route = d.record(Step::Url, url_step(settings, config))?;
-    let peer = peer(&route);
+    let via = via(&route);
     let timeout = config.connect_timeout();
-    let (host, port, who) = match &route.proxy {
-        Some(proxy) => (proxy.host(), proxy.port(), "the proxy"),
-        None => (&route.target.host, route.target.port, "the manager"),
+    let (host, port) = match &route.proxy {
+        Some(proxy) => (proxy.host(), proxy.port()),
+        None => (&route.target.host, route.target.port),
     };
     let addrs = d.record(Step::Dns, resolve(host, port, timeout))?;
-    let mut stream = d.record(Step::Tcp, connect(&addrs, timeout, who))?;
+    let mut stream = d.record(Step::Tcp, connect(&addrs, timeout, via))?;
     if let Some(proxy) = &route.proxy {
         d.record(
             Step::ProxyConnect,
             tunnel(&mut stream, proxy, &route.target, timeout),
         )?;
     }
-    d.record(Step::Tls, handshake(stream, &route.target, &peer, config))?;
+    d.record(Step::Tls, handshake(stream, &route.target, config))?;
     d.record(Step::Manager, ask_manager(settings, config))
 }
 
@@ -212,7 +213,8 @@ fn resolve(host: &Host, port: u16, timeout: Duration) -> StepResult<Vec<SocketAd
             });
             match rx.recv_timeout(timeout) {
                 Ok(Ok(addrs)) => addrs,
-                Ok(Err(e)) => return Err(format!("cannot resolve {name}: {e}")),
+                // The resolver's own words vary by platform; the name is what matters.
+                Ok(Err(_)) => return Err(format!("cannot resolve {name}")),
                 Err(_) => {
                     return Err(format!(
                         "no answer for {name} within {} s",
@@ -223,7 +225,7 @@ fn resolve(host: &Host, port: u16, timeout: Duration) -> StepResult<Vec<SocketAd
         }
     };
     if addrs.is_empty() {
-        return Err(format!("no address found for {name}"));
+        return Err(format!("cannot resolve {name}"));
     }
     let mut ips: Vec<String> = Vec::new();
     for addr in &addrs {
@@ -235,31 +237,63 @@ fn resolve(host: &Host, port: u16, timeout: Duration) -> StepResult<Vec<SocketAd
     Ok((addrs, ips.join(", ")))
 }
 
-fn connect(addrs: &[SocketAddr], timeout: Duration, who: &str) -> StepResult<TcpStream> {
+fn connect(addrs: &[SocketAddr], timeout: Duration, via: Via) -> StepResult<TcpStream> {
+    let who = match via {
+        Via::Direct => "the manager",
+        Via::Proxy => "the proxy",
+    };
     let mut failures = Vec::new();
     for addr in addrs {
-        match TcpStream::connect_timeout(addr, timeout) {
-            Ok(stream) => {
-                // The CONNECT exchange and the TLS handshake share the connect timeout.
-                stream
-                    .set_read_timeout(Some(timeout))
-                    .and_then(|()| stream.set_write_timeout(Some(timeout)))
-                    .map_err(|e| format!("{addr}: {e}"))?;
-                return Ok((stream, format!("connected to {who} at {addr}")));
-            }
-            Err(e) => failures.push(match e.kind() {
-                io::ErrorKind::ConnectionRefused => {
-                    format!("connection refused by {who} at {addr}")
-                }
-                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => format!(
+        let opened = TcpStream::connect_timeout(addr, timeout).and_then(|stream| {
+            // The CONNECT exchange and the TLS handshake share the connect timeout.
+            stream.set_read_timeout(Some(timeout))?;
+            stream.set_write_timeout(Some(timeout))?;
+            Ok(stream)
+        });
+        match opened {
+            Ok(stream) => return Ok((stream, format!("connected to {who} at {addr}"))),
+            // "connection refused by the manager at 127.0.0.1:8443", …
+            Err(e) => failures.push(match map_io(&e, via) {
+                SendError::Timeout => format!(
                     "no connection to {who} at {addr} within {} s",
                     timeout.as_secs_f64()
                 ),
-                _ => format!("{who} at {addr}: {e}"),
+                failed => format!("{} at {addr}", failed.detail().unwrap_or_default()),
             }),
         }
     }
     Err(failures.join("; "))
+}
+
+/// A `CONNECT` request for a tunnel to `target`, with basic auth if `proxy` has credentials.
+fn connect_request(proxy: Option<&ProxySettings>, target: &Target) -> String {
+    let authority = target.authority();
+    let mut request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
+    if let Some(c) = proxy.and_then(ProxySettings::credentials) {
+        let token = B64.encode(format!("{}:{}", c.username, c.password));
+        request.push_str(&format!("Proxy-Authorization: Basic {token}\r\n"));
+    }
+    request.push_str("\r\n");
+    request
+}
+
+/// Asks the proxy for a tunnel once more, by hand and without credentials, to see whether
+/// what answers is TLS (an HTTPS port configured as the proxy): ureq reports a TLS answer to
+/// its `CONNECT` only as a reset or an answer that is not HTTP. False if it cannot tell.
+pub(crate) fn proxy_answers_in_tls(
+    proxy: &ProxySettings,
+    target: &Target,
+    timeout: Duration,
+) -> bool {
+    let Ok((addrs, _)) = resolve(proxy.host(), proxy.port(), timeout) else {
+        return false;
+    };
+    let Ok((mut stream, _)) = connect(&addrs, timeout, Via::Proxy) else {
+        return false;
+    };
+    let request = connect_request(None, target);
+    stream.write_all(request.as_bytes()).is_ok()
+        && read_head(&mut stream).is_ok_and(|head| looks_like_tls(&head))
 }
 
 fn tunnel(
@@ -269,42 +303,54 @@ fn tunnel(
     timeout: Duration,
 ) -> StepResult<()> {
     let authority = target.authority();
-    let mut request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
-    if let Some(c) = proxy.credentials() {
-        let token = B64.encode(format!("{}:{}", c.username, c.password));
-        request.push_str(&format!("Proxy-Authorization: Basic {token}\r\n"));
-    }
-    request.push_str("\r\n");
-    let io_failure = |e: io::Error| match e.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => format!(
-            "no answer from the proxy within {} s",
+    let request = connect_request(Some(proxy), target);
+    let io_failure = |e: io::Error| match map_io(&e, Via::Proxy) {
+        SendError::Timeout => format!(
+            "{} within {} s",
+            SendFailure::ProxySilent,
             timeout.as_secs_f64()
         ),
-        _ => format!("the proxy: {e}"),
+        failed => failed.detail().unwrap_or_default().to_string(),
     };
     stream.write_all(request.as_bytes()).map_err(io_failure)?;
     let head = read_head(stream).map_err(io_failure)?;
-    let status_line = head.lines().next().unwrap_or_default().trim().to_string();
-    let code = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse::<u16>().ok());
-    match code {
-        Some(200..=299) => Ok(((), format!("tunnel to {authority} open"))),
-        Some(code) if is_proxy_auth_status(code) => Err(format!(
-            "proxy authentication required (the proxy answered \"{status_line}\")"
+    match proxy_status(&head) {
+        Ok(200..=299) => Ok(((), format!("tunnel to {authority} open"))),
+        Ok(code) if is_proxy_auth_status(code) => Err(format!(
+            "{} (HTTP {code})",
+            SendFailure::ProxyAuthentication
         )),
-        Some(_) => Err(format!(
-            "the proxy refused the tunnel to {authority}: \"{status_line}\""
-        )),
-        None if head.is_empty() => Err("the proxy closed the connection without answering".into()),
-        None => Err(format!("the proxy's answer is not HTTP: \"{status_line}\"")),
+        Ok(code) => Err(format!("{} (HTTP {code})", SendFailure::ProxyRefusedTunnel)),
+        Err(failure) => Err(failure.to_string()),
     }
 }
 
+/// The status code of a proxy's answer head, or why there is none.
+fn proxy_status(head: &[u8]) -> Result<u16, SendFailure> {
+    if head.is_empty() {
+        return Err(SendFailure::ProxySilent);
+    }
+    if looks_like_tls(head) {
+        return Err(SendFailure::ProxySpeaksTls);
+    }
+    // "HTTP/1.1 407 Proxy Authentication Required"
+    let mut words = head
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|word| !word.is_empty());
+    let version = words.next().unwrap_or_default();
+    let code = words.next().unwrap_or_default();
+    if !version.starts_with(b"HTTP/") || code.len() != 3 {
+        return Err(SendFailure::ProxyNotHttp);
+    }
+    std::str::from_utf8(code)
+        .ok()
+        .and_then(|c| c.parse::<u16>().ok())
+        .ok_or(SendFailure::ProxyNotHttp)
+}
+
 /// Reads an HTTP answer head up to the blank line, one byte at a time so that nothing after
-/// it (the tunnelled TLS) is consumed. Lossy UTF-8; at most [`MAX_PROXY_HEAD`] bytes.
-fn read_head(stream: &mut TcpStream) -> io::Result<String> {
+/// it (the tunnelled TLS) is consumed; at most [`MAX_PROXY_HEAD`] bytes.
+fn read_head(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") && head.len() < MAX_PROXY_HEAD {
@@ -314,66 +360,90 @@ fn read_head(stream: &mut TcpStream) -> io::Result<String> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
+        // A TLS record has no blank line to wait for.
+        if head.len() == 3 && looks_like_tls(&head) {
+            break;
+        }
     }
-    Ok(String::from_utf8_lossy(&head).into_owned())
+    Ok(head)
 }
 
-fn handshake(
-    mut stream: TcpStream,
-    target: &Target,
-    peer: &Peer,
-    config: &TransportConfig,
-) -> StepResult<()> {
+fn handshake(mut stream: TcpStream, target: &Target, config: &TransportConfig) -> StepResult<()> {
     if config.ca_certificates().next().is_none() {
         return Err("no CA certificate configured, so no manager can be trusted".into());
     }
     let name =
         server_name(&target.host).ok_or_else(|| format!("{} is not a TLS name", target.host))?;
+    let in_words =
+        |e: SendError| describe(&e, config.response_timeout(), config.max_answer_bytes());
     let tls = rustls::ClientConfig::builder_with_provider(crypto_provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| in_words(tls_failure(&e).into()))?
         .with_root_certificates(config.root_store())
         .with_no_client_auth();
-    let mut conn = rustls::ClientConnection::new(Arc::new(tls), name).map_err(|e| {
-        describe(
-            &map_tls(&e, peer),
-            config.response_timeout(),
-            config.max_answer_bytes(),
-        )
-    })?;
+    let mut conn = rustls::ClientConnection::new(Arc::new(tls), name)
+        .map_err(|e| in_words(tls_failure(&e).into()))?;
     while conn.is_handshaking() {
         if let Err(e) = conn.complete_io(&mut stream) {
             return Err(match e.kind() {
                 io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => format!(
-                    "no TLS answer within {} s",
+                    "{}: no answer within {} s",
+                    SendFailure::TlsFailed,
                     config.connect_timeout().as_secs_f64()
                 ),
                 io::ErrorKind::UnexpectedEof => {
-                    "the connection was closed during the TLS handshake".into()
+                    format!("{}: the connection was closed", SendFailure::TlsFailed)
                 }
-                _ => describe(
-                    &map_io(&e, peer),
-                    config.response_timeout(),
-                    config.max_answer_bytes(),
-                ),
+                // The tunnel is the manager's connection: a TLS failure is the manager's.
+                _ => in_words(map_io(&e, Via::Direct)),
             });
         }
     }
     let mut detail = format!("certificate of {} trusted", target.host);
     if let (Some(version), Some(suite)) = (conn.protocol_version(), conn.negotiated_cipher_suite())
     {
-        detail = format!("{version:?}, {:?}, {detail}", suite.suite());
+        detail = format!(
+            "{}, {}, {detail}",
+            tls_version_name(version),
+            cipher_suite_name(suite.suite())
+        );
     }
     conn.send_close_notify();
     let _ = conn.complete_io(&mut stream);
     Ok(((), detail))
 }
 
+/// "TLS 1.3", as people write it.
+fn tls_version_name(version: rustls::ProtocolVersion) -> &'static str {
+    match version {
+        rustls::ProtocolVersion::TLSv1_3 => "TLS 1.3",
+        rustls::ProtocolVersion::TLSv1_2 => "TLS 1.2",
+        _ => "TLS",
+    }
+}
+
+/// The IANA name of a cipher suite (`TLS_AES_256_GCM_SHA384`).
+fn cipher_suite_name(suite: rustls::CipherSuite) -> String {
+    match suite.as_str() {
+        // rustls names the TLS 1.3 suites TLS13_…; IANA's names are TLS_….
+        Some(name) => name.replacen("TLS13_", "TLS_", 1),
+        None => "an unnamed cipher suite".to_string(),
+    }
+}
+
 fn ask_manager(settings: &TransportSettings, config: &TransportConfig) -> StepResult<()> {
     let mut transport = HttpsTransport::new(config.clone()).map_err(|e| e.to_string())?;
     let answer = transport
-        .send(settings, PROBE)
-        .map_err(|e| describe(&e, config.response_timeout(), config.max_answer_bytes()))?;
+        .post(settings, PROBE)
+        .map_err(|refused| match refused {
+            Refused::Status(code) => format!(
+                "communication send error: {} (HTTP {code})",
+                SendFailure::of_http_status(code)
+            ),
+            Refused::Failed(e) => {
+                describe(&e, config.response_timeout(), config.max_answer_bytes())
+            }
+        })?;
     let parsed = decode_response(&answer, config.max_answer_bytes())
         .map_err(|e| format!("the answer is not a manager's answer ({e})"))?;
     let response = &parsed.response;

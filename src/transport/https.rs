@@ -1,14 +1,16 @@
 //! [`HttpsTransport`]: ureq 3 over rustls (ring), with explicit trust and no environment proxy.
 
 use std::fmt;
+use std::time::Duration;
 
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
 
 use super::config::{crypto_provider, Route, TransportConfig, TransportError};
-use super::errors::{map_error, Peer};
+use super::diagnose::proxy_answers_in_tls;
+use super::errors::{map_error, Via};
 use super::Transport;
 use crate::settings::{ProxySettings, TransportSettings};
-use crate::wire::SendError;
+use crate::wire::{SendError, SendFailure};
 
 /// The HTTPS [`Transport`]: POSTs each request document (`Content-Type: application/xml`) to
 /// the manager the settings name and reads at most
@@ -24,8 +26,24 @@ pub struct HttpsTransport {
 struct Cached {
     settings: TransportSettings,
     agent: ureq::Agent,
-    url: String,
-    peer: Peer,
+    route: Route,
+}
+
+/// Why [`HttpsTransport::post`] brought back no answer body.
+pub(crate) enum Refused {
+    /// The manager answered with this non-2xx HTTP status.
+    Status(u16),
+    /// Anything else.
+    Failed(SendError),
+}
+
+impl From<Refused> for SendError {
+    fn from(refused: Refused) -> SendError {
+        match refused {
+            Refused::Status(code) => SendFailure::of_http_status(code).into(),
+            Refused::Failed(e) => e,
+        }
+    }
 }
 
 impl fmt::Debug for HttpsTransport {
@@ -70,49 +88,90 @@ impl HttpsTransport {
         match self.cached.take() {
             Some(cached) if cached.settings == *settings => Ok(self.cached.insert(cached)),
             _ => {
-                let route = self.config.route(settings).map_err(|e| SendError::Send {
-                    detail: e.to_string(),
-                })?;
+                // The configuration was checked in `new`, so this does not fail in practice.
+                let route = self
+                    .config
+                    .route(settings)
+                    .map_err(|_| SendError::from(SendFailure::BadUrl))?;
                 let agent = build_agent(&self.config, &self.tls, route.proxy.as_ref())?;
                 self.agents_built = self.agents_built.saturating_add(1);
                 Ok(self.cached.insert(Cached {
                     settings: settings.clone(),
                     agent,
-                    url: route.target.url.clone(),
-                    peer: peer(&route),
+                    route,
                 }))
             }
         }
     }
 }
 
-impl Transport for HttpsTransport {
-    fn send(&mut self, settings: &TransportSettings, body: &[u8]) -> Result<Vec<u8>, SendError> {
+impl HttpsTransport {
+    /// [`Transport::send`], keeping a non-2xx status apart for [`diagnose`](super::diagnose).
+    pub(crate) fn post(
+        &mut self,
+        settings: &TransportSettings,
+        body: &[u8],
+    ) -> Result<Vec<u8>, Refused> {
         let max = u64::try_from(self.config.max_answer_bytes()).unwrap_or(u64::MAX);
-        let cached = self.cached_for(settings)?;
+        let timeout = self.config.connect_timeout();
+        let cached = self.cached_for(settings).map_err(Refused::Failed)?;
+        let failed = |e| Refused::Failed(map_error_through(e, &cached.route, timeout));
         let mut response = cached
             .agent
-            .post(cached.url.as_str())
+            .post(cached.route.target.url.as_str())
             .header("Content-Type", "application/xml")
             .send(body)
-            .map_err(|e| map_error(e, &cached.peer))?;
+            .map_err(failed)?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
-            return Err(map_error(ureq::Error::StatusCode(status), &cached.peer));
+            return Err(Refused::Status(status));
         }
         response
             .body_mut()
             .with_config()
             .limit(max)
             .read_to_vec()
-            .map_err(|e| map_error(e, &cached.peer))
+            .map_err(failed)
     }
 }
 
-pub(crate) fn peer(route: &Route) -> Peer {
-    Peer {
-        manager: route.target.authority(),
-        proxy: route.proxy_authority(),
+impl Transport for HttpsTransport {
+    fn send(&mut self, settings: &TransportSettings, body: &[u8]) -> Result<Vec<u8>, SendError> {
+        self.post(settings, body).map_err(SendError::from)
+    }
+}
+
+/// [`map_error`], and through a proxy, a failure that may be a TLS answer to the `CONNECT`
+/// checked by asking the proxy once more ([`proxy_answers_in_tls`]).
+fn map_error_through(e: ureq::Error, route: &Route, timeout: Duration) -> SendError {
+    let mapped = map_error(e, via(route));
+    let Some(proxy) = &route.proxy else {
+        return mapped;
+    };
+    let perhaps_tls = mapped
+        .detail()
+        .and_then(SendFailure::from_phrase)
+        .is_some_and(|f| {
+            matches!(
+                f,
+                SendFailure::ProxyReset
+                    | SendFailure::ProxyClosed
+                    | SendFailure::ProxySilent
+                    | SendFailure::ProxyNotHttp
+                    | SendFailure::NotHttp
+            )
+        });
+    if perhaps_tls && proxy_answers_in_tls(proxy, &route.target, timeout) {
+        return SendFailure::ProxySpeaksTls.into();
+    }
+    mapped
+}
+
+/// Whom the TCP connection of `route` goes to.
+pub(crate) fn via(route: &Route) -> Via {
+    match route.proxy {
+        Some(_) => Via::Proxy,
+        None => Via::Direct,
     }
 }
 
@@ -160,13 +219,9 @@ fn ureq_proxy(settings: &ProxySettings) -> Result<ureq::Proxy, SendError> {
             .username(&credentials.username)
             .password(&credentials.password);
     }
-    builder.build().map_err(|e| SendError::Send {
-        detail: format!(
-            "the proxy {}:{} cannot be used: {e}",
-            settings.host(),
-            settings.port()
-        ),
-    })
+    builder
+        .build()
+        .map_err(|_| SendError::from(SendFailure::BadProxy))
 }
 
 #[cfg(test)]

@@ -18,9 +18,13 @@
 //! Failures map onto [`SendError`] as the SPEC §9 table says: a timeout is
 //! [`SendError::Timeout`]; DNS, refused, reset, proxy down and HTTP errors are
 //! [`SendError::Send`] with a detail naming what happened; a certificate that does not chain
-//! to a configured CA is [`SendError::UnknownCa`] ("invalid trust chain pool", "Unknown CA");
+//! to a configured CA (issued by another CA, self-signed, or a CA certificate presented as the
+//! server's) is [`SendError::UnknownCa`] ("invalid trust chain pool", "Unknown CA"), while a
+//! certificate for another host name or an expired one is a [`SendError::Send`] saying so;
 //! a proxy answering 407 (or the 401 some proxies send for a wrong password) is
 //! [`SendError::ProxyAuthentication`]; an answer over the cap is [`SendError::TooLarge`].
+//! Every detail is one of the phrases of [`SendFailure`](crate::SendFailure), and
+//! [`diagnose`] says its failures in the same words.
 //!
 //! ```no_run
 //! use smart_agent::transport::{HttpsTransport, Transport, TransportConfig};

@@ -19,12 +19,14 @@
 mod documents;
 mod request;
 mod response;
+mod send;
 
 pub use documents::{Grant, GrantEntry, GrantEntryContent, GrantStatus, IdentityCertificate};
 pub use request::{
     decode_request, AuthorizeBody, ParsedRequest, RegisterBody, Request, RequestBody, UsageLine,
 };
 pub use response::{decode_response, Answer, ParsedResponse, Response, ResponseStatus};
+pub use send::SendFailure;
 
 #[cfg(feature = "manager")]
 pub use documents::{encode_grant, encode_identity};
@@ -110,17 +112,20 @@ impl fmt::Display for RequestKind {
 
 /// Why a transport could not deliver a request or bring back its answer; what the product
 /// passes to [`Agent::handle_response`](crate::Agent::handle_response) instead of the answer
-/// bytes. The transports map their library's errors onto it (SPEC §9).
+/// bytes. The transports map their library's errors onto it (SPEC §9), in the words of
+/// [`SendFailure`]: `SendError::from(failure)`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
     /// No answer within the configured time.
     #[error("communication timeout")]
     Timeout,
-    /// DNS, connection refused or reset, proxy down, HTTP 5xx: `detail` says which.
+    /// DNS, connection refused or reset, proxy down, HTTP 5xx, a certificate refused for
+    /// another reason than its issuer: `detail` says which.
     #[error("send error: {detail}")]
     Send {
-        /// What went wrong, for logs.
+        /// What went wrong, shown to users as the failure's detail: a
+        /// [`SendFailure::phrase`] when it comes from this crate.
         detail: String,
     },
     /// The server's TLS certificate does not chain to a configured CA ("Unknown CA", 004:1701).
@@ -132,6 +137,35 @@ pub enum SendError {
     /// The answer was larger than the transport's limit.
     #[error("answer too large")]
     TooLarge,
+}
+
+impl SendError {
+    /// The detail a user sees with the failure's message: `None` for a timeout (its message
+    /// says it all), else a [`SendFailure::phrase`] (or a product transport's own words).
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            SendError::Timeout => None,
+            SendError::Send { detail } => Some(detail),
+            SendError::UnknownCa => Some(SendFailure::UnknownCa.phrase()),
+            SendError::ProxyAuthentication => Some(SendFailure::ProxyAuthentication.phrase()),
+            SendError::TooLarge => Some(SendFailure::TooLarge.phrase()),
+        }
+    }
+}
+
+impl From<SendFailure> for SendError {
+    /// The three failures with a §9 row of their own keep their variant; every other one is
+    /// a [`SendError::Send`] with its phrase as the detail.
+    fn from(failure: SendFailure) -> SendError {
+        match failure {
+            SendFailure::UnknownCa => SendError::UnknownCa,
+            SendFailure::ProxyAuthentication => SendError::ProxyAuthentication,
+            SendFailure::TooLarge => SendError::TooLarge,
+            other => SendError::Send {
+                detail: other.phrase().to_string(),
+            },
+        }
+    }
 }
 
 /// Why the agent rejected an answer that did arrive (SPEC §9, "answer rejected by the agent").

@@ -44,18 +44,62 @@ impl TestCa {
 
     /// A server certificate for `names` (DNS names or IP addresses) and its key.
     pub fn leaf(&self, names: &[&str]) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names).expect("leaf params");
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "test manager");
+        let key = KeyPair::generate().expect("leaf key");
+        let cert = leaf_params(names)
+            .signed_by(&key, &self.issuer)
+            .expect("leaf cert");
+        (cert.der().clone(), private_key(&key))
+    }
+
+    /// A server certificate for `names` that expired at the end of 2020.
+    pub fn expired_leaf(
+        &self,
+        names: &[&str],
+    ) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        let mut params = leaf_params(names);
+        params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2020, 12, 31);
         let key = KeyPair::generate().expect("leaf key");
         let cert = params.signed_by(&key, &self.issuer).expect("leaf cert");
-        (
-            cert.der().clone(),
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
+        (cert.der().clone(), private_key(&key))
     }
+
+    /// This CA's own certificate and key, for a server that presents the CA as its own.
+    pub fn as_leaf(&self) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        (self.cert.der().clone(), private_key(self.issuer.key()))
+    }
+}
+
+/// A self-signed server certificate for `names` (issued by no CA) and its key.
+pub fn self_signed_leaf(names: &[&str]) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    let key = KeyPair::generate().expect("leaf key");
+    let cert = leaf_params(names)
+        .self_signed(&key)
+        .expect("self-signed cert");
+    (cert.der().clone(), private_key(&key))
+}
+
+/// A self-signed server certificate for `names` that is also a CA (`CA:TRUE`), as
+/// `openssl req -x509` makes one by default.
+pub fn self_signed_ca_leaf(names: &[&str]) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    let mut params = leaf_params(names);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().expect("leaf key");
+    let cert = params.self_signed(&key).expect("self-signed cert");
+    (cert.der().clone(), private_key(&key))
+}
+
+fn leaf_params(names: &[&str]) -> CertificateParams {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut params = CertificateParams::new(names).expect("leaf params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "test manager");
+    params
+}
+
+fn private_key(key: &KeyPair) -> PrivateKeyDer<'static> {
+    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()))
 }
 
 /// Makes an answer body from a request body.
@@ -78,6 +122,8 @@ pub enum Reply {
     Hangup,
     /// 200 with what the function makes of the request body.
     With(Handler),
+    /// Exactly these bytes, whatever they are, then close.
+    Raw(Vec<u8>),
 }
 
 /// A request as the server read it.
@@ -112,7 +158,16 @@ impl TestServer {
         bind: &str,
         reply: Reply,
     ) -> std::io::Result<TestServer> {
-        let (cert, key) = ca.leaf(names);
+        TestServer::start_with(ca.leaf(names), bind, reply)
+    }
+
+    /// Listens on `bind` presenting exactly this certificate (any kind: self-signed, expired,
+    /// a CA's own) and key.
+    pub fn start_with(
+        (cert, key): (CertificateDer<'static>, PrivateKeyDer<'static>),
+        bind: &str,
+        reply: Reply,
+    ) -> std::io::Result<TestServer> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -201,6 +256,7 @@ fn serve(
         Reply::Oversized(n) => ok(&vec![b'x'; *n]),
         Reply::Garbage => ok(b"<html>this is not a manager</html>"),
         Reply::With(make) => ok(&make(&request.body)),
+        Reply::Raw(bytes) => bytes.clone(),
         Reply::Hangup => return,
         Reply::Silent => {
             let mut byte = [0u8; 1];

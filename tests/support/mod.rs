@@ -1,8 +1,9 @@
 //! Real sockets for transport tests: a minimal HTTPS server with certificates from a test CA,
-//! and a real tinyproxy process.
+//! a plain TCP server, and HTTP CONNECT proxies (tinyproxy when on PATH, and one in-process).
 #![allow(dead_code)]
 
 pub mod https;
+pub mod plain;
 pub mod proxy;
 
 use std::net::{Ipv6Addr, SocketAddr, TcpListener};
