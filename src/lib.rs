@@ -139,6 +139,7 @@ pub mod token;
 pub mod transport;
 pub mod udi;
 pub mod wire;
+pub mod xmlsig;
 
 pub use agent::{
     Agent, Alarm, Config, ConfigError, Event, EventKind, Failure, FailureKind, Force, Operation,
