@@ -122,6 +122,7 @@
 #![forbid(unsafe_code)]
 
 pub mod agent;
+pub mod codes;
 pub mod crypto;
 #[cfg(feature = "transport")]
 pub mod driver;
