@@ -37,9 +37,11 @@ use crate::udi::UdiError;
 pub mod base58;
 mod confirmation;
 mod request;
+mod slr;
 
 pub use confirmation::ConfirmationCode;
 pub use request::RequestCode;
+pub use slr::{LicenseType, SlrClaims, SlrCode, SlrEntitlement};
 
 /// Which code a message is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -323,6 +325,24 @@ impl CodeError {
             _ => None,
         }
     }
+}
+
+/// Why the manager could not issue a code.
+#[cfg(feature = "manager")]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssueError {
+    /// The random source of the ECDSA signature failed.
+    #[error("the random number generator failed")]
+    Random,
+    /// A value cannot be written into the code so that it reads back the same.
+    #[error("{field} cannot be put in the code: {reason}")]
+    Unrepresentable {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
 }
 
 /// The SHA-256 of a reservation public key, printed in base58: what an authorization code
