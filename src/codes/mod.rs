@@ -36,11 +36,15 @@ use crate::udi::UdiError;
 
 pub mod base58;
 mod confirmation;
+mod plr;
 mod request;
+mod ret;
 mod slr;
 
 pub use confirmation::ConfirmationCode;
+pub use plr::{PlrClaims, PlrCode, PlrEntitlement};
 pub use request::RequestCode;
+pub use ret::{ReturnCode, ReturnKind};
 pub use slr::{LicenseType, SlrClaims, SlrCode, SlrEntitlement};
 
 /// Which code a message is about.
@@ -395,4 +399,127 @@ impl FromStr for ReservationKeyHash {
             .map(ReservationKeyHash)
             .map_err(|_| Defect::invalid("reservationKey", s))
     }
+}
+
+/// An authorization code of either kind, told apart by its first character (`<` for SLR XML,
+/// `C` for PLR).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthorizationCode {
+    /// A Specific License Reservation code.
+    Slr(SlrCode),
+    /// A Permanent License Reservation code.
+    Plr(PlrCode),
+}
+
+impl AuthorizationCode {
+    /// Parses either kind.
+    pub fn parse(text: &str) -> Result<AuthorizationCode, CodeError> {
+        if text.trim_start().starts_with('<') {
+            SlrCode::parse(text).map(AuthorizationCode::Slr)
+        } else {
+            PlrCode::parse(text).map(AuthorizationCode::Plr)
+        }
+    }
+}
+
+impl fmt::Display for AuthorizationCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthorizationCode::Slr(c) => c.fmt(f),
+            AuthorizationCode::Plr(c) => c.fmt(f),
+        }
+    }
+}
+
+impl FromStr for AuthorizationCode {
+    type Err = CodeError;
+    fn from_str(s: &str) -> Result<Self, CodeError> {
+        AuthorizationCode::parse(s)
+    }
+}
+
+/// The first byte of a binary code: layout version (high nibble, 1) and kind (low nibble).
+pub(crate) mod kind_byte {
+    use super::{CodeKind, Defect};
+
+    /// A PLR authorization code, layout 1.
+    pub(crate) const PLR: u8 = 0x11;
+    /// A return code for an installed code, layout 1.
+    pub(crate) const RETURN_INSTALLED: u8 = 0x12;
+    /// A return code for a code never installed (return-authorization), layout 1.
+    pub(crate) const RETURN_AUTHORIZATION: u8 = 0x13;
+
+    /// The kind a first byte announces.
+    pub(crate) fn kind(byte: u8) -> Result<CodeKind, Defect> {
+        match byte {
+            PLR => Ok(CodeKind::PlrAuthorization),
+            RETURN_INSTALLED | RETURN_AUTHORIZATION => Ok(CodeKind::Return),
+            b if b >> 4 != 1 => Err(Defect::UnsupportedVersion(b >> 4)),
+            b => Err(Defect::invalid("kind", &format!("{b:#04x}"))),
+        }
+    }
+}
+
+/// A big-endian reader over a binary code's bytes; running out is [`Defect::Truncated`].
+pub(crate) struct ByteReader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> ByteReader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        ByteReader { bytes, at: 0 }
+    }
+
+    pub(crate) fn position(&self) -> usize {
+        self.at
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], Defect> {
+        let end = self.at.checked_add(n).ok_or(Defect::Truncated)?;
+        let out = self.bytes.get(self.at..end).ok_or(Defect::Truncated)?;
+        self.at = end;
+        Ok(out)
+    }
+
+    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], Defect> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, Defect> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    pub(crate) fn u16(&mut self) -> Result<u16, Defect> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32, Defect> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    pub(crate) fn i64(&mut self) -> Result<i64, Defect> {
+        Ok(i64::from_be_bytes(self.array()?))
+    }
+
+    /// Refuses bytes left over.
+    pub(crate) fn finish(&self) -> Result<(), Defect> {
+        match self.bytes.len() - self.at {
+            0 => Ok(()),
+            n => Err(Defect::TrailingBytes(n)),
+        }
+    }
+}
+
+/// A millisecond timestamp of a binary code.
+pub(crate) fn millis(ms: i64) -> Result<chrono::DateTime<chrono::Utc>, Defect> {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| Defect::invalid("timestamp", &ms.to_string()))
+}
+
+/// `t` cut to whole milliseconds, as binary codes carry it.
+pub(crate) fn to_millis(t: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
 }
