@@ -87,9 +87,9 @@ pub enum Alphabet {
 impl fmt::Display for Alphabet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Alphabet::Base58 => "base58 character",
-            Alphabet::Hex => "hexadecimal digit",
-            Alphabet::UppercaseHex => "uppercase hexadecimal digit",
+            Alphabet::Base58 => "a base58 character",
+            Alphabet::Hex => "a hexadecimal digit",
+            Alphabet::UppercaseHex => "an uppercase hexadecimal digit",
         })
     }
 }
@@ -134,7 +134,7 @@ pub enum Defect {
     },
     /// A character outside the alphabet of its position; `position` counts characters of the
     /// text as given (whitespace included) from 1.
-    #[error("{character:?} at position {position} is not a {expected}")]
+    #[error("{character:?} at position {position} is not {expected}")]
     BadCharacter {
         /// The offending character.
         character: char,
