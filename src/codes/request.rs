@@ -52,10 +52,11 @@ const MAX_LEN: usize = 1024;
 /// - inside the check digits, a substitution or swap changes the printed value; one that moves
 ///   or replaces the last `-` leaves no 2-digit check field, which is refused.
 ///
-/// A character outside the code's alphabet (a non-base58 character in the key, lowercase hex
-/// in the check digits) is refused by name before the sum is compared. Whitespace is not part of
-/// the code (it is dropped), so "substituting" a space is a deletion, which the checksum catches
-/// with probability 250/251 but not always.
+/// A character outside the alphabet of its field (a non-base58 character in the key, lowercase
+/// hex in the check digits) is refused by name before the sum is compared; a non-ASCII one in
+/// the UDI (several bytes, so outside the argument) fails the sum or else the UDI's own rules.
+/// Whitespace is not part of the code (it is dropped), so "substituting" a space is a deletion,
+/// which the checksum catches with probability 250/251 but not always.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RequestCode {
     udi: Udi,
