@@ -465,6 +465,14 @@ fn the_unsigned_seed_sample_fails_as_unsigned() {
         err.to_string(),
         "The Reservation Authorization Code is not valid: it is not signed"
     );
+    // Nothing else is wrong with it.
+    let signed = fixture("slr_004_1176_unsigned.xml").replace(
+        "</authorizationCode>",
+        "</authorizationCode><signature>MEQCIA==</signature>",
+    );
+    let code = SlrCode::parse(&signed).unwrap();
+    assert_eq!(code.entitlements().len(), 2);
+    assert_eq!(code.entitlements()[0].subscription_id, None);
 }
 
 #[test]
