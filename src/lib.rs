@@ -125,6 +125,7 @@
 pub mod agent;
 pub mod clock;
 pub mod codec;
+pub mod codes;
 pub mod crypto;
 #[cfg(feature = "transport")]
 pub mod driver;
