@@ -136,13 +136,15 @@ impl<'a> Reader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
         Reader { buf, pos: 0 }
     }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+    /// The next `n` bytes, borrowed from the input.
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
         let end = self.pos.checked_add(n).ok_or(CodecError::LengthOverflow)?;
         let s = self.buf.get(self.pos..end).ok_or(CodecError::Truncated)?;
         self.pos = end;
         Ok(s)
     }
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], CodecError> {
+    /// The next `N` bytes.
+    pub fn array<const N: usize>(&mut self) -> Result<[u8; N], CodecError> {
         let mut a = [0u8; N];
         a.copy_from_slice(self.take(N)?);
         Ok(a)
@@ -150,6 +152,14 @@ impl<'a> Reader<'a> {
     /// Whether every byte was read.
     pub fn is_at_end(&self) -> bool {
         self.pos == self.buf.len()
+    }
+    /// How many bytes were read.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+    /// How many bytes are left.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
     }
     /// Succeeds only if every byte was read.
     pub fn end(&self) -> Result<(), CodecError> {

@@ -30,6 +30,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::codec::{CodecError, Reader};
 use crate::crypto::SignatureError;
 use crate::error::RestCode;
 use crate::udi::UdiError;
@@ -460,56 +461,22 @@ pub(crate) mod kind_byte {
     }
 }
 
-/// A big-endian reader over a binary code's bytes; running out is [`Defect::Truncated`].
-pub(crate) struct ByteReader<'a> {
-    bytes: &'a [u8],
-    at: usize,
+/// A binary code's bytes are read with the crate's codec: running out is
+/// [`Defect::Truncated`].
+impl From<CodecError> for Defect {
+    fn from(e: CodecError) -> Self {
+        match e {
+            CodecError::TrailingBytes => Defect::TrailingBytes(0),
+            _ => Defect::Truncated,
+        }
+    }
 }
 
-impl<'a> ByteReader<'a> {
-    pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        ByteReader { bytes, at: 0 }
-    }
-
-    pub(crate) fn position(&self) -> usize {
-        self.at
-    }
-
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], Defect> {
-        let end = self.at.checked_add(n).ok_or(Defect::Truncated)?;
-        let out = self.bytes.get(self.at..end).ok_or(Defect::Truncated)?;
-        self.at = end;
-        Ok(out)
-    }
-
-    pub(crate) fn array<const N: usize>(&mut self) -> Result<[u8; N], Defect> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    pub(crate) fn u8(&mut self) -> Result<u8, Defect> {
-        Ok(self.array::<1>()?[0])
-    }
-
-    pub(crate) fn u16(&mut self) -> Result<u16, Defect> {
-        Ok(u16::from_be_bytes(self.array()?))
-    }
-
-    pub(crate) fn u32(&mut self) -> Result<u32, Defect> {
-        Ok(u32::from_be_bytes(self.array()?))
-    }
-
-    pub(crate) fn i64(&mut self) -> Result<i64, Defect> {
-        Ok(i64::from_be_bytes(self.array()?))
-    }
-
-    /// Refuses bytes left over.
-    pub(crate) fn finish(&self) -> Result<(), Defect> {
-        match self.bytes.len() - self.at {
-            0 => Ok(()),
-            n => Err(Defect::TrailingBytes(n)),
-        }
+/// Refuses bytes left over, saying how many.
+pub(crate) fn finish(r: &Reader<'_>) -> Result<(), Defect> {
+    match r.remaining() {
+        0 => Ok(()),
+        n => Err(Defect::TrailingBytes(n)),
     }
 }
 

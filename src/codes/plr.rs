@@ -6,8 +6,9 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 
 use super::{
-    base58, kind_byte, millis, ByteReader, CodeError, CodeKind, Defect, ReservationKeyHash, UdiForm,
+    base58, finish, kind_byte, millis, CodeError, CodeKind, Defect, ReservationKeyHash, UdiForm,
 };
+use crate::codec::Reader;
 use crate::crypto::{self, Environment, TrustAnchor};
 use crate::entitlement::Tag;
 use crate::udi::{Udi, Uuid};
@@ -131,7 +132,7 @@ fn signed_message(payload: &[u8]) -> Vec<u8> {
 }
 
 fn decode(bytes: &[u8]) -> Result<PlrCode, Defect> {
-    let mut r = ByteReader::new(bytes);
+    let mut r = Reader::new(bytes);
     let kind = kind_byte::kind(r.u8()?)?;
     if kind != CodeKind::PlrAuthorization {
         return Err(Defect::WrongKind {
@@ -173,7 +174,7 @@ fn decode(bytes: &[u8]) -> Result<PlrCode, Defect> {
         return Err(Defect::Unsigned);
     }
     let signature = r.take(sig_len)?.to_vec();
-    r.finish()?;
+    finish(&r)?;
     Ok(PlrCode {
         payload,
         signature,
@@ -194,7 +195,7 @@ fn utf8(bytes: &[u8]) -> Result<&str, Defect> {
         .map_err(|_| Defect::InvalidTag(String::from_utf8_lossy(bytes).into_owned()))
 }
 
-fn read_tag(r: &mut ByteReader<'_>) -> Result<Tag, Defect> {
+fn read_tag(r: &mut Reader<'_>) -> Result<Tag, Defect> {
     let text = match r.u8()? {
         TAG_COMPACT => {
             let year = r.u16()?;

@@ -5,7 +5,8 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
-use super::{base58, kind_byte, millis, to_millis, ByteReader, CodeError, CodeKind, Defect};
+use super::{base58, finish, kind_byte, millis, to_millis, CodeError, CodeKind, Defect};
+use crate::codec::Reader;
 use crate::crypto::{self, DeviceKey};
 use crate::udi::Uuid;
 
@@ -135,7 +136,7 @@ fn signed_message(payload: &[u8]) -> Vec<u8> {
 }
 
 fn decode(bytes: &[u8]) -> Result<ReturnCode, Defect> {
-    let mut r = ByteReader::new(bytes);
+    let mut r = Reader::new(bytes);
     let first = r.u8()?;
     let found = kind_byte::kind(first)?;
     if found != CodeKind::Return {
@@ -152,7 +153,7 @@ fn decode(bytes: &[u8]) -> Result<ReturnCode, Defect> {
     let piid = Uuid(r.array()?);
     let timestamp = millis(r.i64()?)?;
     let signature = r.array()?;
-    r.finish()?;
+    finish(&r)?;
     Ok(ReturnCode {
         kind,
         piid,

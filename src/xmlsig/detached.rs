@@ -138,20 +138,10 @@ pub fn strip_line_breaks(raw: &[u8]) -> Vec<u8> {
 }
 
 fn classify(err: quick_xml::Error) -> DetachedError {
-    use quick_xml::errors::{IllFormedError, SyntaxError};
-    match err {
-        quick_xml::Error::Syntax(
-            SyntaxError::UnclosedTag
-            | SyntaxError::UnclosedComment
-            | SyntaxError::UnclosedCData
-            | SyntaxError::UnclosedDoctype
-            | SyntaxError::UnclosedPI
-            | SyntaxError::UnclosedXmlDecl
-            | SyntaxError::UnclosedSingleQuotedAttributeValue
-            | SyntaxError::UnclosedDoubleQuotedAttributeValue,
-        )
-        | quick_xml::Error::IllFormed(IllFormedError::MissingEndTag(_)) => DetachedError::Truncated,
-        other => DetachedError::NotWellFormed(other.to_string()),
+    if super::is_truncation(&err) {
+        DetachedError::Truncated
+    } else {
+        DetachedError::NotWellFormed(err.to_string())
     }
 }
 

@@ -44,22 +44,10 @@ impl Signed<'_> {
 }
 
 fn classify(err: quick_xml::Error) -> EnvelopedError {
-    use quick_xml::errors::{IllFormedError, SyntaxError};
-    match err {
-        quick_xml::Error::Syntax(
-            SyntaxError::UnclosedTag
-            | SyntaxError::UnclosedComment
-            | SyntaxError::UnclosedCData
-            | SyntaxError::UnclosedDoctype
-            | SyntaxError::UnclosedPI
-            | SyntaxError::UnclosedXmlDecl
-            | SyntaxError::UnclosedSingleQuotedAttributeValue
-            | SyntaxError::UnclosedDoubleQuotedAttributeValue,
-        )
-        | quick_xml::Error::IllFormed(IllFormedError::MissingEndTag(_)) => {
-            EnvelopedError::Truncated
-        }
-        other => EnvelopedError::Malformed(format!("not well-formed XML: {other}")),
+    if super::is_truncation(&err) {
+        EnvelopedError::Truncated
+    } else {
+        EnvelopedError::Malformed(format!("not well-formed XML: {err}"))
     }
 }
 

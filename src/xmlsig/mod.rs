@@ -21,3 +21,22 @@ mod detached;
 pub(crate) mod enveloped;
 
 pub use detached::{locate_detached, strip_line_breaks, verify_detached, Detached, DetachedError};
+
+/// Whether quick-xml's error means the input ended early (a cut document), as opposed to
+/// being ill-formed: both rules report truncation as such (SPEC §9 names it).
+fn is_truncation(err: &quick_xml::Error) -> bool {
+    use quick_xml::errors::{IllFormedError, SyntaxError};
+    matches!(
+        err,
+        quick_xml::Error::Syntax(
+            SyntaxError::UnclosedTag
+                | SyntaxError::UnclosedComment
+                | SyntaxError::UnclosedCData
+                | SyntaxError::UnclosedDoctype
+                | SyntaxError::UnclosedPI
+                | SyntaxError::UnclosedXmlDecl
+                | SyntaxError::UnclosedSingleQuotedAttributeValue
+                | SyntaxError::UnclosedDoubleQuotedAttributeValue,
+        ) | quick_xml::Error::IllFormed(IllFormedError::MissingEndTag(_))
+    )
+}
