@@ -84,6 +84,10 @@ impl Writer {
     pub fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_be_bytes());
     }
+    /// Big-endian `i32`.
+    pub fn i32(&mut self, v: i32) {
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
     /// Big-endian `i64`.
     pub fn i64(&mut self, v: i64) {
         self.0.extend_from_slice(&v.to_be_bytes());
@@ -192,6 +196,10 @@ impl<'a> Reader<'a> {
     /// Big-endian `u64`.
     pub fn u64(&mut self) -> Result<u64, CodecError> {
         Ok(u64::from_be_bytes(self.array()?))
+    }
+    /// Big-endian `i32`.
+    pub fn i32(&mut self) -> Result<i32, CodecError> {
+        Ok(i32::from_be_bytes(self.array()?))
     }
     /// Big-endian `i64`.
     pub fn i64(&mut self) -> Result<i64, CodecError> {

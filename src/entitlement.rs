@@ -24,6 +24,25 @@ pub struct Tag {
     version: (usize, usize),
 }
 
+/// "Expressway PLR with Export Control" (004:588): a PLR entitlement linked with export
+/// control (tag ours).
+pub const EXPY_PLR_WITH_EXPORT_CONTROL: &str =
+    "regid.2021-05.com.cisco.EXPY_PLR_Export,14.0_6a5a3c1e-0c55-4c8e-9b2b-5d2f0e7a9c01";
+/// "Expressway PLR without Export Control" (004:589) (tag ours).
+pub const EXPY_PLR_WITHOUT_EXPORT_CONTROL: &str =
+    "regid.2021-05.com.cisco.EXPY_PLR_NoExport,14.0_6a5a3c1e-0c55-4c8e-9b2b-5d2f0e7a9c02";
+/// "Expressway Advanced Account Security" (004:587): an SLR entitlement "linked with Export
+/// Control" (004:1117) (tag ours).
+pub const EXPY_ADVANCED_ACCOUNT_SECURITY: &str =
+    "regid.2021-05.com.cisco.EXPY_Advanced_Account_Security,14.0_6a5a3c1e-0c55-4c8e-9b2b-5d2f0e7a9c03";
+
+/// Whether a reserved entitlement allows export-controlled functionality when its reserved
+/// count is at least one (SPEC §6: "Expressway PLR with Export Control", "Expressway Advanced
+/// Account Security").
+pub fn is_export_controlled_reservation(tag: &str) -> bool {
+    tag == EXPY_PLR_WITH_EXPORT_CONTROL || tag == EXPY_ADVANCED_ACCOUNT_SECURITY
+}
+
 const PREFIX: &str = "regid.";
 const VENDOR: &str = ".com.cisco.";
 

@@ -110,6 +110,47 @@ pub enum Error {
     /// The system random source failed; nothing was changed (ours).
     #[error("The random number generator failed")]
     RandomFailed,
+    /// `reservation_enable` while registered or a registration is pending (SPEC §6, ours).
+    #[error("License Reservation cannot be enabled while the product is registered. Deregister it first")]
+    ReservationNotWhileRegistered,
+    /// A reservation command other than enable while reservation mode is off (SPEC §6, ours).
+    #[error("License Reservation is not enabled")]
+    ReservationNotEnabled,
+    /// `reservation_install` with no request outstanding and nothing installed (ours).
+    #[error("There is no reservation request in progress")]
+    NoReservationRequest,
+    /// `reservation_disable` with a code installed (ours).
+    #[error("License Reservation cannot be disabled while an authorization code is installed. Return it first")]
+    ReservationInstalledCannotDisable,
+    /// Register, renew or deregister in reservation mode (ours).
+    #[error("Smart Software Licensing registration operations are not allowed while License Reservation is enabled. Return an installed code with license smart reservation return, or disable License Reservation")]
+    RegistrationInReservationMode,
+    /// `reservation_request` with a code installed (ours).
+    #[error("A reservation authorization code is installed. Install a newer code to update it, or return it first")]
+    ReservationInstalled,
+    /// An SLR code over an installed PLR set (ours).
+    #[error("A Permanent License Reservation is installed; return it first")]
+    PlrInstalled,
+    /// A PLR code over an installed SLR (ours).
+    #[error("A Specific License Reservation is installed; return it first")]
+    SlrInstalled,
+    /// `reservation_return` with nothing installed (ours).
+    #[error("No reservation authorization code is installed")]
+    NoReservationInstalled,
+    /// An authorization code that is not well formed or not signed by a trusted manager: the
+    /// first two install checks of SPEC §6, with their messages.
+    #[error(transparent)]
+    ReservationCode(crate::codes::CodeError),
+    /// An authorization code whose signed UDI is another instance's (SPEC §6).
+    #[error("The Reservation Authorization Code is for another product instance: {0}")]
+    ReservationForAnotherInstance(String),
+    /// An authorization code for another reservation key than the request's (or, for an
+    /// update, than the installed code's) (IOS agent).
+    #[error("The Reservation Authorization Code does not match the Reservation Request Code")]
+    ReservationCodeMismatch,
+    /// An update older than the installed code (ours).
+    #[error("The Reservation Authorization Code is older than the installed one")]
+    ReservationCodeOlder,
 }
 
 impl Error {
@@ -117,16 +158,35 @@ impl Error {
     pub fn code(&self) -> RestCode {
         use Error::*;
         match self {
-            InvalidToken | InvalidTransportMode | InvalidGatewayUrl | MissingProxy
-            | InvalidProxyAddress | InvalidProxyPort | InvalidTag | UndeclaredTag
-            | InvalidHostName => RestCode::InvalidParameter,
+            InvalidToken
+            | InvalidTransportMode
+            | InvalidGatewayUrl
+            | MissingProxy
+            | InvalidProxyAddress
+            | InvalidProxyPort
+            | InvalidTag
+            | UndeclaredTag
+            | InvalidHostName
+            | ReservationCode(_)
+            | ReservationForAnotherInstance(_)
+            | ReservationCodeMismatch
+            | ReservationCodeOlder => RestCode::InvalidParameter,
             AlreadyRegistered
             | RegistrationInProgress
             | SubscriberNode
             | RenewIdNotAllowed
             | RenewAuthNotAllowed
             | NotRegisteredForDeregister
-            | TransportSettingsLocked => RestCode::MethodNotAllowed,
+            | TransportSettingsLocked
+            | ReservationNotWhileRegistered
+            | ReservationNotEnabled
+            | NoReservationRequest
+            | ReservationInstalledCannotDisable
+            | RegistrationInReservationMode
+            | ReservationInstalled
+            | PlrInstalled
+            | SlrInstalled
+            | NoReservationInstalled => RestCode::MethodNotAllowed,
             TransportApplyFailed | RandomFailed => RestCode::InternalServerError,
         }
     }

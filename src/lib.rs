@@ -148,8 +148,8 @@ pub mod wire;
 pub mod xmlsig;
 
 pub use agent::{
-    Agent, Alarm, Config, ConfigError, Event, EventKind, Failure, FailureKind, Force, Operation,
-    PartError, RestoreError, TimerReason, Transmit, TransmitId,
+    Agent, Alarm, Config, ConfigError, Event, EventKind, Failure, FailureKind, Force, Installed,
+    Operation, PartError, ReservationKind, RestoreError, TimerReason, Transmit, TransmitId,
 };
 pub use crypto::{
     DeterministicRandom, Environment, ManagerPublicKey, Random, SystemRandom, TrustAnchor,

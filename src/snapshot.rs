@@ -25,8 +25,9 @@ pub const MAGIC: &[u8; 8] = b"SMAGSNAP";
 /// | version | written by | what it added |
 /// |---|---|---|
 /// | 1 | the first release | licensing and communication parts |
-/// | 2 | this release | dormant registrations kept at restore; one outstanding-request layout for every operation |
-pub const VERSION: u16 = 2;
+/// | 2 | — | dormant registrations kept at restore; one outstanding-request layout for every operation |
+/// | 3 | this release | License Reservation (SPEC §6) |
+pub const VERSION: u16 = 3;
 /// The first version ever written.
 pub const FIRST_VERSION: u16 = 1;
 
@@ -335,12 +336,12 @@ mod tests {
             Err(SnapshotError::WrongMagic)
         );
         let mut b = seal(&parts(), &Protection::Integrity);
-        b[9] = 3;
+        b[8..10].copy_from_slice(&(VERSION + 1).to_be_bytes());
         assert_eq!(
             open(&b, &Protection::Integrity),
-            Err(SnapshotError::UnsupportedVersion(3))
+            Err(SnapshotError::UnsupportedVersion(VERSION + 1))
         );
-        b[9] = 0;
+        b[8..10].copy_from_slice(&0u16.to_be_bytes());
         assert_eq!(
             open(&b, &Protection::Integrity),
             Err(SnapshotError::UnsupportedVersion(0))

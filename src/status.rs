@@ -33,6 +33,12 @@ pub enum RegistrationState {
     Registered,
     /// The identity lapsed without renewal.
     RegistrationExpired,
+    /// Reservation mode, a request made or about to be (SPEC §6, 003:429).
+    ReservationInProgress,
+    /// A Specific License Reservation is installed.
+    SpecificReservation,
+    /// A Permanent ("universal") License Reservation is installed.
+    UniversalReservation,
 }
 
 impl RegistrationState {
@@ -57,6 +63,16 @@ impl RegistrationState {
             (Vocabulary::Expressway, RegistrationFailed) => "Unregistered: Registration Failed",
             (Vocabulary::Expressway, Registered) => "Registered",
             (Vocabulary::Expressway, RegistrationExpired) => "Unregistered: Registration Expired",
+            (Vocabulary::Cli, ReservationInProgress) => "RESERVATION IN PROGRESS",
+            (Vocabulary::Cli, SpecificReservation) => "REGISTERED - SPECIFIC LICENSE RESERVATION",
+            (Vocabulary::Cli, UniversalReservation) => "REGISTERED - UNIVERSAL LICENSE RESERVATION",
+            (Vocabulary::Expressway, ReservationInProgress) => "Reservation In Progress",
+            (Vocabulary::Expressway, SpecificReservation) => {
+                "Registered - Specific License Reservation"
+            }
+            (Vocabulary::Expressway, UniversalReservation) => {
+                "Registered - Universal License Reservation"
+            }
         }
     }
 }
@@ -79,6 +95,10 @@ pub enum AuthorizationState {
     OutOfCompliance,
     /// Everything in use is authorized.
     Authorized,
+    /// A reservation is installed and covers everything in use (SPEC §4 rule 1).
+    AuthorizedReserved,
+    /// An installed SLR lacks a tag or count in use (never for PLR).
+    NotAuthorizedReserved,
 }
 
 impl AuthorizationState {
@@ -100,6 +120,10 @@ impl AuthorizationState {
             (Vocabulary::Expressway, AuthorizationExpired) => "Authorization Expired",
             (Vocabulary::Expressway, OutOfCompliance) => "Out-of-compliance",
             (Vocabulary::Expressway, Authorized) => "Authorized",
+            (Vocabulary::Cli, AuthorizedReserved) => "AUTHORIZED - RESERVED",
+            (Vocabulary::Cli, NotAuthorizedReserved) => "NOT AUTHORIZED - RESERVED",
+            (Vocabulary::Expressway, AuthorizedReserved) => "Authorized - Reserved",
+            (Vocabulary::Expressway, NotAuthorizedReserved) => "Not Authorized - Reserved",
         }
     }
 }
@@ -126,6 +150,10 @@ pub enum TagStatus {
     Invalid,
     /// Fully served.
     InCompliance,
+    /// Covered by the installed reservation (SPEC §4 rule 2).
+    ReservedInCompliance,
+    /// In use but missing or short in the installed SLR code.
+    NotAuthorized,
 }
 
 impl TagStatus {
@@ -142,6 +170,8 @@ impl TagStatus {
             OutOfCompliance => "OutOfCompliance",
             Invalid => "Invalid",
             InCompliance => "InCompliance",
+            ReservedInCompliance => "ReservedInCompliance",
+            NotAuthorized => "NotAuthorized",
         }
     }
 
@@ -159,7 +189,8 @@ impl TagStatus {
             (Vocabulary::Expressway, AuthExpired) => "Authorization Expired",
             (Vocabulary::Expressway, OutOfCompliance) => "Out of compliance",
             (Vocabulary::Expressway, Invalid) => "Invalid",
-            (Vocabulary::Expressway, InCompliance) => "Authorized",
+            (Vocabulary::Expressway, InCompliance | ReservedInCompliance) => "Authorized",
+            (Vocabulary::Expressway, NotAuthorized) => "Not Authorized",
         }
     }
 }
@@ -271,6 +302,58 @@ pub struct Status {
     pub evaluation: EvaluationStatus,
     /// Declared tags in declaration order.
     pub entitlements: Vec<EntitlementStatus>,
+    /// License Reservation (SPEC §6); `enabled: false` and nothing else outside reservation
+    /// mode.
+    pub reservation: ReservationStatus,
+}
+
+/// License Reservation: the mode, the request code, the installed reservation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReservationStatus {
+    /// Reservation mode is on ("License Reservation is ENABLED").
+    pub enabled: bool,
+    /// The outstanding request's code, while one is in progress.
+    pub request_code: Option<String>,
+    /// The reservation installed, if any.
+    pub installed: Option<InstalledReservation>,
+}
+
+/// An installed reservation, for `show license reservation`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct InstalledReservation {
+    /// SLR or PLR.
+    pub kind: crate::agent::ReservationKind,
+    /// When the (latest) code was installed.
+    pub installed_at: DateTime<Utc>,
+    /// The SLR's last confirmation code (8 lowercase hex digits).
+    pub confirmation: Option<String>,
+    /// The installed code verifies against the anchors configured now; an untrusted one is
+    /// kept but not used.
+    pub trusted: bool,
+    /// Every reserved entitlement, in the order of the code(s).
+    pub entitlements: Vec<ReservedEntitlement>,
+}
+
+/// One reserved entitlement.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReservedEntitlement {
+    /// The tag.
+    #[serde(serialize_with = "tag_text")]
+    pub tag: Tag,
+    /// Display name from the code (SLR only).
+    pub display_name: Option<String>,
+    /// Description from the code (SLR only).
+    pub description: Option<String>,
+    /// Reserved count.
+    pub count: u32,
+    /// `PERPETUAL` or `TERM`.
+    pub license_type: &'static str,
+    /// TERM start date.
+    pub start_date: Option<chrono::NaiveDate>,
+    /// TERM end date.
+    pub end_date: Option<chrono::NaiveDate>,
+    /// A TERM license past its end date at the last restore: no longer counted.
+    pub expired: bool,
 }
 
 fn seconds<S: Serializer>(d: &TimeDelta, s: S) -> Result<S::Ok, S::Error> {

@@ -19,6 +19,7 @@ use smart_agent::manager::catalogue::{
 use smart_agent::manager::{codes, LicenseLine, Manager, StateDir, VirtualAccountId};
 use smart_agent::status::{
     Attempt, AuthorizationStatus, EntitlementStatus, EvaluationStatus, Outcome, RegistrationStatus,
+    ReservationStatus,
 };
 use smart_agent::wire::{decode_request, decode_response, RequestKind, ResponseStatus};
 use smart_agent::{
@@ -365,6 +366,7 @@ fn granted_status(now: DateTime<Utc>, authorization: AuthorizationStatus) -> Sta
             entitlement(UCM_BASIC, true, 12, TagStatus::InCompliance),
             entitlement(UCM_ESSENTIAL, false, 0, TagStatus::Init),
         ],
+        reservation: ReservationStatus::default(),
     }
 }
 
@@ -431,6 +433,7 @@ fn outstanding_status(now: DateTime<Utc>, authorization: AuthorizationStatus) ->
         authorization,
         evaluation: evaluation(false, days(90)),
         entitlements: vec![entitlement(UCM_ENHANCED, true, 4, TagStatus::InCompliance)],
+        reservation: ReservationStatus::default(),
     }
 }
 
@@ -510,6 +513,7 @@ fn sealed_status(now: DateTime<Utc>, authorization: AuthorizationStatus) -> Stat
             entitlement(UCM_CUWL, true, 1, TagStatus::InCompliance),
             entitlement(UCM_ENHANCED, true, 5, TagStatus::InCompliance),
         ],
+        reservation: ReservationStatus::default(),
     }
 }
 
@@ -590,6 +594,7 @@ fn v1_evaluation_snapshot_restores_counting_what_is_left() {
             entitlement(UCM_ENHANCED, false, 2, TagStatus::EvalMode),
             entitlement(UCM_BASIC, false, 0, TagStatus::Init),
         ],
+        reservation: ReservationStatus::default(),
     };
     assert_eq!(agent.status(now), expected);
     // The 30-day warning: 50 days after counting resumed.
@@ -631,6 +636,7 @@ fn foreign_status(now: DateTime<Utc>, udi_text: &str, left: TimeDelta) -> Status
             entitlement(UCM_BASIC, false, 12, TagStatus::EvalMode),
             entitlement(UCM_ESSENTIAL, false, 0, TagStatus::Init),
         ],
+        reservation: ReservationStatus::default(),
     }
 }
 

@@ -36,6 +36,9 @@ enum Op {
     Host(u8),
     Advance(u32),
     LinkUp(bool),
+    /// 0 enable, 1 request, 2 cancel, 3 disable, 4 return, 5 install junk,
+    /// 6 return-authorization of junk.
+    Reservation(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -52,6 +55,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0u8..2).prop_map(Op::Host),
         (1u32..60 * 24 * 40).prop_map(Op::Advance),
         any::<bool>().prop_map(Op::LinkUp),
+        (0u8..7).prop_map(Op::Reservation),
     ]
 }
 
@@ -139,6 +143,21 @@ fn run(ops: &[(Op, TimeDelta)], protection: Protection) -> usize {
             Op::Advance(minutes_ahead) => sim.advance(minutes(i64::from(*minutes_ahead))),
             Op::LinkUp(up) => {
                 sim.link = if *up { Link::Up } else { Link::Down(refused()) };
+            }
+            Op::Reservation(step) => {
+                let agent = &mut sim.agent;
+                let r = match step {
+                    0 => agent.reservation_enable(now),
+                    1 => agent.reservation_request(now).map(drop),
+                    2 => agent.reservation_cancel(now),
+                    3 => agent.reservation_disable(now),
+                    4 => agent.reservation_return(now).map(drop),
+                    5 => agent.reservation_install("CAVfS8-tqmsHn", now).map(drop),
+                    _ => agent
+                        .reservation_return_authorization("<specificPLR/>", now)
+                        .map(drop),
+                };
+                check(r, &sim);
             }
         }
         sim.pump();

@@ -55,6 +55,9 @@ impl Agent {
     /// Deregisters: the identity and grant are removed at once (back to evaluation if any is
     /// left) and one signed best-effort deregister request is sent (SPEC §3).
     pub fn deregister(&mut self, now: DateTime<Utc>) -> Result<(), Error> {
+        if !self.lic.settings.subscriber {
+            self.not_in_reservation_mode()?;
+        }
         if self.lic.settings.subscriber || self.valid_identity(self.effective(now)).is_none() {
             return Err(Error::NotRegisteredForDeregister);
         }

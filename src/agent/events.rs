@@ -24,6 +24,8 @@ pub enum Alarm {
     SmartLicensingDeregistrationFailure,
     /// Export-controlled functionality is no longer allowed.
     SmartLicenseExportControlNotAllowed,
+    /// A reserved TERM license passed its end date (name ours; 004:1640).
+    SmartLicensingReservedLicenseExpired,
 }
 
 impl Alarm {
@@ -37,6 +39,7 @@ impl Alarm {
             Alarm::SmartLicensingRenewAuthFailure => "SmartLicensingRenewAuthFailure",
             Alarm::SmartLicensingDeregistrationFailure => "SmartLicensingDeregistrationFailure",
             Alarm::SmartLicenseExportControlNotAllowed => "SmartLicenseExportControlNotAllowed",
+            Alarm::SmartLicensingReservedLicenseExpired => "SmartLicensingReservedLicenseExpired",
         }
     }
 }
@@ -89,6 +92,31 @@ pub enum EventKind {
     RegistrationExpired,
     /// At restore, the identity did not verify (a key no longer trusted): it is kept unused.
     IdentityDropped {
+        /// The failed check.
+        reason: String,
+    },
+    /// A reservation authorization code was installed (SPEC §6).
+    ReservationInstalled {
+        /// SLR or PLR.
+        kind: crate::agent::ReservationKind,
+    },
+    /// The installed reservation was returned (the return code was made).
+    ReservationReturned,
+    /// Older kept reservation keys were dropped (only the 16 most recent are kept).
+    ReservationKeysDropped {
+        /// How many.
+        count: usize,
+    },
+    /// A reserved TERM license is past its end date and no longer counts (SPEC §6, 004:1640).
+    ReservedLicenseExpired {
+        /// The entitlement tag.
+        tag: String,
+        /// Its end date.
+        end_date: chrono::NaiveDate,
+    },
+    /// At restore, the installed reservation code did not verify (a key no longer trusted):
+    /// it is kept but not used.
+    ReservationUntrusted {
         /// The failed check.
         reason: String,
     },
@@ -177,6 +205,9 @@ impl Event {
                 Some(Alarm::SmartLicensingDeregistrationFailure)
             }
             EventKind::ExportControlNotAllowed => Some(Alarm::SmartLicenseExportControlNotAllowed),
+            EventKind::ReservedLicenseExpired { .. } => {
+                Some(Alarm::SmartLicensingReservedLicenseExpired)
+            }
             _ => None,
         }
     }
@@ -265,6 +296,23 @@ impl fmt::Display for EventKind {
             EventKind::ExportControlNotAllowed => {
                 f.write_str("Export-Controlled Functionality: Not Allowed")
             }
+            EventKind::ReservationInstalled { .. } => f.write_str("Authorization code installed."),
+            EventKind::ReservationReturned => f.write_str("License reservation returned"),
+            EventKind::ReservationKeysDropped { count } => write!(
+                f,
+                "{count} older reservation key(s) dropped: return codes can no longer be made \
+                 for codes issued against them"
+            ),
+            EventKind::ReservedLicenseExpired { tag, end_date } => write!(
+                f,
+                "Reserved license {tag} expired on {} and is no longer counted",
+                end_date.format("%Y-%b-%d UTC")
+            ),
+            EventKind::ReservationUntrusted { reason } => write!(
+                f,
+                "The installed reservation authorization code is no longer trusted; it is kept \
+                 unused until a trusted key verifies it: {reason}"
+            ),
         }
     }
 }

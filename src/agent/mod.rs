@@ -21,6 +21,7 @@ mod failure;
 mod operation;
 mod persist;
 mod registration;
+mod reservation;
 mod state;
 mod timers;
 mod view;
@@ -31,6 +32,7 @@ pub use exchange::{Transmit, TransmitId};
 pub use failure::{Failure, FailureKind};
 pub use operation::Operation;
 pub use persist::{PartError, RestoreError};
+pub use reservation::{Installed, ReservationKind, KEPT_KEYS};
 pub use timers::TimerReason;
 
 use std::collections::VecDeque;
@@ -163,6 +165,9 @@ pub struct Agent {
     events: VecDeque<Event>,
     /// The transmission handed out by `poll_transmit` and not yet answered.
     in_flight: Option<InFlight>,
+    /// When this agent was restored (in memory only): reserved TERM licenses past their end
+    /// date stop counting at the first restore after it (SPEC §6).
+    restored_at: Option<DateTime<Utc>>,
 }
 
 impl fmt::Debug for Agent {
@@ -191,6 +196,7 @@ impl Agent {
             authorization: Default::default(),
             settings: Default::default(),
             dormant: None,
+            reservation: Default::default(),
         };
         let comm = Communication {
             highest_seen: Some(storable(now)),
@@ -202,6 +208,7 @@ impl Agent {
             comm,
             events: VecDeque::new(),
             in_flight: None,
+            restored_at: None,
         })
     }
 
@@ -305,6 +312,7 @@ impl Agent {
         if self.lic.settings.subscriber {
             return Err(Error::SubscriberNode);
         }
+        self.not_in_reservation_mode()?;
         let token = Token::parse(token)?;
         if self.lic.job.is_some() {
             return Err(Error::RegistrationInProgress);
@@ -333,6 +341,9 @@ impl Agent {
 
     /// Asks for an identity renewal now (405 while unregistered or on a subscriber node).
     pub fn renew_id(&mut self, now: DateTime<Utc>) -> Result<(), Error> {
+        if !self.lic.settings.subscriber {
+            self.not_in_reservation_mode()?;
+        }
         if self.lic.settings.subscriber || self.valid_identity(self.effective(now)).is_none() {
             return Err(Error::RenewIdNotAllowed);
         }
@@ -344,6 +355,9 @@ impl Agent {
 
     /// Asks for an authorization now (405 while unregistered or on a subscriber node).
     pub fn renew_auth(&mut self, now: DateTime<Utc>) -> Result<(), Error> {
+        if !self.lic.settings.subscriber {
+            self.not_in_reservation_mode()?;
+        }
         if self.lic.settings.subscriber || self.valid_identity(self.effective(now)).is_none() {
             return Err(Error::RenewAuthNotAllowed);
         }
@@ -474,10 +488,12 @@ impl Agent {
         self.lic.usage.iter().any(|(_, n)| *n > 0)
     }
 
-    /// Evaluation counts while a tag is in use and the agent is not registered, or registered
-    /// without a successful authorization since that registration (SPEC §5).
+    /// Evaluation counts while a tag is in use and the agent is not registered and holds no
+    /// installed reservation, or is registered without a successful authorization since that
+    /// registration (SPEC §5).
     fn eval_should_count(&self, t: DateTime<Utc>) -> bool {
         self.any_usage()
+            && self.reservation_in_force().is_none()
             && (self.valid_identity(t).is_none()
                 || !self.lic.authorization.authorized_since_registration)
     }

@@ -8,6 +8,7 @@ use super::evaluation::Evaluation;
 use super::failure::Failure;
 use super::operation::Pending;
 use super::registration::{RegisterJob, Registration};
+use super::reservation::Reservation;
 use crate::crypto::DeviceKey;
 use crate::entitlement::Tag;
 use crate::settings::{HostIdentity, TransportSettings};
@@ -38,6 +39,8 @@ pub(crate) struct Licensing {
     /// authorization: never used or sent, brought back by a restore that verifies it, replaced
     /// by a successful new registration (SPEC §12, "restore never destroys").
     pub dormant: Option<Box<Kept>>,
+    /// License Reservation (SPEC §6).
+    pub reservation: Reservation,
 }
 
 /// A verbatim signed grant and when it arrived.
@@ -114,6 +117,11 @@ pub(crate) struct Notified {
     pub skew: bool,
     /// Communication is failing (a failure was reported, no success since).
     pub failing: bool,
+    /// The installed reservation was reported untrusted at a restore (reported again only
+    /// after it was trusted in between).
+    pub reservation_untrusted: bool,
+    /// Reserved TERM entitlements whose expiry was reported: (tag, end date).
+    pub reserved_expired: Vec<(String, chrono::NaiveDate)>,
 }
 
 /// The communication part.

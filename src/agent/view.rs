@@ -3,11 +3,14 @@
 use chrono::{DateTime, Utc};
 
 use super::registration::Registration;
+use super::reservation::ReservationKind;
 use super::state::AttemptLog;
 use super::Agent;
+use crate::codes::RequestCode;
 use crate::status::{
-    Attempt, AuthorizationState, AuthorizationStatus, EntitlementStatus, EvaluationStatus, Outcome,
-    RegistrationState, RegistrationStatus, Status, TagStatus,
+    Attempt, AuthorizationState, AuthorizationStatus, EntitlementStatus, EvaluationStatus,
+    InstalledReservation, Outcome, RegistrationState, RegistrationStatus, ReservationStatus,
+    ReservedEntitlement, Status, TagStatus,
 };
 use crate::wire::{GrantEntry, GrantStatus};
 
@@ -46,10 +49,17 @@ impl Agent {
                 let content = self
                     .grant_entry(tag.as_str())
                     .and_then(|e| e.content.as_ref().ok());
+                // Names come from the grant, or (reserved) from the code that reserves it.
+                let reserved = self.counted_reservations().find(|e| e.tag == *tag);
+                let (display_name, description) = match (content, reserved) {
+                    (Some(c), _) => (c.display_name.clone(), c.description.clone()),
+                    (None, Some(r)) => (r.display_name.clone(), r.description.clone()),
+                    (None, None) => (None, None),
+                };
                 EntitlementStatus {
                     tag: tag.clone(),
-                    display_name: content.and_then(|c| c.display_name.clone()),
-                    description: content.and_then(|c| c.description.clone()),
+                    display_name,
+                    description,
                     count: *count,
                     version: tag.version().to_string(),
                     status,
@@ -63,10 +73,65 @@ impl Agent {
             authorization,
             evaluation,
             entitlements,
+            reservation: self.reservation_status(),
+        }
+    }
+
+    fn reservation_status(&self) -> ReservationStatus {
+        let res = &self.lic.reservation;
+        if !res.enabled {
+            return ReservationStatus::default();
+        }
+        let restored = self.restored_at.map(|t| t.date_naive());
+        ReservationStatus {
+            enabled: true,
+            request_code: res
+                .request
+                .as_ref()
+                .filter(|_| res.in_progress)
+                .map(|key| RequestCode::new(self.config.udi.clone(), key.public_key()).to_string()),
+            installed: res.installed.as_ref().map(|i| InstalledReservation {
+                kind: i.kind,
+                installed_at: i
+                    .latest()
+                    .map_or(DateTime::<Utc>::MIN_UTC, |c| c.installed_at),
+                confirmation: i
+                    .latest()
+                    .and_then(|c| c.granted.confirmation)
+                    .map(|c| c.to_string()),
+                trusted: i.trusted,
+                entitlements: i
+                    .codes
+                    .iter()
+                    .flat_map(|c| c.granted.entitlements.iter())
+                    .map(|e| ReservedEntitlement {
+                        tag: e.tag.clone(),
+                        display_name: e.display_name.clone(),
+                        description: e.description.clone(),
+                        count: e.count,
+                        license_type: e.license_type.as_str(),
+                        start_date: e.start_date,
+                        end_date: e.end_date,
+                        expired: e.license_type == crate::codes::LicenseType::Term
+                            && matches!((e.end_date, restored), (Some(end), Some(r)) if end < r),
+                    })
+                    .collect(),
+            }),
         }
     }
 
     pub(crate) fn registration_state(&self, t: DateTime<Utc>) -> RegistrationState {
+        let res = &self.lic.reservation;
+        if res.enabled {
+            return match self.reservation_in_force().map(|i| i.kind) {
+                Some(ReservationKind::Specific) => RegistrationState::SpecificReservation,
+                Some(ReservationKind::Universal) => RegistrationState::UniversalReservation,
+                None if res.in_progress && res.installed.is_none() => {
+                    RegistrationState::ReservationInProgress
+                }
+                None => RegistrationState::Unregistered,
+            };
+        }
         match &self.lic.registration {
             Registration::Registered(id) if t < id.cert.not_after => RegistrationState::Registered,
             _ if self.lic.job.is_some() => RegistrationState::RegistrationPending,
@@ -110,6 +175,15 @@ impl Agent {
                 status.initial_registration = attempt(&self.comm.register);
                 status.next_registration_attempt = self.comm.register.next_retry;
             }
+            RegistrationState::SpecificReservation | RegistrationState::UniversalReservation => {
+                if let Some(installed) = self.reservation_in_force() {
+                    status.export_controlled = self.reservation_allows_export();
+                    status.initial_registration = installed.codes.first().map(|c| Attempt {
+                        at: c.installed_at,
+                        outcome: Outcome::Succeeded,
+                    });
+                }
+            }
             RegistrationState::RegistrationFailed => {
                 status.initial_registration =
                     attempt(&self.comm.register).or_else(|| match &self.lic.registration {
@@ -133,8 +207,21 @@ impl Agent {
         g.grant.entries.iter().find(|e| e.tag == tag)
     }
 
-    /// Overall state before tag statuses are known: rules 2–5 of SPEC §4.
+    /// Overall state before tag statuses are known: rules 1–5 of SPEC §4.
     fn base_authorization_state(&self, t: DateTime<Utc>) -> Option<AuthorizationState> {
+        if let Some(installed) = self.reservation_in_force() {
+            let covered = installed.kind == ReservationKind::Universal
+                || self
+                    .lic
+                    .usage
+                    .iter()
+                    .all(|(tag, n)| *n == 0 || self.reservation_covers(tag, *n));
+            return Some(if covered {
+                AuthorizationState::AuthorizedReserved
+            } else {
+                AuthorizationState::NotAuthorizedReserved
+            });
+        }
         let registered = self.valid_identity(t).is_some();
         let auth = &self.lic.authorization;
         if registered && auth.grant_untrusted {
@@ -168,6 +255,13 @@ impl Agent {
             .map(|(tag, count)| {
                 if *count == 0 {
                     return TagStatus::Init;
+                }
+                if self.reservation_in_force().is_some() {
+                    return if self.reservation_covers(tag, *count) {
+                        TagStatus::ReservedInCompliance
+                    } else {
+                        TagStatus::NotAuthorized
+                    };
                 }
                 let entry = self.grant_entry(tag.as_str());
                 let verdict = entry.map(|e| e.content.as_ref().map(|c| c.status));
@@ -213,6 +307,10 @@ impl Agent {
                 .ooc_since
                 .or_else(|| auth.grant.as_ref().map(|g| g.received_at)),
             AuthorizationState::AuthorizationExpired => self.deadline(),
+            AuthorizationState::AuthorizedReserved => self
+                .reservation_in_force()
+                .and_then(|i| i.latest())
+                .map(|c| c.installed_at),
             _ => None,
         };
         let waiting_on_answer = self.comm.outstanding.is_some();

@@ -10,6 +10,8 @@
 //! v2  as v1, but the outstanding request is one layout for every operation (its wire kind,
 //!     key seed?, piid?, sequence, usage lines), and failures name the operation by its wire
 //!     kind and keep identity and grant rejections as variants (see `failure.rs`)
+//! v3  v2 | reservation reported untrusted | reserved TERM entitlements whose expiry was reported (tag, end date as days from
+//!     the common era)*
 //! ```
 
 use super::failure::{decode_failure, encode_failure};
@@ -54,6 +56,12 @@ pub(crate) fn encode(c: &Communication) -> Vec<u8> {
     w.opt(n.clock_back, Writer::time);
     w.bool(n.skew);
     w.bool(n.failing);
+    w.bool(n.reservation_untrusted);
+    w.count(n.reserved_expired.len());
+    for (tag, end) in &n.reserved_expired {
+        w.str(tag);
+        w.i32(chrono::Datelike::num_days_from_ce(end));
+    }
     w.finish()
 }
 
@@ -164,6 +172,19 @@ pub(crate) fn decode(bytes: &[u8], version: u16) -> Result<Communication, PartEr
         clock_back: r.opt(Reader::time)?,
         skew: r.bool()?,
         failing: r.bool()?,
+        reservation_untrusted: version >= 3 && r.bool()?,
+        reserved_expired: if version >= 3 {
+            let mut expired = Vec::new();
+            for _ in 0..r.count()? {
+                let tag = r.string()?;
+                let end = chrono::NaiveDate::from_num_days_from_ce_opt(r.i32()?)
+                    .ok_or_else(|| malformed("bad end date"))?;
+                expired.push((tag, end));
+            }
+            expired
+        } else {
+            Vec::new()
+        },
     };
     r.end()?;
     Ok(Communication {

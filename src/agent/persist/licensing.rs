@@ -8,8 +8,11 @@
 //!     | settings (transport, privacy, host?, subscriber)
 //! v2  v1 | dormant registration? (identity raw, key seed, registered, renewed?, since
 //!       registration, grant? (raw, received), ooc since?)
+//! v3  v2 | reservation (enabled, in progress, request key seed?, kept key seeds*,
+//!       installed? (kind 0 SLR | 1 PLR, key seed, codes (text, installed at)*))
 //! ```
-//! Defaults for fields a version lacks: v1 has no dormant registration (v1 dropped an
+//! Defaults for fields a version lacks: before v3, reservation mode is off with nothing kept;
+//! v1 has no dormant registration (v1 dropped an
 //! untrusted identity; nothing is left to keep). From v2 on, a grant stored with "untrusted"
 //! set is that untrusted grant, kept; in v1 the flag came with no grant.
 
@@ -19,7 +22,10 @@ use super::{malformed, PartError};
 use crate::agent::authorization::Authorization;
 use crate::agent::evaluation::Evaluation;
 use crate::agent::registration::{RegisterJob, Registration};
+use crate::agent::reservation::{Reservation, ReservationKind};
 use crate::agent::state::{Kept, KeptGrant, Licensing, Settings};
+use chrono::{DateTime, Utc};
+
 use crate::codec::{Reader, Writer};
 use crate::crypto::DeviceKey;
 use crate::entitlement::Tag;
@@ -33,6 +39,15 @@ pub(crate) struct Stored {
     pub lic: Licensing,
     /// The identity of a stored "registered" state, with its authorization.
     pub registered: Option<Kept>,
+    /// The installed reservation's codes as stored, verified at restore.
+    pub installed: Option<StoredInstallation>,
+}
+
+/// An installed reservation as stored: its codes' texts are parsed and verified at restore.
+pub(crate) struct StoredInstallation {
+    pub kind: ReservationKind,
+    pub key: DeviceKey,
+    pub codes: Vec<(String, DateTime<Utc>)>,
 }
 
 pub(crate) fn encode(lic: &Licensing) -> Vec<u8> {
@@ -95,6 +110,26 @@ pub(crate) fn encode(lic: &Licensing) -> Vec<u8> {
             w.time(*at);
         });
         w.opt(kept.ooc_since, Writer::time);
+    });
+    let res = &lic.reservation;
+    w.bool(res.enabled);
+    w.bool(res.in_progress);
+    w.opt(res.request.as_ref(), |w, key| w.bytes(key.seed()));
+    w.count(res.kept.len());
+    for key in &res.kept {
+        w.bytes(key.seed());
+    }
+    w.opt(res.installed.as_ref(), |w, installed| {
+        w.u8(match installed.kind {
+            ReservationKind::Specific => 0,
+            ReservationKind::Universal => 1,
+        });
+        w.bytes(installed.key.seed());
+        w.count(installed.codes.len());
+        for code in &installed.codes {
+            w.str(&code.text);
+            w.time(code.installed_at);
+        }
     });
     w.finish()
 }
@@ -196,6 +231,32 @@ pub(crate) fn decode(bytes: &[u8], version: u16) -> Result<Stored, PartError> {
     } else {
         None
     };
+    let mut reservation = Reservation::default();
+    let mut installed = None;
+    if version >= 3 {
+        reservation.enabled = r.bool()?;
+        reservation.in_progress = r.bool()?;
+        reservation.request = r.opt(seed)?;
+        for _ in 0..r.count()? {
+            reservation.kept.push(seed(&mut r)?);
+        }
+        installed = r.opt(|r| {
+            let kind = match r.u8()? {
+                0 => ReservationKind::Specific,
+                1 => ReservationKind::Universal,
+                _ => return Err(malformed("bad reservation kind")),
+            };
+            let key = seed(r)?;
+            let mut codes = Vec::new();
+            for _ in 0..r.count()? {
+                codes.push((r.string()?, r.time()?));
+            }
+            if codes.is_empty() || (kind == ReservationKind::Specific && codes.len() > 1) {
+                return Err(malformed("bad installed codes"));
+            }
+            Ok(StoredInstallation { kind, key, codes })
+        })?;
+    }
     r.end()?;
     let registered = identity.map(|(raw, key, registered_at, renewed_at)| Kept {
         raw,
@@ -227,8 +288,10 @@ pub(crate) fn decode(bytes: &[u8], version: u16) -> Result<Stored, PartError> {
             authorization,
             settings,
             dormant,
+            reservation,
         },
         registered,
+        installed,
     })
 }
 

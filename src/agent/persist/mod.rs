@@ -17,10 +17,12 @@ use chrono::{DateTime, Utc};
 
 use super::authorization::{Authorization, GrantRecord};
 use super::registration::{Identity, Registration};
+use super::reservation::{granted_unverified, verify_code, InstalledCode, InstalledCodes};
 use super::state::{AttemptLog, Communication, Kept, Licensing};
 use super::write::Guarded;
 use super::{Agent, Config, ConfigError, EventKind};
 use crate::codec::CodecError;
+use crate::codes::AuthorizationCode;
 use crate::crypto::{Environment, TrustAnchor};
 use crate::snapshot::{SnapshotError, SnapshotParts};
 use crate::time::storable;
@@ -220,12 +222,26 @@ pub(crate) fn restore(
             }
         }
     }
+    if let Some(stored) = stored.installed {
+        let (installed, untrusted) = reinstall(stored, &config)?;
+        match untrusted {
+            Some(reason) if !comm.notified.reservation_untrusted => {
+                comm.notified.reservation_untrusted = true;
+                events.push(EventKind::ReservationUntrusted { reason });
+            }
+            Some(_) => {}
+            None => comm.notified.reservation_untrusted = false,
+        }
+        lic.reservation.installed = Some(installed);
+        changed = true;
+    }
     let mut agent = Agent {
         config,
         lic: Guarded::new(lic),
         comm,
         events: VecDeque::new(),
         in_flight: None,
+        restored_at: Some(t),
     };
     // Restoring only loads: `now` is not recorded (no highest-time update, no clock event),
     // so a caller can replay the deadlines that fell due while it was down, each at its own
@@ -237,8 +253,47 @@ pub(crate) fn restore(
     for kind in events {
         agent.push(t, kind);
     }
+    agent.check_reserved_terms(t);
     // Thresholds only up to the snapshot's own time: what fell due later is for the caller's
     // replay (a renewal may yet prevent a lapse).
     agent.check_thresholds(seen);
     Ok(agent)
+}
+
+/// Verifies a stored installation's codes against the configuration now: in force if every
+/// code verifies for this UDI, kept unused otherwise (with the first failed check).
+fn reinstall(
+    stored: licensing::StoredInstallation,
+    config: &Config,
+) -> Result<(InstalledCodes, Option<String>), RestoreError> {
+    let mut untrusted = None;
+    let mut codes = Vec::new();
+    for (text, installed_at) in stored.codes {
+        let granted = match verify_code(&text, &config.trust_anchors, config.environment) {
+            Ok((_, granted)) if granted.udi == config.udi => granted,
+            verified => {
+                let code = AuthorizationCode::parse(&text)
+                    .map_err(|e| RestoreError::Licensing(malformed(format!("reservation: {e}"))))?;
+                let reason = match verified {
+                    Ok(_) => "the code is for another product instance".to_string(),
+                    Err(e) => e.to_string(),
+                };
+                untrusted.get_or_insert(reason);
+                granted_unverified(&code)
+                    .ok_or_else(|| RestoreError::Licensing(malformed("reservation: unsigned")))?
+            }
+        };
+        codes.push(InstalledCode {
+            text,
+            installed_at,
+            granted,
+        });
+    }
+    let installed = InstalledCodes {
+        kind: stored.kind,
+        key: stored.key,
+        codes,
+        trusted: untrusted.is_none(),
+    };
+    Ok((installed, untrusted))
 }
