@@ -37,12 +37,15 @@ use crate::udi::UdiError;
 
 pub mod base58;
 mod confirmation;
+mod export_key;
 mod plr;
 mod request;
 mod ret;
 mod slr;
+mod xml;
 
 pub use confirmation::ConfirmationCode;
+pub use export_key::{is_feature_name, ExportKey, MAX_FEATURE_LEN};
 pub use plr::{PlrClaims, PlrCode, PlrEntitlement};
 pub use request::RequestCode;
 pub use ret::{ReturnCode, ReturnKind};
@@ -312,6 +315,18 @@ pub enum CodeError {
     /// A well-formed confirmation code of another authorization code.
     #[error("The Reservation Confirmation Code does not match the Reservation Authorization Code")]
     ConfirmationMismatch,
+    /// An export authorization key that is not well formed (SPEC §7, ours).
+    #[error("The Export Authorization Key is not valid: {0}")]
+    InvalidExportKey(Defect),
+    /// An export authorization key no trusted key of this environment signed (ours).
+    #[error("The Export Authorization Key is not signed by a trusted Smart Software Manager")]
+    UntrustedExportKey(#[source] SignatureError),
+    /// An export authorization key issued to another instance (ours).
+    #[error("The Export Authorization Key is for another product instance: {0}")]
+    ExportKeyForAnotherInstance(String),
+    /// An export authorization key for another feature (ours).
+    #[error("The Export Authorization Key is for another feature: {0}")]
+    ExportKeyForAnotherFeature(String),
 }
 
 impl CodeError {
@@ -326,7 +341,8 @@ impl CodeError {
             CodeError::InvalidRequest(d)
             | CodeError::InvalidAuthorization(d)
             | CodeError::InvalidReturn(d)
-            | CodeError::InvalidConfirmation(d) => Some(d),
+            | CodeError::InvalidConfirmation(d)
+            | CodeError::InvalidExportKey(d) => Some(d),
             _ => None,
         }
     }
