@@ -151,6 +151,15 @@ pub enum Error {
     /// An update older than the installed code (ours).
     #[error("The Reservation Authorization Code is older than the installed one")]
     ReservationCodeOlder,
+    /// An export key command while unregistered or in reservation mode (SPEC §7, ours).
+    #[error("Export authorization keys are available only to a registered product instance")]
+    ExportKeysNotAvailable,
+    /// An export feature name that is not 1–64 characters of `[A-Za-z0-9_.-]` (ours).
+    #[error("Please enter a valid export feature name")]
+    InvalidFeature,
+    /// `export_return` of a feature whose key is not held (ours).
+    #[error("No export authorization key is held for {0}")]
+    ExportKeyNotHeld(String),
 }
 
 impl Error {
@@ -170,7 +179,8 @@ impl Error {
             | ReservationCode(_)
             | ReservationForAnotherInstance(_)
             | ReservationCodeMismatch
-            | ReservationCodeOlder => RestCode::InvalidParameter,
+            | ReservationCodeOlder
+            | InvalidFeature => RestCode::InvalidParameter,
             AlreadyRegistered
             | RegistrationInProgress
             | SubscriberNode
@@ -186,7 +196,9 @@ impl Error {
             | ReservationInstalled
             | PlrInstalled
             | SlrInstalled
-            | NoReservationInstalled => RestCode::MethodNotAllowed,
+            | NoReservationInstalled
+            | ExportKeysNotAvailable
+            | ExportKeyNotHeld(_) => RestCode::MethodNotAllowed,
             TransportApplyFailed | RandomFailed => RestCode::InternalServerError,
         }
     }

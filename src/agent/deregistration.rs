@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use super::exchange::unexpected_body;
 use super::operation::{Operation, OperationSpec, Pending, RequestParts};
 use super::registration::Registration;
+use super::state::Deregistration;
 use super::{Agent, EventKind};
 use crate::error::Error;
 use crate::wire::{self, Answer, RequestBody};
@@ -18,10 +19,11 @@ pub(crate) const DEREGISTER: OperationSpec = OperationSpec {
     kind: wire::RequestKind::Deregister,
     timeout_full_stop: true,
     due: |agent, _| {
-        let (piid, key) = agent.comm.deregistrations.first()?;
+        let next = agent.comm.deregistrations.first()?;
         Some(Pending {
-            key: Some(key.clone()),
-            piid: Some(*piid),
+            key: Some(next.key.clone()),
+            piid: Some(next.piid),
+            subjects: next.export_keys.clone(),
             ..Pending::new(Operation::Deregister)
         })
     },
@@ -30,14 +32,14 @@ pub(crate) const DEREGISTER: OperationSpec = OperationSpec {
         Some(RequestParts {
             key: pending.key.clone()?,
             piid: Some(pending.piid?),
-            body: RequestBody::deregister(),
+            body: RequestBody::deregister_returning(pending.subjects.clone()),
         })
     },
     sent: |agent, pending| {
         agent
             .comm
             .deregistrations
-            .retain(|(p, _)| Some(*p) != pending.piid);
+            .retain(|d| Some(d.piid) != pending.piid);
     },
     answered: |agent, t, _, answer| match answer {
         Answer::Done => {
@@ -62,10 +64,19 @@ impl Agent {
             return Err(Error::NotRegisteredForDeregister);
         }
         let t = self.observe(now);
-        let registration = self.write_licensing(t, |lic| {
+        let (registration, export_keys) = self.write_licensing(t, |lic| {
             lic.job = None;
             lic.authorization = Default::default();
-            std::mem::replace(&mut lic.registration, Registration::Unregistered)
+            // Export keys go back with the deregistration, best-effort, and are dropped here.
+            let export_keys: Vec<String> = lic
+                .export
+                .keys
+                .drain(..)
+                .map(|k| k.key.key_id().to_string())
+                .collect();
+            lic.export.jobs.clear();
+            let registration = std::mem::replace(&mut lic.registration, Registration::Unregistered);
+            (registration, export_keys)
         });
         let Registration::Registered(identity) = registration else {
             return Ok(()); // unreachable: checked above at the same effective time
@@ -74,9 +85,12 @@ impl Agent {
             self.push(t, EventKind::ExportControlNotAllowed);
         }
         // Sent after the request in flight, if any, is answered: at most one on the wire.
-        self.comm
-            .deregistrations
-            .push((identity.cert.piid, identity.key));
+        self.comm.deregistrations.push(Deregistration {
+            piid: identity.cert.piid,
+            key: identity.key,
+            export_keys,
+        });
+        self.comm.export = Default::default();
         self.comm.register = Default::default();
         self.comm.renew_id = Default::default();
         self.comm.authorize = Default::default();

@@ -95,6 +95,35 @@ pub enum EventKind {
         /// The failed check.
         reason: String,
     },
+    /// The manager granted an export authorization key (SPEC §7).
+    ExportKeyGranted {
+        /// The feature.
+        feature: String,
+    },
+    /// An export authorization key was returned to the manager.
+    ExportKeyReturned {
+        /// The feature.
+        feature: String,
+    },
+    /// The manager refused an export key request or return for good (no retry).
+    ExportKeyRefused {
+        /// The feature.
+        feature: String,
+        /// The manager's code (`NOT_SUPPORTED`, `NOT_RESTRICTED`, `NO_KEYS_AVAILABLE`,
+        /// `NOT_HELD`).
+        code: String,
+        /// The manager's message.
+        message: String,
+    },
+    /// An export key request or return failed; it is retried unless cancelled.
+    ExportKeyFailed {
+        /// The feature.
+        feature: String,
+        /// Why.
+        failure: Failure,
+        /// The retry, if any.
+        next_attempt: Option<DateTime<Utc>>,
+    },
     /// A reservation authorization code was installed (SPEC §6).
     ReservationInstalled {
         /// SLR or PLR.
@@ -295,6 +324,26 @@ impl fmt::Display for EventKind {
             ),
             EventKind::ExportControlNotAllowed => {
                 f.write_str("Export-Controlled Functionality: Not Allowed")
+            }
+            EventKind::ExportKeyGranted { feature } => {
+                write!(f, "Export authorization key granted for {feature}")
+            }
+            EventKind::ExportKeyReturned { feature } => {
+                write!(f, "Export authorization key returned for {feature}")
+            }
+            EventKind::ExportKeyRefused {
+                feature, message, ..
+            } => write!(f, "Export authorization key for {feature} refused: {message}"),
+            EventKind::ExportKeyFailed {
+                feature,
+                failure,
+                next_attempt,
+            } => {
+                write!(f, "Export authorization key for {feature} failed: {failure}")?;
+                if next_attempt.is_none() {
+                    f.write_str(" (not retried)")?;
+                }
+                Ok(())
             }
             EventKind::ReservationInstalled { .. } => f.write_str("Authorization code installed."),
             EventKind::ReservationReturned => f.write_str("License reservation returned"),

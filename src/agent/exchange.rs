@@ -131,7 +131,11 @@ impl Agent {
     }
 
     /// The request for `pending`, or `None` if it can no longer be sent.
-    fn request_parts(&self, pending: &Pending, t: DateTime<Utc>) -> Option<RequestParts> {
+    pub(crate) fn request_parts(
+        &self,
+        pending: &Pending,
+        t: DateTime<Utc>,
+    ) -> Option<RequestParts> {
         (pending.operation.spec().build)(self, pending, t)
     }
 
@@ -169,8 +173,8 @@ impl Agent {
             Ok((answer, server_time)) => {
                 self.check_skew(t, server_time);
                 match answer {
-                    wire::Answer::Failed { code, .. }
-                        if (spec.refused)(self, t, pending, &code) =>
+                    wire::Answer::Failed { code, message }
+                        if (spec.refused)(self, t, pending, &code, &message) =>
                     {
                         Ok(())
                     }

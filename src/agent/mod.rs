@@ -17,6 +17,7 @@ mod deregistration;
 mod evaluation;
 mod events;
 mod exchange;
+mod export;
 mod failure;
 mod operation;
 mod persist;
@@ -29,6 +30,7 @@ mod write;
 
 pub use events::{Alarm, Event, EventKind};
 pub use exchange::{Transmit, TransmitId};
+pub use export::ExportJobKind;
 pub use failure::{Failure, FailureKind};
 pub use operation::Operation;
 pub use persist::{PartError, RestoreError};
@@ -197,6 +199,7 @@ impl Agent {
             settings: Default::default(),
             dormant: None,
             reservation: Default::default(),
+            export: Default::default(),
         };
         let comm = Communication {
             highest_seen: Some(storable(now)),

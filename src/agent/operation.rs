@@ -32,6 +32,9 @@ pub(crate) struct Pending {
     pub sequence: u64,
     /// The usage report (authorize).
     pub usage: Vec<UsageLine>,
+    /// What the request names: the feature (and the key id of a return) of an export key
+    /// operation, the export keys a deregistration returns.
+    pub subjects: Vec<String>,
 }
 
 impl Pending {
@@ -43,6 +46,7 @@ impl Pending {
             piid: None,
             sequence: 0,
             usage: Vec::new(),
+            subjects: Vec::new(),
         }
     }
 }
@@ -74,15 +78,21 @@ pub(crate) struct OperationSpec {
     /// Applies a verified answer (`Failed` and `VersionTooHigh` answers are failures before
     /// they get here, except what `refused` takes).
     pub answered: fn(&mut Agent, DateTime<Utc>, &Pending, Answer) -> Result<(), Failure>,
-    /// Takes a `FAILED` code that ends this operation for good rather than failing it (the
-    /// refused token); `false` leaves it a failure.
-    pub refused: fn(&mut Agent, DateTime<Utc>, &Pending, &str) -> bool,
+    /// Takes a `FAILED` code (and message) that ends this operation for good rather than
+    /// failing it (the refused token); `false` leaves it a failure.
+    pub refused: fn(&mut Agent, DateTime<Utc>, &Pending, &str, &str) -> bool,
     /// Records a failure and schedules the retry.
     pub failed: fn(&mut Agent, DateTime<Utc>, &Pending, Failure),
 }
 
 /// No `FAILED` code is final for the operation.
-pub(crate) fn never_refused(_: &mut Agent, _: DateTime<Utc>, _: &Pending, _: &str) -> bool {
+pub(crate) fn never_refused(
+    _: &mut Agent,
+    _: DateTime<Utc>,
+    _: &Pending,
+    _: &str,
+    _: &str,
+) -> bool {
     false
 }
 
@@ -119,6 +129,10 @@ operations! {
     RenewId => super::registration::RENEW_ID,
     /// Authorization (renewAuth), including the first one.
     RenewAuth => super::authorization::AUTHORIZE,
+    /// An export authorization key request (SPEC §7).
+    ExportRequest => super::export::EXPORT_REQUEST,
+    /// An export authorization key return.
+    ExportReturn => super::export::EXPORT_RETURN,
 }
 
 impl Operation {

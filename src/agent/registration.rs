@@ -19,7 +19,7 @@ use base64::Engine as _;
 use super::exchange::unexpected_body;
 use super::failure::{Failure, FailureKind};
 use super::operation::{Operation, OperationSpec, Pending, RequestParts};
-use super::state::AttemptLog;
+use super::state::{AttemptLog, Deregistration};
 use super::timers::TimerReason;
 use super::{Agent, EventKind};
 use crate::crypto::{DeviceKey, B64};
@@ -72,7 +72,7 @@ pub(crate) const REGISTER: OperationSpec = OperationSpec {
         Some(key) => agent.on_register_answer(t, key, answer),
         None => Err(unexpected_body(Operation::Register)),
     },
-    refused: |agent, t, pending, code| match &pending.key {
+    refused: |agent, t, pending, code, _| match &pending.key {
         Some(key) if code == wire::codes::TOKEN_INVALID => {
             agent.on_token_refused(t, key);
             true
@@ -197,9 +197,11 @@ impl Agent {
         let Some(job) = self.lic.job.clone().filter(|job| job.key == *key) else {
             // Superseded by a deregistration while in flight: the manager now has an instance
             // nobody uses, so deregister it too.
-            self.comm
-                .deregistrations
-                .push((certificate.piid, key.clone()));
+            self.comm.deregistrations.push(Deregistration {
+                piid: certificate.piid,
+                key: key.clone(),
+                export_keys: Vec::new(),
+            });
             return Ok(());
         };
         let identity = Identity {

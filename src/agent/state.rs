@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::authorization::Authorization;
 use super::evaluation::Evaluation;
+use super::export::Export;
 use super::failure::Failure;
 use super::operation::Pending;
 use super::registration::{RegisterJob, Registration};
@@ -41,6 +42,8 @@ pub(crate) struct Licensing {
     pub dormant: Option<Box<Kept>>,
     /// License Reservation (SPEC §6).
     pub reservation: Reservation,
+    /// Export authorization keys held and asked for (SPEC §7).
+    pub export: Export,
 }
 
 /// A verbatim signed grant and when it arrived.
@@ -101,6 +104,15 @@ pub(crate) struct Outstanding {
     pub nonce: String,
 }
 
+/// A deregistration waiting to be sent: the identity is already gone locally, so it carries
+/// what the request needs, and the ids of the export keys it returns (SPEC §7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Deregistration {
+    pub piid: Uuid,
+    pub key: DeviceKey,
+    pub export_keys: Vec<String>,
+}
+
 /// Which derived notifications were already raised, so each is raised once.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Notified {
@@ -133,10 +145,12 @@ pub(crate) struct Communication {
     pub usage_sequence: u64,
     pub outstanding: Option<Outstanding>,
     /// Deregistrations waiting to be sent (one at a time, before anything else).
-    pub deregistrations: Vec<(Uuid, DeviceKey)>,
+    pub deregistrations: Vec<Deregistration>,
     pub register: AttemptLog,
     pub renew_id: AttemptLog,
     pub authorize: AttemptLog,
+    /// The export key jobs' exchanges (the first job is the one sent).
+    pub export: AttemptLog,
     /// Usage changed at this time and is not yet in a report.
     pub usage_dirty_since: Option<DateTime<Utc>>,
     pub notified: Notified,

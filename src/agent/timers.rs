@@ -32,11 +32,13 @@ pub enum TimerReason {
     EvaluationWarning,
     /// The evaluation period runs out.
     EvaluationExpiry,
+    /// An export authorization key request or return (or its retry) is due.
+    ExportKey,
 }
 
 impl TimerReason {
     /// Every reason; ties between deadlines go to the reason listed first.
-    pub const ALL: [TimerReason; 9] = [
+    pub const ALL: [TimerReason; 10] = [
         TimerReason::Transmit,
         TimerReason::RegistrationRetry,
         TimerReason::IdentityRenewal,
@@ -46,6 +48,7 @@ impl TimerReason {
         TimerReason::AuthorizationDeadline,
         TimerReason::EvaluationWarning,
         TimerReason::EvaluationExpiry,
+        TimerReason::ExportKey,
     ];
 }
 
@@ -76,8 +79,12 @@ impl Agent {
         let mut table = TimerTable::default();
         match (&self.comm.outstanding, &self.in_flight) {
             (Some(o), Some(f)) if f.id == o.id => {} // the product owes us an answer
-            (Some(_), _) => table.set(TimerReason::Transmit, t),
-            (None, _) => {
+            // Restored: re-sent at once, unless it can no longer be built (its identity was
+            // set aside); then poll_transmit abandons it for whatever is due instead.
+            (Some(o), _) if self.request_parts(&o.pending, t).is_some() => {
+                table.set(TimerReason::Transmit, t)
+            }
+            _ => {
                 for op in Operation::ALL {
                     (op.spec().schedule)(self, t, &mut table);
                 }

@@ -113,6 +113,10 @@ pub(crate) fn plan(
                 },
             })
         }
+        RequestKind::ExportRequest | RequestKind::ExportReturn => {
+            known_instance(state, parsed)?;
+            Err(refuse(codes::NOT_SUPPORTED, codes::NOT_SUPPORTED_MESSAGE))
+        }
     }
 }
 

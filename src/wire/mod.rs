@@ -23,7 +23,8 @@ mod send;
 
 pub use documents::{Grant, GrantEntry, GrantEntryContent, GrantStatus, IdentityCertificate};
 pub use request::{
-    decode_request, AuthorizeBody, ParsedRequest, RegisterBody, Request, RequestBody, UsageLine,
+    decode_request, AuthorizeBody, DeregisterBody, ExportBody, ParsedRequest, RegisterBody,
+    Request, RequestBody, UsageLine,
 };
 pub use response::{decode_response, Answer, ParsedResponse, Response, ResponseStatus};
 pub use send::SendFailure;
@@ -61,6 +62,24 @@ pub mod codes {
     pub const IDENTITY_EXPIRED: &str = "IDENTITY_EXPIRED";
     /// The manager could not sign its answer (random source failure).
     pub const INTERNAL: &str = "INTERNAL";
+    /// This manager does not grant export authorization keys (SPEC §7; permanent).
+    pub const NOT_SUPPORTED: &str = "NOT_SUPPORTED";
+    /// The message of [`NOT_SUPPORTED`] (SPEC §7).
+    pub const NOT_SUPPORTED_MESSAGE: &str =
+        "Export authorization keys are not supported by this Smart Software Manager";
+    /// The Smart Account is not under export restrictions: the token's export flag applies
+    /// (SPEC §7; permanent).
+    pub const NOT_RESTRICTED: &str = "NOT_RESTRICTED";
+    /// No export authorization key is left for the feature (SPEC §7; permanent).
+    pub const NO_KEYS_AVAILABLE: &str = "NO_KEYS_AVAILABLE";
+    /// A return of a key the instance does not hold (SPEC §7; permanent).
+    pub const NOT_HELD: &str = "NOT_HELD";
+
+    /// Whether a `FAILED` code to an export key request or return is permanent: reported
+    /// with the manager's message and not retried (SPEC §7).
+    pub fn is_permanent_export_refusal(code: &str) -> bool {
+        [NOT_SUPPORTED, NOT_RESTRICTED, NO_KEYS_AVAILABLE, NOT_HELD].contains(&code)
+    }
 }
 
 /// The protocol version this crate speaks.
@@ -76,31 +95,36 @@ pub enum RequestKind {
     RenewId,
     /// Report usage and ask for a grant.
     Authorize,
-    /// Deregister (best effort).
+    /// Deregister (best effort; returns the instance's export authorization keys).
     Deregister,
+    /// Ask for an export authorization key for a feature (SPEC §7).
+    ExportRequest,
+    /// Return an export authorization key.
+    ExportReturn,
 }
+
+/// Every request kind with its wire spelling: the wire's one table of operations.
+const KINDS: [(RequestKind, &str); 6] = [
+    (RequestKind::Register, "register"),
+    (RequestKind::RenewId, "renewId"),
+    (RequestKind::Authorize, "authorize"),
+    (RequestKind::Deregister, "deregister"),
+    (RequestKind::ExportRequest, "exportRequest"),
+    (RequestKind::ExportReturn, "exportReturn"),
+];
 
 impl RequestKind {
     /// The wire spelling.
     pub fn as_str(self) -> &'static str {
-        match self {
-            RequestKind::Register => "register",
-            RequestKind::RenewId => "renewId",
-            RequestKind::Authorize => "authorize",
-            RequestKind::Deregister => "deregister",
-        }
+        KINDS
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map_or("", |(_, s)| s)
     }
 
     /// Parses the wire spelling.
     pub fn parse(s: &str) -> Option<RequestKind> {
-        [
-            RequestKind::Register,
-            RequestKind::RenewId,
-            RequestKind::Authorize,
-            RequestKind::Deregister,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        KINDS.iter().find(|(_, w)| *w == s).map(|(k, _)| *k)
     }
 }
 
@@ -205,6 +229,10 @@ pub enum AnswerError {
     /// The answer is for another kind of request.
     #[error("answer is for another request type")]
     KindMismatch,
+    /// The export authorization key inside the answer failed verification or validation;
+    /// the text says which check.
+    #[error("export authorization key: {0}")]
+    ExportKey(String),
 }
 
 impl From<EnvelopedError> for AnswerError {

@@ -54,6 +54,24 @@ pub struct AuthorizeBody {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Empty {}
 
+/// The body of a `deregister` request: the export authorization keys it returns (SPEC §7).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeregisterBody {
+    /// The ids of the keys returned with the deregistration.
+    #[serde(rename = "exportKey", default)]
+    pub export_keys: Vec<String>,
+}
+
+/// The body of an `exportRequest` or `exportReturn` request (SPEC §7).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportBody {
+    /// The feature, e.g. `CUCM_Export_Restricted_Authorization_Key`.
+    pub feature: String,
+    /// For a return: the id of the key returned.
+    #[serde(rename = "keyId", skip_serializing_if = "Option::is_none", default)]
+    pub key_id: Option<String>,
+}
+
 /// The body of a request; exactly one member is present.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestBody {
@@ -64,7 +82,19 @@ pub struct RequestBody {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     authorize: Option<AuthorizeBody>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    deregister: Option<Empty>,
+    deregister: Option<DeregisterBody>,
+    #[serde(
+        rename = "exportRequest",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    export_request: Option<ExportBody>,
+    #[serde(
+        rename = "exportReturn",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    export_return: Option<ExportBody>,
 }
 
 impl RequestBody {
@@ -91,10 +121,42 @@ impl RequestBody {
     }
     /// A `deregister` body.
     pub fn deregister() -> Self {
+        RequestBody::deregister_returning(Vec::new())
+    }
+    /// A `deregister` body returning the export keys `export_keys` (their ids).
+    pub fn deregister_returning(export_keys: Vec<String>) -> Self {
         RequestBody {
-            deregister: Some(Empty {}),
+            deregister: Some(DeregisterBody { export_keys }),
             ..Default::default()
         }
+    }
+    /// An `exportRequest` body.
+    pub fn export_request(feature: String) -> Self {
+        RequestBody {
+            export_request: Some(ExportBody {
+                feature,
+                key_id: None,
+            }),
+            ..Default::default()
+        }
+    }
+    /// An `exportReturn` body.
+    pub fn export_return(feature: String, key_id: String) -> Self {
+        RequestBody {
+            export_return: Some(ExportBody {
+                feature,
+                key_id: Some(key_id),
+            }),
+            ..Default::default()
+        }
+    }
+    /// The deregister member, if that is what this body holds.
+    pub fn as_deregister(&self) -> Option<&DeregisterBody> {
+        self.deregister.as_ref()
+    }
+    /// The export member (request or return), if that is what this body holds.
+    pub fn as_export(&self) -> Option<&ExportBody> {
+        self.export_request.as_ref().or(self.export_return.as_ref())
     }
     /// The register member, if that is what this body holds.
     pub fn as_register(&self) -> Option<&RegisterBody> {
@@ -110,6 +172,8 @@ impl RequestBody {
             (self.renew_id.is_some(), RequestKind::RenewId),
             (self.authorize.is_some(), RequestKind::Authorize),
             (self.deregister.is_some(), RequestKind::Deregister),
+            (self.export_request.is_some(), RequestKind::ExportRequest),
+            (self.export_return.is_some(), RequestKind::ExportReturn),
         ];
         let mut kinds = present.iter().filter(|(p, _)| *p).map(|(_, k)| *k);
         match (kinds.next(), kinds.next()) {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::documents::{parse_grant, parse_identity, Grant, IdentityCertificate};
 use super::{AnswerError, RequestKind};
+use crate::codes::ExportKey;
 use crate::crypto::{verify_manager_signature, Environment, TrustAnchor};
 use crate::time::parse as parse_time;
 use crate::udi::Uuid;
@@ -118,6 +119,7 @@ pub struct ParsedResponse {
     signature: Vec<u8>,
     identity_raw: Option<Vec<u8>>,
     grant_raw: Option<Vec<u8>>,
+    export_key: Option<ExportKey>,
 }
 
 /// Parses an answer without checking any signature: size limit, well-formedness, the
@@ -172,12 +174,23 @@ pub fn decode_response(raw: &[u8], max_len: usize) -> Result<ParsedResponse, Ans
     if let Some(doc) = &grant_raw {
         parse_grant(doc, None).map_err(|e| e.into_grant())?;
     }
+    let export_key = match nested("exportAuthorization") {
+        Some(doc) => Some(
+            std::str::from_utf8(&doc)
+                .map_err(|_| AnswerError::ExportKey("not UTF-8".into()))
+                .and_then(|t| {
+                    ExportKey::parse(t).map_err(|e| AnswerError::ExportKey(e.to_string()))
+                })?,
+        ),
+        None => None,
+    };
     Ok(ParsedResponse {
         response,
         signed_bytes: signed.signed_bytes(),
         signature: signed.signature,
         identity_raw,
         grant_raw,
+        export_key,
     })
 }
 
@@ -198,7 +211,9 @@ pub enum Answer {
         /// Its content.
         grant: Grant,
     },
-    /// Done, nothing to keep (deregister).
+    /// An export authorization key (exportRequest), its signature verified.
+    ExportKey(ExportKey),
+    /// Done, nothing to keep (deregister, exportReturn).
     Done,
     /// The manager refused or failed.
     Failed {
@@ -275,7 +290,19 @@ pub(crate) fn verify_response(
                 }
                 Answer::Grant { raw, grant }
             }
-            RequestKind::Deregister => Answer::Done,
+            RequestKind::ExportRequest => {
+                let key = parsed
+                    .export_key
+                    .clone()
+                    .ok_or_else(|| AnswerError::Malformed("no export authorization key".into()))?;
+                key.verify(anchors, environment)
+                    .map_err(|e| AnswerError::ExportKey(e.to_string()))?;
+                if Some(key.piid()) != expected.piid {
+                    return Err(AnswerError::PiidMismatch);
+                }
+                Answer::ExportKey(key)
+            }
+            RequestKind::Deregister | RequestKind::ExportReturn => Answer::Done,
         },
     };
     Ok((answer, resp.server_time))

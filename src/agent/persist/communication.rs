@@ -10,7 +10,9 @@
 //! v2  as v1, but the outstanding request is one layout for every operation (its wire kind,
 //!     key seed?, piid?, sequence, usage lines), and failures name the operation by its wire
 //!     kind and keep identity and grant rejections as variants (see `failure.rs`)
-//! v3  v2 | reservation reported untrusted | reserved TERM entitlements whose expiry was reported (tag, end date as days from
+//! v3  v2, with the export keys a deregistration returns (ids)* after its key seed, the
+//!     export key jobs' attempt log after authorize's, the outstanding request's subjects
+//!     (strings)* at its end, then: reservation reported untrusted | reserved TERM entitlements whose expiry was reported (tag, end date as days from
 //!     the common era)*
 //! ```
 
@@ -18,7 +20,7 @@ use super::failure::{decode_failure, encode_failure};
 use super::licensing::seed;
 use super::{malformed, PartError};
 use crate::agent::operation::{Operation, Pending};
-use crate::agent::state::{AttemptLog, Communication, Notified, Outstanding};
+use crate::agent::state::{AttemptLog, Communication, Deregistration, Notified, Outstanding};
 use crate::codec::{Reader, Writer};
 use crate::udi::Uuid;
 use crate::wire::{RequestKind, UsageLine};
@@ -34,11 +36,12 @@ pub(crate) fn encode(c: &Communication) -> Vec<u8> {
         w.str(&o.nonce);
     });
     w.count(c.deregistrations.len());
-    for (piid, key) in &c.deregistrations {
-        w.bytes(&piid.0);
-        w.bytes(key.seed());
+    for d in &c.deregistrations {
+        w.bytes(&d.piid.0);
+        w.bytes(d.key.seed());
+        strings(&mut w, &d.export_keys);
     }
-    for log in [&c.register, &c.renew_id, &c.authorize] {
+    for log in [&c.register, &c.renew_id, &c.authorize, &c.export] {
         w.opt(log.last.as_ref(), |w, (at, failure)| {
             w.time(*at);
             w.opt(failure.as_ref(), encode_failure);
@@ -65,6 +68,21 @@ pub(crate) fn encode(c: &Communication) -> Vec<u8> {
     w.finish()
 }
 
+fn strings(w: &mut Writer, items: &[String]) {
+    w.count(items.len());
+    for item in items {
+        w.str(item);
+    }
+}
+
+fn read_strings(r: &mut Reader<'_>) -> Result<Vec<String>, PartError> {
+    let mut items = Vec::new();
+    for _ in 0..r.count()? {
+        items.push(r.string()?);
+    }
+    Ok(items)
+}
+
 fn encode_pending(w: &mut Writer, p: &Pending) {
     w.str(p.operation.kind().as_str());
     w.opt(p.key.as_ref(), |w, key| w.bytes(key.seed()));
@@ -75,6 +93,7 @@ fn encode_pending(w: &mut Writer, p: &Pending) {
         w.str(&line.tag);
         w.u32(line.count);
     }
+    strings(w, &p.subjects);
 }
 
 fn usage_lines(r: &mut Reader<'_>) -> Result<Vec<UsageLine>, PartError> {
@@ -88,7 +107,7 @@ fn usage_lines(r: &mut Reader<'_>) -> Result<Vec<UsageLine>, PartError> {
     Ok(usage)
 }
 
-fn decode_pending(r: &mut Reader<'_>) -> Result<Pending, PartError> {
+fn decode_pending(r: &mut Reader<'_>, version: u16) -> Result<Pending, PartError> {
     let operation = RequestKind::parse(&r.string()?)
         .and_then(Operation::of_kind)
         .ok_or_else(|| malformed("bad outstanding request"))?;
@@ -98,6 +117,11 @@ fn decode_pending(r: &mut Reader<'_>) -> Result<Pending, PartError> {
         piid: r.opt(piid)?,
         sequence: r.u64()?,
         usage: usage_lines(r)?,
+        subjects: if version >= 3 {
+            read_strings(r)?
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -148,7 +172,7 @@ pub(crate) fn decode(bytes: &[u8], version: u16) -> Result<Communication, PartEr
         let pending = if version == 1 {
             decode_pending_v1(r)?
         } else {
-            decode_pending(r)?
+            decode_pending(r, version)?
         };
         Ok::<_, PartError>(Outstanding {
             id,
@@ -158,11 +182,24 @@ pub(crate) fn decode(bytes: &[u8], version: u16) -> Result<Communication, PartEr
     })?;
     let mut deregistrations = Vec::new();
     for _ in 0..r.count()? {
-        deregistrations.push((piid(&mut r)?, seed(&mut r)?));
+        deregistrations.push(Deregistration {
+            piid: piid(&mut r)?,
+            key: seed(&mut r)?,
+            export_keys: if version >= 3 {
+                read_strings(&mut r)?
+            } else {
+                Vec::new()
+            },
+        });
     }
     let register = read_log(&mut r, version)?;
     let renew_id = read_log(&mut r, version)?;
     let authorize = read_log(&mut r, version)?;
+    let export = if version >= 3 {
+        read_log(&mut r, version)?
+    } else {
+        AttemptLog::default()
+    };
     let usage_dirty_since = r.opt(Reader::time)?;
     let notified = Notified {
         eval_warnings: r.u32()?,
@@ -196,6 +233,7 @@ pub(crate) fn decode(bytes: &[u8], version: u16) -> Result<Communication, PartEr
         register,
         renew_id,
         authorize,
+        export,
         usage_dirty_since,
         notified,
     })

@@ -129,6 +129,10 @@ fn encode_answer_error(w: &mut Writer, e: &AnswerError) {
         AnswerError::NonceMismatch => w.u8(6),
         AnswerError::PiidMismatch => w.u8(7),
         AnswerError::KindMismatch => w.u8(8),
+        AnswerError::ExportKey(why) => {
+            w.u8(9);
+            w.str(why);
+        }
     }
 }
 
@@ -205,6 +209,7 @@ pub(super) fn decode_failure(r: &mut Reader<'_>, version: u16) -> Result<Failure
             6 => AnswerError::NonceMismatch,
             7 => AnswerError::PiidMismatch,
             8 => AnswerError::KindMismatch,
+            9 if version >= 3 => AnswerError::ExportKey(r.string()?),
             _ => return Err(malformed("bad answer error")),
         }),
         2 => FailureKind::Manager {

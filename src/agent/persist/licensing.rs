@@ -8,8 +8,9 @@
 //!     | settings (transport, privacy, host?, subscriber)
 //! v2  v1 | dormant registration? (identity raw, key seed, registered, renewed?, since
 //!       registration, grant? (raw, received), ooc since?)
-//! v3  v2 | reservation (enabled, in progress, request key seed?, kept key seeds*,
-//!       installed? (kind 0 SLR | 1 PLR, key seed, codes (text, installed at)*))
+//! v3  v2 | reservation (enabled, in progress, request key seed?, kept key seeds*)
+//!       | export keys (text)* | export jobs (0 request | 1 return, feature)*
+//!       | installed reservation? (kind 0 SLR | 1 PLR, key seed, codes (text, installed at)*)
 //! ```
 //! Defaults for fields a version lacks: before v3, reservation mode is off with nothing kept;
 //! v1 has no dormant registration (v1 dropped an
@@ -21,9 +22,11 @@ use std::net::IpAddr;
 use super::{malformed, PartError};
 use crate::agent::authorization::Authorization;
 use crate::agent::evaluation::Evaluation;
+use crate::agent::export::{Export, ExportJob, ExportJobKind, HeldKey};
 use crate::agent::registration::{RegisterJob, Registration};
 use crate::agent::reservation::{Reservation, ReservationKind};
 use crate::agent::state::{Kept, KeptGrant, Licensing, Settings};
+use crate::codes::ExportKey;
 use chrono::{DateTime, Utc};
 
 use crate::codec::{Reader, Writer};
@@ -118,6 +121,18 @@ pub(crate) fn encode(lic: &Licensing) -> Vec<u8> {
     w.count(res.kept.len());
     for key in &res.kept {
         w.bytes(key.seed());
+    }
+    w.count(lic.export.keys.len());
+    for held in &lic.export.keys {
+        w.str(&held.key.to_string());
+    }
+    w.count(lic.export.jobs.len());
+    for job in &lic.export.jobs {
+        w.u8(match job.kind {
+            ExportJobKind::Request => 0,
+            ExportJobKind::Return => 1,
+        });
+        w.str(&job.feature);
     }
     w.opt(res.installed.as_ref(), |w, installed| {
         w.u8(match installed.kind {
@@ -232,6 +247,7 @@ pub(crate) fn decode(bytes: &[u8], version: u16) -> Result<Stored, PartError> {
         None
     };
     let mut reservation = Reservation::default();
+    let mut export = Export::default();
     let mut installed = None;
     if version >= 3 {
         reservation.enabled = r.bool()?;
@@ -239,6 +255,26 @@ pub(crate) fn decode(bytes: &[u8], version: u16) -> Result<Stored, PartError> {
         reservation.request = r.opt(seed)?;
         for _ in 0..r.count()? {
             reservation.kept.push(seed(&mut r)?);
+        }
+        for _ in 0..r.count()? {
+            let text = r.string()?;
+            let key = ExportKey::parse(&text).map_err(|e| malformed(format!("export key: {e}")))?;
+            // Trusted or not is decided at restore, against the anchors configured then.
+            export.keys.push(HeldKey {
+                key,
+                trusted: false,
+            });
+        }
+        for _ in 0..r.count()? {
+            let kind = match r.u8()? {
+                0 => ExportJobKind::Request,
+                1 => ExportJobKind::Return,
+                _ => return Err(malformed("bad export job")),
+            };
+            export.jobs.push(ExportJob {
+                kind,
+                feature: r.string()?,
+            });
         }
         installed = r.opt(|r| {
             let kind = match r.u8()? {
@@ -289,6 +325,7 @@ pub(crate) fn decode(bytes: &[u8], version: u16) -> Result<Stored, PartError> {
             settings,
             dormant,
             reservation,
+            export,
         },
         registered,
         installed,

@@ -174,6 +174,8 @@ pub(crate) fn restore(
         keep_lapse_evaluation(&mut lic);
         lic.udi = config.udi.clone();
         lic.job = None;
+        lic.export.jobs.clear();
+        comm.export = AttemptLog::default();
         lic.authorization = Authorization::default();
         comm.outstanding = None;
         comm.deregistrations.clear();
@@ -195,10 +197,16 @@ pub(crate) fn restore(
             Err(reason) => {
                 keep_lapse_evaluation(&mut lic);
                 lic.authorization = Authorization::default();
+                // Export was allowed by this identity until now (SPEC §7).
+                let was_allowed = lapsed_at.is_none()
+                    && parse_identity(&kept.raw, None).is_ok_and(|c| c.export_controlled);
                 lic.dormant = Some(Box::new(kept));
                 reset_exchanges(&mut comm);
                 if !other_udi {
                     events.push(EventKind::IdentityDropped { reason });
+                }
+                if was_allowed {
+                    events.push(EventKind::ExportControlNotAllowed);
                 }
                 changed = true;
             }
@@ -221,6 +229,18 @@ pub(crate) fn restore(
                 Err(_) => lic.dormant = Some(kept),
             }
         }
+    }
+    for held in &mut lic.export.keys {
+        let feature = held.key.feature().to_string();
+        held.trusted = held
+            .key
+            .verify_for(
+                &config.trust_anchors,
+                config.environment,
+                &config.udi,
+                &feature,
+            )
+            .is_ok();
     }
     if let Some(stored) = stored.installed {
         let (installed, untrusted) = reinstall(stored, &config)?;
