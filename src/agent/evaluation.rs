@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::time::later;
+use crate::time::last_storable;
 
 /// Stored evaluation state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,11 +38,15 @@ impl Evaluation {
         }
     }
 
-    /// When it runs out (or ran out) if it keeps counting from `start`.
+    /// When it runs out (or ran out) if it keeps counting from `start`; `None` if that is past
+    /// the last storable second (time stops there, so it never runs out: saturating to that
+    /// second would call it expired with all its time left).
     pub fn runs_out_at(&self, start: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
         match (self.expired_at, start) {
             (Some(at), _) => Some(at),
-            (None, Some(s)) if self.remaining > TimeDelta::zero() => Some(later(s, self.remaining)),
+            (None, Some(s)) if self.remaining > TimeDelta::zero() => s
+                .checked_add_signed(self.remaining)
+                .filter(|at| *at <= last_storable()),
             _ => None,
         }
     }

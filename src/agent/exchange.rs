@@ -127,6 +127,7 @@ impl Agent {
     fn due_request(&self, t: DateTime<Utc>) -> Option<Pending> {
         Operation::ALL
             .iter()
+            .filter(|op| !self.spent_at_end_of_time(**op, t))
             .find_map(|op| (op.spec().due)(self, t))
     }
 

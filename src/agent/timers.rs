@@ -86,7 +86,9 @@ impl Agent {
             }
             _ => {
                 for op in Operation::ALL {
-                    (op.spec().schedule)(self, t, &mut table);
+                    if !self.spent_at_end_of_time(*op, t) {
+                        (op.spec().schedule)(self, t, &mut table);
+                    }
                 }
             }
         }
@@ -113,6 +115,23 @@ impl Agent {
             }
         }
         table
+    }
+
+    /// Time stops at the last storable second: an operation attempted then is not due again
+    /// then. (Every retry and renewal saturates to that same second, so `poll_transmit` would
+    /// offer it again for ever and a product loop would never return.)
+    pub(crate) fn spent_at_end_of_time(&self, op: Operation, t: DateTime<Utc>) -> bool {
+        if t < crate::time::last_storable() {
+            return false;
+        }
+        let log = match op {
+            Operation::Register => &self.comm.register,
+            Operation::RenewId => &self.comm.renew_id,
+            Operation::RenewAuth => &self.comm.authorize,
+            Operation::ExportRequest | Operation::ExportReturn => &self.comm.export,
+            _ => return false,
+        };
+        log.last.as_ref().is_some_and(|(at, _)| *at >= t)
     }
 
     /// The grant deadline, if registered, before the identity lapses and not yet reported.
