@@ -72,7 +72,8 @@ impl Tag {
         let version_ok = !version.is_empty()
             && version.bytes().all(|b| b.is_ascii_digit() || b == b'.')
             && !version.starts_with('.')
-            && !version.ends_with('.');
+            && !version.ends_with('.')
+            && !version.contains("..");
         let uuid_ok = crate::udi::Uuid::parse_hyphenated(uuid).is_some();
         if !(date_ok && name_ok && version_ok && uuid_ok) {
             return None;
@@ -151,6 +152,10 @@ mod tests {
             "regid.2016-07.com.cisco.UCM_Enhanced,12.0_66d0d1cf-4863-4761-91d0-d01d3eb1949",
             "regid.2016-7.com.cisco.UCM_Enhanced,12.0_66d0d1cf-4863-4761-91d0-d01d3eb1949a",
             "regid.2016-07.com.cisco.,12.0_66d0d1cf-4863-4761-91d0-d01d3eb1949a",
+            // A version is dot-separated numbers: no empty part.
+            "regid.2016-07.com.cisco.UCM_Enhanced,1..0_66d0d1cf-4863-4761-91d0-d01d3eb1949a",
+            "regid.2016-07.com.cisco.UCM_Enhanced,.12_66d0d1cf-4863-4761-91d0-d01d3eb1949a",
+            "regid.2016-07.com.cisco.UCM_Enhanced,12._66d0d1cf-4863-4761-91d0-d01d3eb1949a",
         ] {
             assert_eq!(Tag::parse(t), Err(Error::InvalidTag), "{t}");
         }

@@ -97,6 +97,10 @@ pub enum Error {
     /// Proxy port outside 1–65535 (seed 000:1536).
     #[error("Please enter a valid HTTP/HTTPS Proxy Port within the range (1 - 65535)")]
     InvalidProxyPort,
+    /// The proxy user name contains `:` or a control character, or the password a control
+    /// character: Basic authentication cannot carry them (RFC 7617; ours).
+    #[error("Please enter a valid HTTP/HTTPS Proxy user name and password (no ':' in the user name, no control characters)")]
+    InvalidProxyCredentials,
     /// The entitlement tag is not of the form `regid.<yyyy-mm>.com.cisco.<Name>,<version>_<uuid>`
     /// (ours).
     #[error("Please enter a valid entitlement tag")]
@@ -173,6 +177,7 @@ impl Error {
             | MissingProxy
             | InvalidProxyAddress
             | InvalidProxyPort
+            | InvalidProxyCredentials
             | InvalidTag
             | UndeclaredTag
             | InvalidHostName

@@ -271,6 +271,10 @@ impl TransportSettings {
     /// assert_eq!(TransportSettings::proxy("", "", None), Err(Error::MissingProxy));
     /// assert_eq!(TransportSettings::proxy("proxy", "0", None), Err(Error::InvalidProxyPort));
     /// assert_eq!(TransportSettings::proxy("-bad-", "80", None), Err(Error::InvalidProxyAddress));
+    /// assert_eq!(
+    ///     TransportSettings::proxy("proxy", "80", Some(("us:er", "pw"))),
+    ///     Err(Error::InvalidProxyCredentials)
+    /// );
     /// ```
     pub fn proxy(host: &str, port: &str, credentials: Option<(&str, &str)>) -> Result<Self, Error> {
         let (host, port) = (host.trim(), port.trim());
@@ -279,13 +283,21 @@ impl TransportSettings {
         }
         let host = Host::parse(host).ok_or(Error::InvalidProxyAddress)?;
         let port = parse_port(port).ok_or(Error::InvalidProxyPort)?;
-        let credentials =
-            credentials
-                .filter(|(user, _)| !user.is_empty())
-                .map(|(username, password)| ProxyCredentials {
-                    username: username.to_string(),
-                    password: password.to_string(),
-                });
+        let credentials = match credentials.filter(|(user, _)| !user.is_empty()) {
+            None => None,
+            // Basic authentication joins them with `:` (RFC 7617): a user name with one would
+            // be split elsewhere, and neither may carry control characters.
+            Some((user, password))
+                if user.contains(':')
+                    || user.chars().chain(password.chars()).any(char::is_control) =>
+            {
+                return Err(Error::InvalidProxyCredentials)
+            }
+            Some((username, password)) => Some(ProxyCredentials {
+                username: username.to_string(),
+                password: password.to_string(),
+            }),
+        };
         Ok(TransportSettings::Proxy(ProxySettings {
             host,
             port,
@@ -539,6 +551,32 @@ mod tests {
                 "{host}"
             );
         }
+    }
+
+    #[test]
+    fn proxy_credentials_basic_authentication_cannot_carry_are_refused() {
+        for (user, password) in [
+            ("us:er", "pw"),
+            (":", "pw"),
+            ("user\n", "pw"),
+            ("user", "p\rw"),
+            ("user", "pw\u{7}"),
+            ("us\u{85}er", "pw"),
+        ] {
+            assert_eq!(
+                TransportSettings::proxy("proxy", "80", Some((user, password))),
+                Err(Error::InvalidProxyCredentials),
+                "{user:?} {password:?}"
+            );
+        }
+        // A colon in the password is fine: Basic splits at the first one.
+        assert!(TransportSettings::proxy("proxy", "80", Some(("user", "p:w:d"))).is_ok());
+        assert!(TransportSettings::proxy("proxy", "80", Some(("üser", "pässword"))).is_ok());
+        assert_eq!(
+            Error::InvalidProxyCredentials.code().status(),
+            400,
+            "a refused parameter"
+        );
     }
 
     #[test]
