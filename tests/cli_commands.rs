@@ -1184,7 +1184,7 @@ fn the_default_state_directory_is_dot_smart_agent_in_the_working_directory() {
     let run = cli.license_raw(&["--now", "2027-01-04T10:00:00Z", "declare", ENHANCED]);
     run.expect(0, "", "");
     let default = cli.sandbox().join(".smart-agent");
-    for file in ["agent.snapshot", "udi", "events.log", "manager/state"] {
+    for file in ["agent.snapshot", "settings", "events.log", "manager/state"] {
         assert!(default.join(file).exists(), "{file} missing");
     }
     // The generated UDI is a Unified CM's: PID:UCM,SN:…,UUID:….
@@ -1200,8 +1200,14 @@ fn the_default_state_directory_is_dot_smart_agent_in_the_working_directory() {
 fn options_also_take_the_option_equals_value_form() {
     let cli = Cli::new();
     let state = format!("--state={}", cli.dir().display());
-    cli.license_raw(&[&state, "--now=2027-01-04T10:00:00Z", "declare", ENHANCED])
-        .expect(0, "", "");
+    cli.license_raw(&[
+        &state,
+        "--now=2027-01-04T10:00:00Z",
+        &format!("--udi={SEED_UDI}"),
+        "declare",
+        ENHANCED,
+    ])
+    .expect(0, "", "");
     cli.license_raw(&[
         &state,
         "--now=2027-01-04T10:00:00Z",

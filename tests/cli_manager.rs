@@ -320,15 +320,19 @@ fn a_token_for_one_registration_refuses_a_second_instance() {
     cli.pool(ENHANCED, 10);
     let token = cli.token(&["--uses", "1"]);
     register(&cli, t0(), &token).ok();
-    // Another instance on the same manager: the directory under another UDI.
-    let other = "PID:UCM,SN:2,UUID:00000000000000000000000000000002";
-    cli.license(
-        t0(),
-        &[
-            "--udi", other, "license", "smart", "register", "idtoken", &token,
-        ],
-    )
-    .fails(2, &format!("{TOKEN_MESSAGE}\n"));
+    // Another instance on the same manager: a backup of this one restored under another UDI
+    // (changed on purpose: `--udi` no longer rewrites a directory's UDI), with the manager
+    // copied along.
+    let other = Cli::new().with(&[
+        "--udi",
+        "PID:UCM,SN:2,UUID:00000000000000000000000000000002",
+    ]);
+    other
+        .license(t0(), &["restore-backup", cli.dir().to_str().unwrap()])
+        .ok();
+    other
+        .license(t0(), &["license", "smart", "register", "idtoken", &token])
+        .fails(2, &format!("{TOKEN_MESSAGE}\n"));
 }
 
 #[test]

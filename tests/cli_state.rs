@@ -341,29 +341,78 @@ fn a_declined_command_writes_its_catch_up_and_its_failure() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Another UDI on an existing directory (SPEC §12)
+// The directory's UDI; another system's backup (SPEC §12)
 // ---------------------------------------------------------------------------------------------
 
 const OTHER_UDI: &str = "PID:UCM,SN:99999,UUID:0123456789abcdef0123456789abcdef";
 
 #[test]
-fn a_different_udi_on_an_existing_directory_is_unregistered_with_the_evaluation_kept() {
+fn a_different_udi_on_an_existing_directory_is_refused_naming_the_stored_one() {
+    // Changed on purpose (issue 9 item 1): `--udi` used to rewrite the directory's UDI and
+    // drop its registration without an event.
     let cli = Cli::new();
     cli.license(t0(), &["--udi", SEED_UDI, "declare", ENHANCED])
         .expect(0, "", "");
     cli.license(t0(), &["usage", ENHANCED, "1"]).ok();
     cli.pool(ENHANCED, 10);
     let token = cli.token(&[]);
+    cli.license(t0(), &["license", "smart", "register", "idtoken", &token])
+        .ok();
+    for args in [
+        &["show", "license", "status"][..],
+        &["license", "smart", "renew", "auth"],
+        &["tick"],
+    ] {
+        let mut all = vec!["--udi", OTHER_UDI];
+        all.extend_from_slice(args);
+        cli.unchanged(|| cli.license(t0() + days(1), &all)).expect(
+            1,
+            "",
+            &format!(
+                "--udi {OTHER_UDI}: this state directory belongs to the instance {SEED_UDI}; to bring a backup to another system, make a new directory with `license --state NEW restore-backup {}`\n",
+                cli.dir().display()
+            ),
+        );
+    }
+    let out = cli
+        .license(t0() + days(1), &["show", "license", "status"])
+        .ok()
+        .to_string();
+    assert!(out.contains("  Status: REGISTERED\n"), "{out}");
+}
+
+#[test]
+fn restore_backup_makes_a_new_instance_unregistered_with_the_evaluation_kept() {
+    // SPEC §12: a snapshot restored on another system (another UDI) is unregistered with its
+    // evaluation kept; its registration stays unused with the old UDI.
+    let backup = Cli::new();
+    backup
+        .license(t0(), &["--udi", SEED_UDI, "declare", ENHANCED])
+        .expect(0, "", "");
+    backup.license(t0(), &["usage", ENHANCED, "1"]).ok();
+    backup.pool(ENHANCED, 10);
+    let token = backup.token(&[]);
     // Ten days of evaluation, then registered: 80 days are left and kept.
-    let registered_at = t0() + days(10);
-    cli.license(
-        registered_at,
-        &["license", "smart", "register", "idtoken", &token],
-    )
-    .ok();
+    backup
+        .license(
+            t0() + days(10),
+            &["license", "smart", "register", "idtoken", &token],
+        )
+        .ok();
     let later = t0() + days(20);
-    let other = cli.license(later, &["--udi", OTHER_UDI, "show", "license", "all"]);
-    let out = other.ok();
+    let other = Cli::new().with(&["--udi", OTHER_UDI]);
+    let backup_dir = backup.dir().to_str().unwrap().to_string();
+    let before = backup.tree();
+    other
+        .license(later, &["restore-backup", &backup_dir])
+        .expect(
+            0,
+            &format!("Restored a backup as a new instance: UDI {OTHER_UDI}. Its registration stays with the old system's UDI, unused; its evaluation is kept (80 days left). Register this instance with a token.\n"),
+            "",
+        );
+    assert_eq!(before, backup.tree(), "the backup was changed");
+    let out = other.license(later, &["show", "license", "all"]);
+    let out = out.ok();
     assert!(
         out.contains(
             "Registration:\n  Status: UNREGISTERED\n  Export-Controlled Functionality: Not Allowed\n\n\
@@ -385,31 +434,62 @@ fn a_different_udi_on_an_existing_directory_is_unregistered_with_the_evaluation_
         )),
         "{out}"
     );
-    // The evaluation goes on counting from there; the new UDI is now the directory's.
-    let out = cli
-        .license(
-            later + days(1),
-            &["--udi", OTHER_UDI, "show", "license", "status"],
-        )
+    // The evaluation goes on counting from there; the new UDI is the new directory's.
+    let out = other
+        .license(later + days(1), &["show", "license", "status"])
         .ok()
         .to_string();
     assert!(
         out.contains("  Evaluation Period Remaining: 79 days, 0 hours, 0 minutes, 0 seconds\n"),
         "{out}"
     );
-    cli.license_raw(&[
-        "--state",
-        cli.dir().to_str().unwrap(),
-        "--now",
-        &(later + days(1)).rfc3339(),
-        "show",
-        "license",
-        "udi",
-    ])
-    .expect(0, &format!("UDI: {OTHER_UDI}\n"), "");
-    // The manager still has the first instance: it was never deregistered.
-    let instances = cli.manager(&["instances"]);
+    // The old system is still registered, and its manager (copied along) knows the old UDI.
+    let old = backup
+        .license(later, &["show", "license", "status"])
+        .ok()
+        .to_string();
+    assert!(old.contains("  Status: REGISTERED\n"), "{old}");
+    let instances = other.manager(&["instances"]);
     assert!(instances.ok().contains(SEED_UDI), "{}", instances.stdout);
+}
+
+#[test]
+fn restore_backup_needs_a_new_directory_and_another_udi() {
+    let backup = Cli::new().with(&["--udi", SEED_UDI]);
+    backup.declare(t0(), &[ENHANCED]);
+    let backup_dir = backup.dir().to_str().unwrap().to_string();
+    // Into an existing state directory: refused.
+    let existing = Cli::new();
+    existing.declare(t0(), &[BASIC]);
+    existing
+        .unchanged(|| existing.license(t0(), &["restore-backup", &backup_dir]))
+        .expect(
+            1,
+            "",
+            &format!(
+                "{}: restore-backup makes a new state directory, and this is not a new or empty one\n",
+                existing.dir().display()
+            ),
+        );
+    // Under the backup's own UDI: refused, nothing made.
+    let same = Cli::new().with(&["--udi", SEED_UDI]);
+    same.license(t0(), &["restore-backup", &backup_dir]).expect(
+        1,
+        "",
+        &format!("--udi {SEED_UDI}: that is the backup's own UDI; restore-backup is for another system (give another --udi, or none for a new one)\n"),
+    );
+    assert!(!same.dir().exists());
+    // From something that is not a state directory: refused.
+    let nothing = Cli::new();
+    let empty = nothing.sandbox().join("empty");
+    fs::create_dir(&empty).unwrap();
+    nothing
+        .license(t0(), &["restore-backup", empty.to_str().unwrap()])
+        .expect(
+            1,
+            "",
+            &format!("{}: not a state directory to restore\n", empty.display()),
+        );
 }
 
 #[test]
@@ -425,6 +505,8 @@ fn the_same_udi_given_again_changes_nothing() {
 
 #[test]
 fn the_udi_is_fixed_on_first_use() {
+    // Changed on purpose: the UDI is kept in the directory's record (`settings`, CLI state
+    // version 2) instead of a file of its own.
     let cli = Cli::new();
     cli.declare(t0(), &[ENHANCED]);
     let first = cli
@@ -436,8 +518,13 @@ fn the_udi_is_fixed_on_first_use() {
         .ok()
         .to_string();
     assert_eq!(first, again);
+    let record = fs::read_to_string(cli.path("settings")).unwrap();
     assert_eq!(
-        fs::read_to_string(cli.path("udi")).unwrap(),
-        first.trim_start_matches("UDI: ")
+        record,
+        format!(
+            "smart-agent CLI state 2\nudi {}manager embedded\n",
+            first.trim_start_matches("UDI: ")
+        )
     );
+    assert!(!cli.path("udi").exists());
 }

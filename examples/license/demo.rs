@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use smart_agent::manager::{StateDir, TokenOptions};
 use smart_agent::{Event, Tag};
 
-use crate::session::{Globals, ManagerChoice, Outcome, Session};
+use crate::session::{Globals, ManagerChoice, Mode, Outcome, Session};
 use crate::show::Style;
 
 const ENHANCED: &str =
@@ -49,7 +49,7 @@ impl Demo {
             .find_map(|(parse, _)| parse(&args))
             .and_then(Result::ok)
             .ok_or_else(|| Outcome::refused(format!("demo: no command {words}")))?;
-        let mut session = Session::open(&self.globals, "UCM")?;
+        let mut session = Session::open(&self.globals, "UCM", &Mode::Normal)?;
         let outcome = command(&mut session);
         let events: Vec<Event> = session
             .catch_up_events()

@@ -20,11 +20,18 @@
 //! Each command family is a module with a `parse` function listed in [`FAMILIES`]; adding a
 //! family touches nothing else.
 
+mod catchup;
 mod demo;
+mod eventlog;
 mod harness;
+mod journal;
+mod outcome;
+mod record;
 mod session;
 mod show;
 mod smart;
+mod statedir;
+mod text;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -34,7 +41,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use smart_agent::{Environment, Udi, Vocabulary};
 
-use session::{Globals, ManagerChoice, Outcome, Session};
+use session::{Globals, ManagerChoice, Mode, Outcome, Session};
 use show::{Style, Zone};
 
 /// A parsed command: runs against the session.
@@ -94,6 +101,22 @@ fn take(args: &mut Vec<String>, name: &str) -> Result<Option<String>, String> {
     Ok(Some(value))
 }
 
+/// Takes one `--name VALUE` or `--name=VALUE` out of `args` (the option may repeat).
+fn take_any(args: &mut Vec<String>, name: &str) -> Result<Option<String>, String> {
+    let joined = format!("{name}=");
+    if let Some(i) = args.iter().position(|a| a.starts_with(&joined)) {
+        return Ok(Some(args.remove(i)[joined.len()..].to_string()));
+    }
+    if let Some(i) = args.iter().position(|a| a == name) {
+        args.remove(i);
+        if i >= args.len() {
+            return Err(format!("{name} needs a value"));
+        }
+        return Ok(Some(args.remove(i)));
+    }
+    Ok(None)
+}
+
 fn globals(args: &mut Vec<String>) -> Result<Globals, String> {
     if let Some(i) = args.iter().position(|a| a == "--help") {
         args[i] = "help".into();
@@ -122,13 +145,16 @@ fn globals(args: &mut Vec<String>) -> Result<Globals, String> {
     };
     let url = take(args, "--manager-url")?;
     let key = take(args, "--manager-key")?;
-    let ca = take(args, "--ca")?;
+    let mut ca = Vec::new();
+    while let Some(path) = take_any(args, "--ca")? {
+        ca.push(PathBuf::from(path));
+    }
     let env = take(args, "--manager-env")?;
     let manager = match (url, key) {
-        (None, None) if ca.is_none() && env.is_none() => ManagerChoice::Embedded,
+        (None, None) if ca.is_empty() && env.is_none() => ManagerChoice::Embedded,
         (Some(url), Some(key)) => ManagerChoice::Remote {
             url,
-            ca: ca.map(PathBuf::from),
+            ca,
             key: PathBuf::from(key),
             environment: match env.as_deref() {
                 None | Some("development") => Environment::Development,
@@ -215,7 +241,12 @@ fn run_once(mut args: Vec<String>) -> Option<Outcome> {
         Vocabulary::Expressway => "Expressway",
         _ => "UCM",
     };
-    let mut session = match Session::open(&g, pid) {
+    let mode = match args.as_slice() {
+        [m, s, ..] if m == "manager" && s == "switch" => Mode::Switch,
+        [r, dir] if r == "restore-backup" => Mode::RestoreBackup(PathBuf::from(dir)),
+        _ => Mode::Normal,
+    };
+    let mut session = match Session::open(&g, pid, &mode) {
         Ok(s) => s,
         Err(outcome) => return Some(outcome),
     };

@@ -5,6 +5,8 @@ use chrono::{DateTime, FixedOffset, Offset, TimeDelta, Utc};
 use smart_agent::status::{Attempt, Outcome};
 use smart_agent::{RegistrationState, Status, TagStatus, Vocabulary};
 
+use crate::text::shown;
+
 /// The agent version `show license all` prints (ours: the crate's version).
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -66,11 +68,14 @@ pub struct Style {
     pub zone: Zone,
 }
 
-/// `<message>` or `<message>  [<ALARM>]`: how every command shows an event.
+/// `<message>` or `<message>  [<ALARM>]`: how every command shows an event (control
+/// characters in names from the manager shown as `\xNN`).
 pub fn event_text(message: &dyn std::fmt::Display, alarm: Option<&str>) -> String {
+    let message = message.to_string();
+    let message = shown(&message);
     match alarm {
         Some(alarm) => format!("{message}  [{alarm}]"),
-        None => message.to_string(),
+        None => message.into_owned(),
     }
 }
 
@@ -89,7 +94,10 @@ fn attempt(style: &Style, label: &str, a: &Attempt, out: &mut Vec<String>) {
         }
         Outcome::Failed { reason } => {
             out.push(format!("  {label}: FAILED on {}", style.zone.date(a.at)));
-            out.push(format!("    Failure reason: {reason}"));
+            out.push(format!(
+                "    Failure reason: {}",
+                shown(&reason.to_string())
+            ));
         }
     }
 }
@@ -115,10 +123,10 @@ fn registration_head(enabled: &str, st: &Status, v: Vocabulary) -> Vec<String> {
         format!("  Status: {}", r.state.text(v)),
     ];
     if let Some(sa) = &r.smart_account {
-        out.push(format!("  Smart Account: {sa}"));
+        out.push(format!("  Smart Account: {}", shown(sa)));
     }
     if let Some(va) = &r.virtual_account {
-        out.push(format!("  Virtual Account: {va}"));
+        out.push(format!("  Virtual Account: {}", shown(va)));
     }
     out
 }
@@ -212,12 +220,12 @@ pub fn usage(st: &Status, style: &Style) -> String {
         out.push(String::new());
         out.push(format!(
             "{} ({})",
-            e.display_name.as_deref().unwrap_or(""),
+            shown(e.display_name.as_deref().unwrap_or("")),
             e.tag
         ));
         out.push(format!(
             "  Description: {}",
-            e.description.as_deref().unwrap_or("null")
+            shown(e.description.as_deref().unwrap_or("null"))
         ));
         out.push(format!("  Count: {}", e.count));
         out.push(format!("  Version: {}", e.version));
@@ -300,6 +308,7 @@ pub fn summary(st: &Status, style: &Style) -> String {
             .chars()
             .take(26)
             .collect();
+        let name = shown(&name);
         let tag = e.tag.as_str();
         let tag = if tag.len() < 87 {
             format!("{tag:<87}")
