@@ -288,6 +288,18 @@ fn reader(mut pipe: impl std::io::Read + Send + 'static) -> JoinHandle<String> {
 
 /// Starts `program args…` in `cwd`, with no proxy variables in its environment.
 pub fn start(program: &Path, args: &[String], cwd: &Path) -> Running {
+    start_with(program, args, cwd, &[], None)
+}
+
+/// [`start`] with extra environment variables and, if `memory_kib`, an address-space limit
+/// (`ulimit -v`) so that a run that would allocate more fails instead.
+pub fn start_with(
+    program: &Path,
+    args: &[String],
+    cwd: &Path,
+    env: &[(&str, &str)],
+    memory_kib: Option<u64>,
+) -> Running {
     let line = std::iter::once(
         program
             .file_name()
@@ -303,9 +315,23 @@ pub fn start(program: &Path, args: &[String], cwd: &Path) -> Running {
     }))
     .collect::<Vec<_>>()
     .join(" ");
-    let mut command = Command::new(program);
+    let mut command = match memory_kib {
+        None => {
+            let mut c = Command::new(program);
+            c.args(args);
+            c
+        }
+        Some(kib) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
+                .arg(program)
+                .args(args);
+            c
+        }
+    };
+    command.envs(env.iter().copied());
     command
-        .args(args)
         .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -364,6 +390,23 @@ impl Cli {
         }
     }
 
+    /// A sandbox in memory (`/dev/shm` where there is one): for tests that run hundreds of
+    /// invocations, each of which fsyncs what it writes.
+    pub fn in_memory() -> Cli {
+        let shm = Path::new("/dev/shm");
+        let sandbox = if shm.is_dir() {
+            tempfile::tempdir_in(shm).expect("tempdir in /dev/shm")
+        } else {
+            tempfile::tempdir().expect("tempdir")
+        };
+        let state = sandbox.path().join("state");
+        Cli {
+            sandbox,
+            state,
+            options: Vec::new(),
+        }
+    }
+
     /// Adds options to every later `license` call.
     pub fn with(mut self, options: &[&str]) -> Cli {
         self.options.extend(options.iter().map(|o| o.to_string()));
@@ -409,6 +452,31 @@ impl Cli {
             &self.license_args(&now, args),
             self.sandbox(),
         )
+    }
+
+    /// `license --state DIR --now NOW [options] args…` with extra environment variables.
+    pub fn license_env(&self, now: impl Now, args: &[&str], env: &[(&str, &str)]) -> Run {
+        start_with(
+            &example("license"),
+            &self.license_args(&now, args),
+            self.sandbox(),
+            env,
+            None,
+        )
+        .finish()
+    }
+
+    /// `license --state DIR --now NOW [options] args…` with at most `kib` KiB of address
+    /// space.
+    pub fn license_limited(&self, now: impl Now, args: &[&str], kib: u64) -> Run {
+        start_with(
+            &example("license"),
+            &self.license_args(&now, args),
+            self.sandbox(),
+            &[],
+            Some(kib),
+        )
+        .finish()
     }
 
     /// `license args…` exactly as given (in the sandbox).
@@ -504,7 +572,10 @@ fn walk(root: &Path, path: &Path, tree: &mut BTreeMap<String, String>) {
         .strip_prefix(root)
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    if meta.is_dir() {
+    if meta.file_type().is_symlink() {
+        let target = fs::read_link(path).unwrap_or_default();
+        tree.insert(name, format!("symlink to {}", target.display()));
+    } else if meta.is_dir() {
         tree.insert(format!("{name}/"), "directory".into());
         let mut entries: Vec<PathBuf> = fs::read_dir(path)
             .expect("read_dir")
@@ -514,6 +585,15 @@ fn walk(root: &Path, path: &Path, tree: &mut BTreeMap<String, String>) {
         for entry in entries {
             walk(root, &entry, tree);
         }
+    } else if !meta.is_file() {
+        // A FIFO or socket: opening it could block.
+        tree.insert(name, "special file".into());
+    } else if meta.len() > 64 << 20 {
+        // A huge (sparse) file planted by a test: its size and time say whether it changed.
+        tree.insert(
+            name,
+            format!("{} bytes, modified {:?}", meta.len(), meta.modified().ok()),
+        );
     } else {
         let mut bytes = Vec::new();
         fs::File::open(path)
