@@ -6,6 +6,7 @@
 
 mod cli;
 
+use std::fs;
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -274,4 +275,191 @@ fn a_stopped_manager_is_a_communication_send_error() {
         )),
         "{out}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The directory remembers its manager (issue 9 item 1)
+// ---------------------------------------------------------------------------------------------
+
+/// A directory registered with `served`, its manager flags given only on first use.
+fn registered_remotely(served: &Served) -> (Cli, Vec<String>) {
+    served.admin(&["pool", "add", ENHANCED, "10"]).ok();
+    let token = served.token();
+    let options = served.options(&ca_of(served));
+    let cli = Cli::new();
+    let mut first: Vec<&str> = options.iter().map(String::as_str).collect();
+    first.extend(["license", "smart", "register", "idtoken", &token]);
+    cli.declare(t0(), &[]);
+    cli.license(t0(), &first).ok();
+    (cli, options)
+}
+
+#[test]
+fn remote_flags_left_out_later_keep_the_registration() {
+    // Before: a single `show license status` without the remote flags re-verified the
+    // identity against a new embedded manager's key and dropped the registration for good.
+    let served = Served::start();
+    let (cli, options) = registered_remotely(&served);
+    let status = cli
+        .license(t0() + hours(1), &["show", "license", "status"])
+        .ok()
+        .to_string();
+    assert!(status.contains("  Status: REGISTERED\n"), "{status}");
+    assert!(
+        !cli.path("manager").exists(),
+        "an embedded manager was made"
+    );
+    // A renewal without the flags goes to the remembered manager.
+    cli.license(t0() + hours(1), &["license", "smart", "renew", "auth"])
+        .expect(0, "Authorization succeeded\n", "");
+    // The same flags again are fine.
+    let mut again: Vec<&str> = options.iter().map(String::as_str).collect();
+    again.extend(["show", "license", "status"]);
+    let status = cli.license(t0() + hours(2), &again).ok().to_string();
+    assert!(status.contains("  Status: REGISTERED\n"), "{status}");
+    let shown = cli.license(t0() + hours(2), &["manager"]).ok().to_string();
+    assert!(
+        shown.starts_with(&format!(
+            "Manager: {}\nEnvironment: development\nCA certificates: 1\nTrust anchor: ",
+            served.url()
+        )),
+        "{shown}"
+    );
+}
+
+#[test]
+fn flags_naming_another_manager_are_refused_naming_the_remembered_one() {
+    let served = Served::start();
+    let (cli, _) = registered_remotely(&served);
+    let other = Served::start();
+    let options = other.options(&ca_of(&other));
+    let mut args: Vec<&str> = options.iter().map(String::as_str).collect();
+    args.extend(["show", "license", "status"]);
+    let run = cli.unchanged(|| cli.license(t0() + hours(1), &args));
+    assert_eq!((run.code, run.stdout.as_str()), (1, ""), "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "{}: this state directory remembers the manager at {} (environment development, 1 CA certificate, 1 trust anchor); the --manager-url, --ca, --manager-key given differ. Leave the --manager-* flags out, trust a rotated key with `license manager trust KEY.pem`, or switch on purpose with `license manager switch remote --manager-url URL --ca CA.pem --manager-key KEY.pem`\n",
+            cli.dir().display(),
+            served.url()
+        )
+    );
+}
+
+#[test]
+fn remote_flags_on_an_embedded_directory_are_refused() {
+    let served = Served::start();
+    let cli = Cli::new();
+    cli.registered_with(t0(), ENHANCED, 1);
+    let options = served.options(&ca_of(&served));
+    let mut args: Vec<&str> = options.iter().map(String::as_str).collect();
+    args.extend(["show", "license", "status"]);
+    cli.unchanged(|| cli.license(t0() + hours(1), &args)).expect(
+        1,
+        "",
+        &format!(
+            "{}: this state directory uses the embedded manager; the --manager-* flags name another one, which would not trust its registration. Leave them out, or switch on purpose with `license manager switch remote --manager-url URL --ca CA.pem --manager-key KEY.pem`\n",
+            cli.dir().display()
+        ),
+    );
+}
+
+#[test]
+fn a_version_1_remote_directory_asks_for_the_flags_once_and_then_remembers_them() {
+    let served = Served::start();
+    let (cli, options) = registered_remotely(&served);
+    // Make it what version 1 wrote: the UDI in its own file, no record, the old log format.
+    let record = fs::read_to_string(cli.path("settings")).unwrap();
+    let udi = record
+        .lines()
+        .find_map(|l| l.strip_prefix("udi "))
+        .unwrap()
+        .to_string();
+    fs::write(cli.path("udi"), format!("{udi}\n")).unwrap();
+    fs::remove_file(cli.path("settings")).unwrap();
+    let log = fs::read_to_string(cli.path("events.log")).unwrap();
+    let v1: String = log
+        .lines()
+        .skip(1)
+        .map(|l| l.splitn(4, '\t').take(3).collect::<Vec<_>>().join("\t") + "\n")
+        .collect();
+    fs::write(cli.path("events.log"), v1).unwrap();
+    cli.unchanged(|| cli.license(t0() + hours(1), &["show", "license", "status"]))
+        .expect(
+            1,
+            "",
+            &format!(
+                "{}: this state directory was used with a manager over HTTPS, which the harness that made it did not remember: give --manager-url, --ca and --manager-key (and --manager-env) once; they are remembered from then on\n",
+                cli.dir().display()
+            ),
+        );
+    let mut once: Vec<&str> = options.iter().map(String::as_str).collect();
+    once.extend(["license", "smart", "renew", "auth"]);
+    cli.license(t0() + hours(1), &once)
+        .expect(0, "Authorization succeeded\n", "");
+    assert!(!cli.path("udi").exists());
+    let status = cli
+        .license(t0() + hours(2), &["show", "license", "status"])
+        .ok()
+        .to_string();
+    assert!(status.contains("  Status: REGISTERED\n"), "{status}");
+}
+
+#[test]
+fn switching_managers_keeps_the_registration_unused_and_switching_back_restores_it() {
+    let served = Served::start();
+    let cli = Cli::new();
+    cli.registered_with(t0(), ENHANCED, 1);
+    let options = served.options(&ca_of(&served));
+    let mut args: Vec<&str> = options.iter().map(String::as_str).collect();
+    args.extend(["manager", "switch", "remote"]);
+    let run = cli.license(t0() + hours(1), &args);
+    assert_eq!(
+        run.ok(),
+        format!(
+            "Switched from the embedded manager to the manager at {} (environment development, 1 CA certificate, 1 trust anchor).\n\
+             Warning: the registration was made with the other manager, which signed it; this one does not trust it. It stays in the snapshot, unused, and comes back if you switch back; register with a token of this manager to replace it.\n",
+            served.url()
+        )
+    );
+    let status = cli
+        .license(t0() + hours(1), &["show", "license", "status"])
+        .ok()
+        .to_string();
+    assert!(status.contains("  Status: UNREGISTERED\n"), "{status}");
+    cli.license(t0() + hours(2), &["manager", "switch", "embedded"])
+        .ok();
+    let status = cli
+        .license(t0() + hours(2), &["show", "license", "status"])
+        .ok()
+        .to_string();
+    assert!(status.contains("  Status: REGISTERED\n"), "{status}");
+}
+
+#[test]
+fn manager_trust_adds_a_rotated_key_that_the_flags_may_then_name() {
+    let served = Served::start();
+    let (cli, _) = registered_remotely(&served);
+    // Another key (here another manager's): trusted on purpose, it may then be given.
+    let other = Served::start();
+    let key = other.state.join("manager-key.pub.pem");
+    let run = cli.license(
+        t0() + hours(1),
+        &["manager", "trust", key.to_str().unwrap()],
+    );
+    assert!(
+        run.ok().starts_with("Trusting the key ") && run.stdout.ends_with("(2 trust anchors).\n"),
+        "{}",
+        run.stdout
+    );
+    let shown = cli.license(t0() + hours(1), &["manager"]).ok().to_string();
+    assert_eq!(shown.matches("Trust anchor: ").count(), 2, "{shown}");
+    let mut args = served.options(&ca_of(&served));
+    let last = args.len() - 1;
+    args[last] = key.display().to_string();
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    all.extend(["show", "license", "status"]);
+    let status = cli.license(t0() + hours(1), &all).ok().to_string();
+    assert!(status.contains("  Status: REGISTERED\n"), "{status}");
 }
