@@ -286,6 +286,12 @@ impl Agent {
         &self.config.policy
     }
 
+    /// The highest wall time this agent has seen (SPEC §11): deadlines and evaluation use the
+    /// later of it and `now`, so a product can warn when its clock is behind.
+    pub fn highest_seen(&self) -> Option<DateTime<Utc>> {
+        self.comm.highest_seen
+    }
+
     /// Declares a tag the product may consume; it shows `Init` until a count is set.
     /// Declaring a tag twice changes nothing.
     pub fn declare(&mut self, tag: Tag, now: DateTime<Utc>) {
