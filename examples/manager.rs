@@ -4,6 +4,7 @@
 //! cargo run --example manager --features manager -- serve --state DIR --listen 127.0.0.1:8443
 //! cargo run --example manager --features manager -- pool add <tag> <count> [--state DIR]
 //! cargo run --example manager --features manager -- token create [--state DIR]
+//! cargo run --example manager --features manager -- --help
 //! ```
 //! Without `--state`, the administration commands work on the embedded manager of the
 //! license harness's default directory (`./.smart-agent/manager`); a license harness
@@ -17,192 +18,288 @@
 //! before they are answered, so `kill -9` loses nothing acknowledged.
 //!
 //! The administration commands work on the same directory, whether `serve` runs or not: both
-//! take the directory's lock in turn. Exit status: 0 done, 1 failed (message on stderr),
-//! 2 bad arguments.
-//!
-//! Each command is one entry of [`COMMANDS`] and one function that takes its own arguments
-//! from [`Args`]; adding a command touches nothing else.
+//! take the directory's lock in turn. The command line is clap's: `-h`/`--help` and
+//! `--version` on stdout (exit 0), options anywhere and as `--option=value`. Exit status: 0
+//! done, 1 failed (message on stderr), 2 bad arguments (usage on stderr).
 
-use std::collections::VecDeque;
+#[path = "license/text.rs"]
+mod text;
+
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
 use smart_agent::manager::{
-    InstanceInfo, Manager, ManagerError, Server, ServerOptions, StateDir, TokenOptions,
-    VirtualAccountId,
+    DirError, InstanceInfo, Manager, ManagerError, Server, ServerError, ServerOptions, StateDir,
+    TokenOptions, VirtualAccountId,
 };
 use smart_agent::{Environment, Tag, Token};
+
+use text::{shown, shown_lines};
 
 /// The embedded manager of the license harness's default state directory.
 const EMBEDDED: &str = ".smart-agent/manager";
 
-/// Why a command did not complete.
-enum Failure {
-    /// Bad arguments: exit 2, with the usage.
-    Usage(String),
-    /// The command failed: exit 1.
-    Failed(String),
+const AFTER: &str = "Without --state the administration commands work on the license \
+harness's embedded manager in ./.smart-agent/manager (created on first use); a license harness \
+directory given as --state means its embedded manager.
+
+Exit status: 0 done, 1 failed (the message on stderr), 2 bad arguments (the usage on stderr).";
+
+/// `manager [--state DIR] <COMMAND>`.
+#[derive(Parser)]
+#[command(
+    name = "manager",
+    version,
+    about = "The reference Smart Software Manager: serve it over HTTPS, administer its state directory.",
+    after_help = AFTER,
+    subcommand_required = true,
+    arg_required_else_help = true,
+    color = clap::ColorChoice::Never
+)]
+struct Cli {
+    /// The manager's state directory, or a license harness directory (its embedded manager)
+    /// [default: ./.smart-agent/manager, created on first use]
+    #[arg(long, global = true, value_name = "DIR")]
+    state: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
 }
 
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Failure::Failed(e.to_string())
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the manager over HTTPS until killed (--state is required)
+    Serve {
+        /// The address and port to listen on; port 0 picks a free one
+        #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+        listen: SocketAddr,
+        /// The environment a new directory signs for (an existing one keeps its own)
+        /// [default: development]
+        #[arg(long, value_enum)]
+        environment: Option<Env>,
+        /// Give the directory a virtual clock (at the system time unless it has one), moved by
+        /// `clock set`; a directory with a clock file uses it either way
+        #[arg(long)]
+        virtual_clock: bool,
+        /// Another name or address for the server certificate, besides localhost, 127.0.0.1
+        /// and ::1 (repeat for more)
+        #[arg(long = "host", value_name = "NAME")]
+        hosts: Vec<String>,
+    },
+    /// Select the Smart and Virtual Account later commands use (made if new); alone: list them
+    Account {
+        /// The Smart Account [default: the manager's default]
+        #[arg(long = "smart", value_name = "NAME")]
+        smart: Option<String>,
+        /// The Virtual Account [default: the manager's default]
+        #[arg(long = "virtual", value_name = "NAME")]
+        virtual_account: Option<String>,
+    },
+    /// Licenses of the selected Virtual Account
+    Pool {
+        #[command(subcommand)]
+        command: Pool,
+    },
+    /// Registration tokens of the selected Virtual Account
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// The product instances: piid, UDI, Virtual Account, last contact, usage
+    Instances,
+    /// The licenses table of the selected Virtual Account (004:586)
+    Licenses,
+    /// The virtual clock
+    Clock {
+        #[command(subcommand)]
+        command: Clock,
+    },
+}
+
+#[derive(Subcommand)]
+enum Pool {
+    /// Buy licenses of a tag
+    Add {
+        /// regid.<yyyy-mm>.com.cisco.<Name>,<version>_<uuid>
+        #[arg(value_parser = parse_tag)]
+        tag: Tag,
+        /// How many to add
+        #[arg(value_parser = parse_count)]
+        count: u32,
+        /// The display name agents show [default: the catalogue's]
+        #[arg(long, value_name = "TEXT")]
+        name: Option<String>,
+        /// The description agents show [default: the catalogue's]
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a token (printed on the last line)
+    Create {
+        /// Allow export-controlled functionality on the products registered with it
+        #[arg(long)]
+        export: bool,
+        /// Days it is valid, 1 to 365
+        #[arg(long, value_name = "DAYS", default_value_t = 30, value_parser = parse_days)]
+        expires: i64,
+        /// How many registrations it allows, from 1 [default: any number]
+        #[arg(long, value_name = "N", value_parser = parse_uses)]
+        uses: Option<u32>,
+    },
+    /// Revoke a token: registrations with it are refused from then on
+    Revoke {
+        #[arg(value_parser = parse_token)]
+        token: Token,
+    },
+}
+
+#[derive(Subcommand)]
+enum Clock {
+    /// Set the directory's virtual clock (a served manager answers at it)
+    Set {
+        #[arg(value_name = "RFC3339", value_parser = parse_time)]
+        time: DateTime<Utc>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Env {
+    Production,
+    Development,
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| "an address and port, e.g. 127.0.0.1:8443".to_string())
+}
+
+fn parse_tag(s: &str) -> Result<Tag, String> {
+    Tag::parse(s).map_err(|_| {
+        "an entitlement tag, regid.<yyyy-mm>.com.cisco.<Name>,<version>_<uuid>".to_string()
+    })
+}
+
+fn parse_count(s: &str) -> Result<u32, String> {
+    s.parse()
+        .map_err(|_| format!("a whole number from 0 to {}", u32::MAX))
+}
+
+fn parse_days(s: &str) -> Result<i64, String> {
+    s.parse()
+        .ok()
+        .filter(|d| (1..=365).contains(d))
+        .ok_or_else(|| "days from 1 to 365".to_string())
+}
+
+fn parse_uses(s: &str) -> Result<u32, String> {
+    s.parse()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| format!("a number of registrations from 1 to {}", u32::MAX))
+}
+
+fn parse_token(s: &str) -> Result<Token, String> {
+    Token::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| "not an RFC 3339 time (e.g. 2027-03-01T09:00:00Z)".to_string())
+}
+
+/// Why a command did not complete: exit 1 with the message (already shown by the one rule
+/// for control characters).
+struct Failure(String);
+
+impl From<ManagerError> for Failure {
+    fn from(e: ManagerError) -> Self {
+        Failure(manager_error(&e))
     }
 }
 
-fn usage(message: impl Into<String>) -> Failure {
-    Failure::Usage(message.into())
-}
-
-/// The arguments after the command words, taken by each command as it needs them.
-struct Args(VecDeque<String>);
-
-impl Args {
-    /// `--name VALUE`, at most once.
-    fn option(&mut self, name: &str) -> Result<Option<String>, Failure> {
-        let mut values = self.options(name)?;
-        if values.len() > 1 {
-            return Err(usage(format!("{name} given more than once")));
+impl From<DirError> for Failure {
+    fn from(e: DirError) -> Self {
+        match e {
+            DirError::Manager(m) => Failure(manager_error(&m)),
+            other => Failure(shown_lines(&other.to_string())),
         }
-        Ok(values.pop())
-    }
-
-    /// Every `--name VALUE`.
-    fn options(&mut self, name: &str) -> Result<Vec<String>, Failure> {
-        let mut values = Vec::new();
-        while let Some(i) = self.0.iter().position(|a| a == name) {
-            self.0.remove(i);
-            match self.0.remove(i) {
-                Some(v) if !v.starts_with("--") => values.push(v),
-                _ => return Err(usage(format!("{name} needs a value"))),
-            }
-        }
-        Ok(values)
-    }
-
-    /// Whether `--name` is present.
-    fn flag(&mut self, name: &str) -> bool {
-        let before = self.0.len();
-        self.0.retain(|a| a != name);
-        self.0.len() != before
-    }
-
-    /// The next positional argument.
-    fn positional(&mut self, what: &str) -> Result<String, Failure> {
-        match self.0.iter().position(|a| !a.starts_with("--")) {
-            Some(i) => Ok(self.0.remove(i).unwrap_or_default()),
-            None => Err(usage(format!("missing {what}"))),
-        }
-    }
-
-    /// Nothing may be left over.
-    fn finish(self) -> Result<(), Failure> {
-        match self.0.front() {
-            None => Ok(()),
-            Some(extra) => Err(usage(format!("unexpected argument {extra:?}"))),
-        }
-    }
-
-    /// `--state DIR`, an existing manager state directory (a license harness directory means
-    /// its embedded manager); without it the harness's default embedded manager, created on
-    /// first use so that a first `pool add` just works.
-    fn state_dir(&mut self) -> Result<StateDir, Failure> {
-        let Some(given) = self.option("--state")? else {
-            return Ok(StateDir::open_or_create(EMBEDDED, None)?);
-        };
-        let path = PathBuf::from(given);
-        let path = if !path.join("state").exists() && path.join("manager").join("state").exists() {
-            path.join("manager")
-        } else {
-            path
-        };
-        Ok(StateDir::open(path)?)
     }
 }
 
-/// One command: the words that name it, its arguments for the usage text, and what runs it.
-struct Command {
-    words: &'static [&'static str],
-    args: &'static str,
-    run: fn(Args) -> Result<(), Failure>,
-}
-
-const COMMANDS: &[Command] = &[
-    Command {
-        words: &["serve"],
-        args: "--state DIR --listen ADDR [--environment production|development] \
-               [--virtual-clock] [--host NAME]...",
-        run: serve,
-    },
-    Command {
-        words: &["account"],
-        args: "[--smart <name>] [--virtual <name>] [--state DIR]",
-        run: account,
-    },
-    Command {
-        words: &["pool", "add"],
-        args: "<tag> <count> [--name <display name>] [--description <text>] [--state DIR]",
-        run: pool_add,
-    },
-    Command {
-        words: &["token", "create"],
-        args: "[--export] [--expires <days>] [--uses <n>] [--state DIR]",
-        run: token_create,
-    },
-    Command {
-        words: &["token", "revoke"],
-        args: "<token> [--state DIR]",
-        run: token_revoke,
-    },
-    Command {
-        words: &["instances"],
-        args: "[--state DIR]",
-        run: instances,
-    },
-    Command {
-        words: &["licenses"],
-        args: "[--state DIR]",
-        run: licenses,
-    },
-    Command {
-        words: &["clock", "set"],
-        args: "<RFC3339> [--state DIR]",
-        run: clock_set,
-    },
-];
-
-fn usage_text() -> String {
-    let mut text = String::from("usage:\n");
-    for c in COMMANDS {
-        text.push_str(&format!("  manager {} {}\n", c.words.join(" "), c.args));
+impl From<ServerError> for Failure {
+    fn from(e: ServerError) -> Self {
+        match e {
+            ServerError::Dir(d) => d.into(),
+            other => Failure(shown_lines(&other.to_string())),
+        }
     }
-    text
 }
 
-fn serve(mut args: Args) -> Result<(), Failure> {
-    let state = args
-        .option("--state")?
-        .ok_or_else(|| usage("--state DIR is required"))?;
-    let listen = args
-        .option("--listen")?
-        .ok_or_else(|| usage("--listen ADDR is required (e.g. 127.0.0.1:8443)"))?;
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure(shown_lines(&e.to_string()))
+    }
+}
+
+/// A manager refusal in words, names shown by the one rule (the library's messages quote
+/// them with Rust's `Debug`).
+fn manager_error(e: &ManagerError) -> String {
+    match e {
+        ManagerError::InvalidName(n) => format!(
+            "invalid account name \"{}\" (1 to 100 characters, no control characters, no leading or trailing space)",
+            shown(n)
+        ),
+        ManagerError::DuplicateSmartAccount(n) => {
+            format!("Smart Account \"{}\" exists already", shown(n))
+        }
+        ManagerError::UnknownSmartAccount(n) => format!("no Smart Account \"{}\"", shown(n)),
+        other => shown_lines(&other.to_string()),
+    }
+}
+
+/// The state directory `--state` names (a license harness directory means its embedded
+/// manager), which must exist; without `--state` the harness's default embedded manager,
+/// created on first use so that a first `pool add` just works.
+fn state_dir(given: Option<PathBuf>) -> Result<StateDir, Failure> {
+    let Some(path) = given else {
+        return Ok(StateDir::open_or_create(EMBEDDED, None)?);
+    };
+    let path = if !path.join("state").exists() && path.join("manager").join("state").exists() {
+        path.join("manager")
+    } else {
+        path
+    };
+    Ok(StateDir::open(path)?)
+}
+
+fn serve(
+    state: PathBuf,
+    listen: SocketAddr,
+    environment: Option<Env>,
+    virtual_clock: bool,
+    hosts: Vec<String>,
+) -> Result<(), Failure> {
+    if state.exists() && !state.is_dir() {
+        return Err(Failure(format!(
+            "{}: not a directory (give a new directory, or an existing manager state directory)",
+            shown(&state.display().to_string())
+        )));
+    }
     let mut options = ServerOptions::default();
-    options.listen = listen
-        .parse::<SocketAddr>()
-        .map_err(|_| usage(format!("--listen: not an address and port: {listen:?}")))?;
-    if let Some(env) = args.option("--environment")? {
-        options.environment = Some(Environment::parse(&env).ok_or_else(|| {
-            usage(format!(
-                "--environment: production or development, not {env:?}"
-            ))
-        })?);
-    }
-    options.virtual_clock = args.flag("--virtual-clock");
-    options.hosts = args.options("--host")?;
-    args.finish()?;
+    options.listen = listen;
+    options.environment = environment.map(|e| match e {
+        Env::Production => Environment::Production,
+        Env::Development => Environment::Development,
+    });
+    options.virtual_clock = virtual_clock;
+    options.hosts = hosts;
     let server = Server::start(state, options)?;
     let dir = server.state_dir();
     let clock = if dir.has_virtual_clock() {
@@ -227,20 +324,13 @@ fn serve(mut args: Args) -> Result<(), Failure> {
     }
 }
 
-fn pool_add(mut args: Args) -> Result<(), Failure> {
-    let dir = args.state_dir()?;
-    let text = args.positional("<tag>")?;
-    let tag = Tag::parse(&text).map_err(|_| usage(format!("not an entitlement tag: {text:?}")))?;
-    let count = args.positional("<count>")?;
-    let count: u32 = count.parse().map_err(|_| {
-        usage(format!(
-            "<count>: not a number from 0 to {}: {count:?}",
-            u32::MAX
-        ))
-    })?;
-    let name = args.option("--name")?;
-    let description = args.option("--description")?;
-    args.finish()?;
+fn pool_add(
+    dir: StateDir,
+    tag: Tag,
+    count: u32,
+    name: Option<String>,
+    description: Option<String>,
+) -> Result<(), Failure> {
     let selected = selected_account(&dir)?;
     let line = dir.update(|m, _| {
         let va = current(m, &selected)?;
@@ -259,29 +349,17 @@ fn pool_add(mut args: Args) -> Result<(), Failure> {
     Ok(())
 }
 
-fn token_create(mut args: Args) -> Result<(), Failure> {
-    let dir = args.state_dir()?;
-    let mut options = TokenOptions {
-        export_controlled: args.flag("--export"),
-        ..TokenOptions::default()
+fn token_create(
+    dir: StateDir,
+    export: bool,
+    expires: i64,
+    uses: Option<u32>,
+) -> Result<(), Failure> {
+    let options = TokenOptions {
+        export_controlled: export,
+        expires_after: TimeDelta::days(expires),
+        max_uses: uses,
     };
-    if let Some(days) = args.option("--expires")? {
-        let days: i64 = days
-            .parse()
-            .ok()
-            .filter(|d| (1..=365).contains(d))
-            .ok_or_else(|| usage(format!("--expires: days from 1 to 365, not {days:?}")))?;
-        options.expires_after = TimeDelta::days(days);
-    }
-    if let Some(uses) = args.option("--uses")? {
-        let uses: u32 = uses.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-            usage(format!(
-                "--uses: a number of registrations from 1, not {uses:?}"
-            ))
-        })?;
-        options.max_uses = Some(uses);
-    }
-    args.finish()?;
     let selected = selected_account(&dir)?;
     let (token, va, expires) = dir.update(|m, now| {
         let va = current(m, &selected)?;
@@ -298,18 +376,15 @@ fn token_create(mut args: Args) -> Result<(), Failure> {
         None => "any number of registrations".to_string(),
     };
     println!(
-        "Registration token for {va}, valid until {}, {uses}, {export}:",
+        "Registration token for {}, valid until {}, {uses}, {export}:",
+        shown(&va.to_string()),
         rfc3339(expires)
     );
     println!("{}", token.expose());
     Ok(())
 }
 
-fn token_revoke(mut args: Args) -> Result<(), Failure> {
-    let dir = args.state_dir()?;
-    let text = args.positional("<token>")?;
-    let token = Token::parse(&text).map_err(|e| usage(e.to_string()))?;
-    args.finish()?;
+fn token_revoke(dir: StateDir, token: Token) -> Result<(), Failure> {
     dir.update(|m, _| m.revoke_token(&token))?;
     println!("revoked");
     Ok(())
@@ -323,13 +398,11 @@ fn selected_account(dir: &StateDir) -> Result<Option<(String, String)>, Failure>
             let (smart, virtual_account) = text
                 .trim_end_matches('\n')
                 .split_once('\t')
-                .ok_or_else(|| {
-                    Failure::Failed(format!("{}: not an account selection", path.display()))
-                })?;
+                .ok_or_else(|| Failure(format!("{}: not an account selection", path.display())))?;
             Ok(Some((smart.to_string(), virtual_account.to_string())))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Failure::Failed(format!("{}: {e}", path.display()))),
+        Err(e) => Err(Failure(format!("{}: {e}", path.display()))),
     }
 }
 
@@ -351,18 +424,18 @@ fn current(
     }
 }
 
-fn account(mut args: Args) -> Result<(), Failure> {
-    let dir = args.state_dir()?;
-    let smart = args.option("--smart")?;
-    let virtual_account = args.option("--virtual")?;
-    args.finish()?;
+fn account(
+    dir: StateDir,
+    smart: Option<String>,
+    virtual_account: Option<String>,
+) -> Result<(), Failure> {
     let selected = selected_account(&dir)?;
     if smart.is_none() && virtual_account.is_none() {
         let (current, all) = dir.read(|m, _| (current(m, &selected), m.virtual_accounts()))?;
         let current = current?;
         for va in all {
             let mark = if va == current { "*" } else { " " };
-            println!("{mark} {va}");
+            println!("{mark} {}", shown(&va.to_string()));
         }
         return Ok(());
     }
@@ -388,14 +461,12 @@ fn account(mut args: Args) -> Result<(), Failure> {
     })?;
     smart_agent::store::AtomicFile::new(dir.path().join("account"))
         .store(format!("{smart}\t{virtual_account}\n").as_bytes())?;
-    println!("{va}");
+    println!("{}", shown(&va.to_string()));
     Ok(())
 }
 
 /// The licenses table of 004:586-590: License, Purchased, In Use, Substitution, Balance.
-fn licenses(mut args: Args) -> Result<(), Failure> {
-    let dir = args.state_dir()?;
-    args.finish()?;
+fn licenses(dir: StateDir) -> Result<(), Failure> {
     let selected = selected_account(&dir)?;
     let (va, lines) = dir.read(|m, _| {
         current(m, &selected).map(|va| {
@@ -403,7 +474,7 @@ fn licenses(mut args: Args) -> Result<(), Failure> {
             (va, lines)
         })
     })??;
-    println!("{va}");
+    println!("{}", shown(&va.to_string()));
     println!("License\tPurchased\tIn Use\tSubstitution\tBalance");
     for l in lines {
         let name = l
@@ -416,8 +487,11 @@ fn licenses(mut args: Args) -> Result<(), Failure> {
             format!("To Lower: -{}", l.lent_to_lower)
         };
         println!(
-            "{name}\t{}\t{}\t{substitution}\t+ {}",
-            l.purchased, l.in_use, l.balance
+            "{}\t{}\t{}\t{substitution}\t+ {}",
+            shown(&name),
+            l.purchased,
+            l.in_use,
+            l.balance
         );
     }
     Ok(())
@@ -429,7 +503,7 @@ fn instance_line(i: &InstanceInfo) -> String {
         "{}\t{}\t{}\t{}\t{}",
         i.piid,
         i.udi,
-        i.virtual_account,
+        shown(&i.virtual_account.to_string()),
         rfc3339(i.last_contact),
         if usage.is_empty() {
             "-".to_string()
@@ -439,9 +513,7 @@ fn instance_line(i: &InstanceInfo) -> String {
     )
 }
 
-fn instances(mut args: Args) -> Result<(), Failure> {
-    let dir = args.state_dir()?;
-    args.finish()?;
+fn instances(dir: StateDir) -> Result<(), Failure> {
     let lines = dir.read(|m, _| m.instances().iter().map(instance_line).collect::<Vec<_>>())?;
     if lines.is_empty() {
         println!("no product instances");
@@ -452,13 +524,7 @@ fn instances(mut args: Args) -> Result<(), Failure> {
     Ok(())
 }
 
-fn clock_set(mut args: Args) -> Result<(), Failure> {
-    let dir = args.state_dir()?;
-    let text = args.positional("<RFC3339>")?;
-    let now = DateTime::parse_from_rfc3339(&text)
-        .map_err(|_| usage(format!("not an RFC 3339 time: {text:?}")))?
-        .with_timezone(&Utc);
-    args.finish()?;
+fn clock_set(dir: StateDir, now: DateTime<Utc>) -> Result<(), Failure> {
     dir.set_clock(now)?;
     println!("clock: {}", rfc3339(now));
     Ok(())
@@ -468,54 +534,101 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn main() -> ExitCode {
-    let mut words: VecDeque<String> = std::env::args().skip(1).collect();
-    // `--state DIR` may come before the command words too (once; then the words follow).
-    if words.front().map(String::as_str) == Some("--state") && words.len() > 2 {
-        let (option, value) = (words.pop_front(), words.pop_front());
-        words.extend(option.into_iter().chain(value));
-    }
-    if words.is_empty() || words.iter().any(|w| w == "--help" || w == "help") {
-        print!("{}", usage_text());
-        return if words.is_empty() {
-            ExitCode::from(2)
-        } else {
-            ExitCode::SUCCESS
-        };
-    }
-    let command = COMMANDS
-        .iter()
-        .filter(|c| c.words.iter().zip(&words).all(|(a, b)| a == b) && words.len() >= c.words.len())
-        .max_by_key(|c| c.words.len());
-    let Some(command) = command else {
-        eprintln!(
-            "manager: unknown command {:?}\n{}",
-            words
-                .iter()
-                .take_while(|w| !w.starts_with("--"))
-                .take(2)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" "),
-            usage_text()
-        );
-        return ExitCode::from(2);
-    };
-    words.drain(..command.words.len());
-    match (command.run)(Args(words)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Usage(message)) => {
-            eprintln!(
-                "manager {}: {message}\nusage: manager {} {}",
-                command.words.join(" "),
-                command.words.join(" "),
-                command.args
-            );
-            ExitCode::from(2)
+fn run(cli: Cli) -> Result<(), Failure> {
+    let state = cli.state;
+    match cli.command {
+        Command::Serve {
+            listen,
+            environment,
+            virtual_clock,
+            hosts,
+        } => {
+            // main checked it is there.
+            let state = state.unwrap_or_default();
+            serve(state, listen, environment, virtual_clock, hosts)
         }
-        Err(Failure::Failed(message)) => {
-            eprintln!("manager {}: {message}", command.words.join(" "));
+        Command::Account {
+            smart,
+            virtual_account,
+        } => account(state_dir(state)?, smart, virtual_account),
+        Command::Pool {
+            command:
+                Pool::Add {
+                    tag,
+                    count,
+                    name,
+                    description,
+                },
+        } => pool_add(state_dir(state)?, tag, count, name, description),
+        Command::Token {
+            command:
+                TokenCommand::Create {
+                    export,
+                    expires,
+                    uses,
+                },
+        } => token_create(state_dir(state)?, export, expires, uses),
+        Command::Token {
+            command: TokenCommand::Revoke { token },
+        } => token_revoke(state_dir(state)?, token),
+        Command::Instances => instances(state_dir(state)?),
+        Command::Licenses => licenses(state_dir(state)?),
+        Command::Clock {
+            command: Clock::Set { time },
+        } => clock_set(state_dir(state)?, time),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let text = shown_lines(e.render().to_string().trim_end()) + "\n";
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                _ => {
+                    eprint!("{text}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+    };
+    if matches!(cli.command, Command::Serve { .. }) && cli.state.is_none() {
+        use clap::CommandFactory as _;
+        let e = Cli::command().error(
+            clap::error::ErrorKind::MissingRequiredArgument,
+            "serve needs --state DIR (the directory to serve; made if new)",
+        );
+        eprint!("{}", shown_lines(e.render().to_string().trim_end()) + "\n");
+        return ExitCode::from(2);
+    }
+    let name = command_name(&cli.command);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(message)) => {
+            eprintln!("manager {name}: {message}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The command's words, for messages.
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Serve { .. } => "serve",
+        Command::Account { .. } => "account",
+        Command::Pool { .. } => "pool add",
+        Command::Token {
+            command: TokenCommand::Create { .. },
+        } => "token create",
+        Command::Token {
+            command: TokenCommand::Revoke { .. },
+        } => "token revoke",
+        Command::Instances => "instances",
+        Command::Licenses => "licenses",
+        Command::Clock { .. } => "clock set",
     }
 }
