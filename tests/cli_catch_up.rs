@@ -19,7 +19,7 @@ fn registered_offline() -> Cli {
     let cli = Cli::in_memory().with(&["--udi", SEED_UDI]);
     cli.registered_with(t0(), ENHANCED, 1);
     cli.license(t0() + days(1), &["manager", "offline"])
-        .expect(0, "", "");
+        .expect(0, OFFLINE_LINE, "");
     cli
 }
 
@@ -30,7 +30,8 @@ fn pending_offline() -> Cli {
     cli.declare(t0(), &[ENHANCED]);
     cli.license(t0(), &["usage", ENHANCED, "1"]).ok();
     let token = cli.token(&[]);
-    cli.license(t0(), &["manager", "offline"]).expect(0, "", "");
+    cli.license(t0(), &["manager", "offline"])
+        .expect(0, OFFLINE_LINE, "");
     let run = cli.license(t0(), &["license", "smart", "register", "idtoken", &token]);
     assert_eq!(run.code, 2, "{run:?}");
     cli
@@ -140,7 +141,7 @@ fn the_last_storable_second_is_processed_and_consistent() {
     cli.license(start, &["license", "smart", "register", "idtoken", &token])
         .ok();
     cli.license(start + days(1), &["manager", "offline"])
-        .expect(0, "", "");
+        .expect(0, OFFLINE_LINE, "");
     let status = cli
         .license(last, &["show", "license", "status"])
         .ok()

@@ -315,7 +315,8 @@ fn an_empty_directory_becomes_the_state_directory() {
     cli.license(t0(), &["license", "smart", "renew", "auth"])
         .expect(1, "", &format!("{RENEW_AUTH_NOT_ALLOWED}\n"));
     assert_eq!(fs::read_dir(cli.dir()).unwrap().count(), 0);
-    cli.license(t0(), &["declare", ENHANCED]).expect(0, "", "");
+    cli.license(t0(), &["declare", ENHANCED])
+        .expect(0, &declared_line(ENHANCED), "");
     assert!(cli.path("agent.snapshot").is_file());
 }
 
@@ -330,7 +331,8 @@ fn a_crash_while_preparing_a_fresh_directory_leaves_nothing_in_the_way() {
     );
     assert_ne!(run.code, 0, "{run:?}");
     assert!(!cli.dir().exists());
-    cli.license(t0(), &["declare", ENHANCED]).expect(0, "", "");
+    cli.license(t0(), &["declare", ENHANCED])
+        .expect(0, &declared_line(ENHANCED), "");
     // The crashed invocation's staging directory was removed by the next one.
     let left: Vec<String> = fs::read_dir(cli.sandbox())
         .unwrap()

@@ -20,12 +20,12 @@ fn seed_situation() -> Cli {
     let cli = Cli::new().with(&["--tz", "IST=+05:30", "--udi", SEED_UDI]);
     for tag in SEED_TAGS {
         cli.license(REGISTERED_AT, &["declare", tag])
-            .expect(0, "", "");
+            .expect(0, &declared_line(tag), "");
     }
     cli.license(REGISTERED_AT, &["usage", ENHANCED, "5"])
-        .expect(0, "", "");
+        .expect(0, &usage_line(ENHANCED, 5), "");
     cli.license(REGISTERED_AT, &["usage", BASIC, "2"])
-        .expect(0, "", "");
+        .expect(0, &usage_line(BASIC, 2), "");
     cli.manager(&[
         "account",
         "--smart",
@@ -234,7 +234,7 @@ fn evaluation_layout_counts_down_from_the_first_usage() {
     let cli = Cli::new();
     cli.declare(t0(), &[ENHANCED]);
     cli.license(t0(), &["usage", ENHANCED, "1"])
-        .expect(0, "", "");
+        .expect(0, &usage_line(ENHANCED, 1), "");
     cli.license(t0() + days(5) + seconds(1), &["show", "license", "status"])
         .expect(0, &golden("show-license-status.eval.txt"), "");
 }
@@ -246,11 +246,11 @@ fn pending_registration() -> Cli {
     let start = at("2027-02-02T14:27:00Z");
     cli.declare(start, &[ENHANCED]);
     cli.license(start, &["usage", ENHANCED, "1"])
-        .expect(0, "", "");
+        .expect(0, &usage_line(ENHANCED, 1), "");
     cli.pool(ENHANCED, 10);
     let token = cli.token(&[]);
     cli.license(start, &["manager", "offline"])
-        .expect(0, "", "");
+        .expect(0, OFFLINE_LINE, "");
     cli.license(
         "2027-03-03T09:45:00Z",
         &["license", "smart", "register", "idtoken", &token],
@@ -330,7 +330,7 @@ fn failing_renewal_layout_backs_off_15_30_60_120_minutes_then_4_hours() {
     );
     // ... usage 36 s later, reported after the 60 s coalescing window.
     cli.license("2027-01-26T15:11:59Z", &["usage", ENHANCED, "1"])
-        .expect(0, "", "");
+        .expect(0, &usage_reported_line(ENHANCED, 1), "");
     cli.license("2027-01-26T15:12:59Z", &["tick"]).expect(
         0,
         &format!(
@@ -340,7 +340,7 @@ fn failing_renewal_layout_backs_off_15_30_60_120_minutes_then_4_hours() {
         "",
     );
     cli.license("2027-02-20T00:00:00Z", &["manager", "offline"])
-        .expect(0, "", "");
+        .expect(0, OFFLINE_LINE, "");
     cli.license("2027-02-25T18:57:59Z", &["show", "license", "status"])
         .expect(0, &golden("show-license-status.renewal-failing.txt"), "");
 }

@@ -109,7 +109,7 @@ fn remote_harness(served: &Served, ca: &str, extra: &[&str]) -> Cli {
     let cli = Cli::new().with(&all);
     cli.declare(t0(), &[ENHANCED]);
     cli.license(t0(), &["usage", ENHANCED, "1"])
-        .expect(0, "", "");
+        .expect(0, &usage_line(ENHANCED, 1), "");
     cli
 }
 
@@ -200,7 +200,10 @@ fn an_agent_expecting_the_production_environment_rejects_a_development_manager()
                  Registration attempt failed, will retry: {unknown} ({detail})  \
                  [SmartLicensingRegistrationFailure]\n"
             ),
-            &format!("{unknown}\n"),
+            // Why, on stderr too (changed on purpose: it said only "unknown error").
+            &format!(
+                "{unknown}\n  (the manager signs for the development environment and this directory's agent accepts production signatures only: see --manager-env; `license manager switch remote … --manager-env development` changes it)\n"
+            ),
         );
     let out = cli
         .license(t0(), &["show", "license", "status"])

@@ -261,12 +261,17 @@ fn concurrent_invocations_never_lose_each_others_changes() {
             )
         })
         .collect();
-    let running: Vec<Running> = tags
+    let running: Vec<(&String, Running)> = tags
         .iter()
-        .map(|tag| cli.start_license(t0(), &["--lock-wait", "30", "declare", tag]))
+        .map(|tag| {
+            (
+                tag,
+                cli.start_license(t0(), &["--lock-wait", "30", "declare", tag]),
+            )
+        })
         .collect();
-    for run in running {
-        run.finish().expect(0, "", "");
+    for (tag, run) in running {
+        run.finish().expect(0, &declared_line(tag), "");
     }
     let usage = cli.license(t0(), &["show", "license", "usage"]);
     for tag in &tags {
@@ -290,7 +295,7 @@ fn a_refused_first_command_never_removes_what_a_concurrent_accepted_one_wrote() 
         let refused = refused.finish();
         let accepted = accepted.finish();
         refused.expect(1, "", &format!("{RENEW_AUTH_NOT_ALLOWED}\n"));
-        accepted.expect(0, "", "");
+        accepted.expect(0, &declared_line(ENHANCED), "");
         let usage = cli.license(t0(), &["show", "license", "usage"]);
         assert!(
             usage.ok().contains(ENHANCED),
@@ -325,7 +330,7 @@ fn a_refused_command_writes_nothing_not_even_the_catch_up() {
 fn a_declined_command_writes_its_catch_up_and_its_failure() {
     let cli = registered();
     cli.license(t0() + days(29), &["manager", "offline"])
-        .expect(0, "", "");
+        .expect(0, OFFLINE_LINE, "");
     let before = cli.tree();
     let run = cli.license(t0() + days(31), &["license", "smart", "renew", "auth"]);
     assert_eq!(run.code, 2, "{run:?}");
@@ -352,7 +357,7 @@ fn a_different_udi_on_an_existing_directory_is_refused_naming_the_stored_one() {
     // drop its registration without an event.
     let cli = Cli::new();
     cli.license(t0(), &["--udi", SEED_UDI, "declare", ENHANCED])
-        .expect(0, "", "");
+        .expect(0, &declared_line(ENHANCED), "");
     cli.license(t0(), &["usage", ENHANCED, "1"]).ok();
     cli.pool(ENHANCED, 10);
     let token = cli.token(&[]);
@@ -388,7 +393,7 @@ fn restore_backup_makes_a_new_instance_unregistered_with_the_evaluation_kept() {
     let backup = Cli::new();
     backup
         .license(t0(), &["--udi", SEED_UDI, "declare", ENHANCED])
-        .expect(0, "", "");
+        .expect(0, &declared_line(ENHANCED), "");
     backup.license(t0(), &["usage", ENHANCED, "1"]).ok();
     backup.pool(ENHANCED, 10);
     let token = backup.token(&[]);

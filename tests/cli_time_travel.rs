@@ -22,6 +22,11 @@ fn t(d: i64) -> chrono::DateTime<chrono::Utc> {
     t0() + days(d)
 }
 
+/// Exit code and stderr.
+fn run_parts(run: &Run) -> (i32, String) {
+    (run.code, run.stderr.clone())
+}
+
 fn status(cli: &Cli, now: impl Now) -> String {
     cli.license(now, &["show", "license", "status"])
         .ok()
@@ -105,7 +110,7 @@ fn offline_from_200_days() -> Cli {
     cli.license(t(31), &["show", "license", "all"]).ok();
     cli.license(t(181), &["show", "license", "all"]).ok();
     cli.license(t(200), &["manager", "offline"])
-        .expect(0, "", "");
+        .expect(0, OFFLINE_LINE, "");
     cli
 }
 
@@ -169,7 +174,7 @@ fn back_online_at_300_days_the_daily_retry_authorizes_by_301_days() {
     cli.license(t(270), &["show", "license", "status"]).ok();
     // The catch-up of this very command still runs offline: the retry at T+300 d fails.
     cli.license(t(300), &["manager", "online"])
-        .expect(0, "", "");
+        .expect(0, ONLINE_LINE, "");
     let out = status(&cli, t(300));
     assert!(
         authorization(&out).starts_with(&format!(
@@ -204,7 +209,7 @@ fn the_event_log_shows_each_run_of_failures_once_with_its_count_and_the_expiry_a
     // license status` while it runs).
     let cli = offline_from_200_days();
     cli.license(t(300), &["manager", "online"])
-        .expect(0, "", "");
+        .expect(0, ONLINE_LINE, "");
     let run = cli.license(t(301), &["events"]);
     let log = run.ok();
     let failed = format!(
@@ -253,14 +258,14 @@ fn the_catch_up_is_the_same_whether_or_not_anyone_looked_in_between() {
     looked.license(t(270), &["show", "license", "status"]).ok();
     looked
         .license(t(300), &["manager", "online"])
-        .expect(0, "", "");
+        .expect(0, ONLINE_LINE, "");
     let jumped = registered_at_t();
     jumped
         .license(t(200), &["manager", "offline"])
-        .expect(0, "", "");
+        .expect(0, OFFLINE_LINE, "");
     jumped
         .license(t(300), &["manager", "online"])
-        .expect(0, "", "");
+        .expect(0, ONLINE_LINE, "");
     let (a, b) = (
         looked.license(t(301), &["show", "license", "all"]),
         jumped.license(t(301), &["show", "license", "all"]),
@@ -276,7 +281,8 @@ fn the_catch_up_is_the_same_whether_or_not_anyone_looked_in_between() {
 #[test]
 fn a_year_offline_lets_the_identity_lapse_back_to_evaluation() {
     let cli = registered_at_t();
-    cli.license(t(1), &["manager", "offline"]).expect(0, "", "");
+    cli.license(t(1), &["manager", "offline"])
+        .expect(0, OFFLINE_LINE, "");
     let out = status(&cli, t(366));
     assert!(
         out.contains("Registration:\n  Status: UNREGISTERED - REGISTRATION EXPIRED\n"),
@@ -351,9 +357,9 @@ fn usage_changes_are_coalesced_and_reported_60_seconds_after_the_first() {
     cli.registered_with(t0(), ENHANCED, 0);
     let first = t(1);
     cli.license(first, &["usage", ENHANCED, "2"])
-        .expect(0, "", "");
+        .expect(0, &usage_reported_line(ENHANCED, 2), "");
     cli.license(first + seconds(30), &["usage", ENHANCED, "3"])
-        .expect(0, "", "");
+        .expect(0, &usage_reported_line(ENHANCED, 3), "");
     let usage = cli.license(first + seconds(30), &["show", "license", "usage"]);
     assert!(
         usage
@@ -389,15 +395,41 @@ fn moving_the_clock_back_extends_nothing_and_is_logged() {
     cli.license(t0(), &["usage", ENHANCED, "1"]).ok();
     let remaining = "  Evaluation Period Remaining: 80 days, 0 hours, 0 minutes, 0 seconds\n";
     assert!(status(&cli, t(10)).ends_with(remaining));
-    // Back to T: the evaluation does not get its ten days back, not even later.
-    assert!(status(&cli, t0()).ends_with(remaining));
-    assert!(status(&cli, t(5)).ends_with(remaining));
+    // Back to T: the evaluation does not get its ten days back, not even later; every command
+    // says on stderr that the clock is behind (changed on purpose: only the event said so).
+    let behind = |now: &str, by: &str| {
+        format!(
+            "Warning: --now {now} is {by} earlier than Jan 14 10:00:00 2027 UTC, the latest time \
+             this state directory has seen: deadlines and the evaluation go by the later time\n"
+        )
+    };
+    let back = cli.license(t0(), &["show", "license", "status"]);
+    assert_eq!(
+        run_parts(&back),
+        (
+            0,
+            behind("Jan 4 10:00:00 2027 UTC", "10 days, 0 hours, 0 minutes")
+        )
+    );
+    assert!(back.stdout.ends_with(remaining), "{}", back.stdout);
+    let back = cli.license(t(5), &["show", "license", "status"]);
+    assert_eq!(
+        run_parts(&back),
+        (
+            0,
+            behind("Jan 9 10:00:00 2027 UTC", "5 days, 0 hours, 0 minutes")
+        )
+    );
+    assert!(back.stdout.ends_with(remaining), "{}", back.stdout);
     cli.license(t(5), &["events"]).expect(
         0,
         "Jan 14 10:00:00 2027 UTC  System clock moved back from 2027-01-14T10:00:00Z to \
          2027-01-04T10:00:00Z; nothing was extended\n",
-        "",
+        &behind("Jan 9 10:00:00 2027 UTC", "5 days, 0 hours, 0 minutes"),
     );
+    // Less than an hour behind: no warning.
+    cli.license(t(10) - minutes(59), &["show", "license", "udi"])
+        .ok();
 }
 
 #[test]
@@ -456,7 +488,7 @@ fn tick_prints_the_same_lines_the_event_log_gains() {
     // (SmartLicensingRenewAuthFailure here): the same events should read the same.
     let cli = registered_at_t();
     cli.license(t(29), &["manager", "offline"])
-        .expect(0, "", "");
+        .expect(0, OFFLINE_LINE, "");
     let tick = cli.license(t(31), &["tick"]);
     let ticked = tick.ok();
     assert!(!ticked.is_empty());

@@ -44,11 +44,10 @@ impl Demo {
             "$ license --now {} {words}",
             self.now.format("%Y-%m-%dT%H:%M:%SZ")
         ));
-        let command = crate::FAMILIES
-            .iter()
-            .find_map(|(parse, _)| parse(&args))
-            .and_then(Result::ok)
-            .ok_or_else(|| Outcome::refused(format!("demo: no command {words}")))?;
+        let command = crate::parse(&args)
+            .map_err(|_| Outcome::refused(format!("demo: no command {words}")))?
+            .command
+            .run();
         let mut session = Session::open(&self.globals, "UCM", &Mode::Normal)?;
         let outcome = command(&mut session);
         let events: Vec<Event> = session
@@ -75,6 +74,19 @@ impl Demo {
                 self.say(&format!("… {} more lines", lines.len() - 6));
             }
         } else {
+            // What the command said it did, then the events (the catch-up's included).
+            let texts: Vec<String> = events
+                .iter()
+                .map(|e| crate::show::event_text(&e.kind, e.alarm().map(|a| a.name())))
+                .collect();
+            let said = if words == "tick" {
+                ""
+            } else {
+                outcome.stdout.as_str()
+            };
+            for line in said.lines().filter(|l| !texts.iter().any(|t| t == l)) {
+                self.say(&format!("  {line}"));
+            }
             self.events(&events, &style);
         }
         if !outcome.stderr.is_empty() {

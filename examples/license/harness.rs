@@ -1,7 +1,9 @@
 //! Harness commands for what the product itself does: declare tags, report usage, change
-//! settings, diagnose the network, read the event log, let time pass, and switch the embedded
-//! manager off and on.
+//! settings, diagnose the network, read the event log, let time pass, and look after the
+//! manager the directory remembers. Every command that changes state says in one line what it
+//! did.
 
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 use smart_agent::{HostIdentity, Tag, TransportSettings};
@@ -12,200 +14,224 @@ use crate::smart::report;
 use crate::text::shown;
 use crate::Run;
 
-pub const USAGE: &[&str] = &[
-    "declare <tag>  — the product may use this entitlement (shows Init until used)",
-    "usage <tag> <count>  — the product's count in use (reported after 60 s)",
-    "transport direct | onprem <url> | proxy <host> <port> [<user> <password>]  — how to reach the manager (only while unregistered)",
-    "privacy on|off  — do not share the host name and IP address with the manager",
-    "host <name> <ip>  — the product's host name and address (a change renews the identity)",
-    "subscriber on|off  — a subscriber node: licensing operations are refused",
-    "diagnose  — check URL, DNS, TCP or proxy, TLS and the manager, step by step",
-    "events  — the event and alarm log",
-    "tick  — just let time pass: process what fell due up to --now",
-    "manager offline|online  — the embedded manager answers like a refused connection, or again",
-    "manager  — the manager this state directory remembers",
-    "manager switch embedded | remote  — point the directory at another manager (remote: with the --manager-* options); its registration will not be trusted there",
-    "manager trust <key.pem>  — also trust this signing key of the remembered remote manager (keys rotate)",
-    "restore-backup <dir>  — make the new --state directory from a backup of another system's, under a new UDI (SPEC §12)",
-];
-
-fn on_off(word: &str) -> Option<bool> {
-    match word {
-        "on" => Some(true),
-        "off" => Some(false),
-        _ => None,
-    }
-}
-
 fn tag(text: &str) -> Result<Tag, Outcome> {
     Tag::parse(text).map_err(|e| Outcome::refused(e.to_string()))
 }
 
-pub fn parse(words: &[String]) -> Option<Result<Run, String>> {
-    let w: Vec<&str> = words.iter().map(String::as_str).collect();
-    let run: Run = match w.as_slice() {
-        ["declare", t] => {
-            let t = t.to_string();
-            Box::new(move |s| match tag(&t) {
-                Ok(tag) => {
-                    let now = s.now;
-                    s.agent().declare(tag, now);
-                    Outcome::ok("")
-                }
-                Err(refused) => refused,
-            })
+/// `<what>\n` followed by what a command that talked to the manager printed.
+fn said(what: String, then: Outcome) -> Outcome {
+    Outcome {
+        stdout: format!("{what}\n{}", then.stdout),
+        ..then
+    }
+}
+
+/// `declare <tag>`.
+pub fn declare(text: String) -> Run {
+    Box::new(move |s| match tag(&text) {
+        Ok(tag) => {
+            let now = s.now;
+            s.agent().declare(tag.clone(), now);
+            Outcome::ok(format!("Declared {tag} (Init until used).\n"))
         }
-        ["usage", t, n] => {
-            let Ok(count) = n.parse::<u32>() else {
-                return Some(Err(format!(
-                    "{} (count: a whole number, not {n})",
-                    USAGE[1]
-                )));
-            };
-            let t = t.to_string();
-            Box::new(move |s| {
-                let tag = match tag(&t) {
-                    Ok(tag) => tag,
-                    Err(refused) => return refused,
-                };
-                let now = s.now;
-                match s.agent().set_usage(&tag, count, now) {
-                    Ok(()) => {
-                        s.exchange();
-                        report(&s.command_events())
-                    }
-                    Err(e) => Outcome::refused(e.to_string()),
-                }
-            })
-        }
-        ["transport", rest @ ..] => {
-            let settings = match rest {
-                ["direct"] => Ok(TransportSettings::Direct),
-                ["onprem", url] => TransportSettings::on_prem(url),
-                ["proxy", host, port] => TransportSettings::proxy(host, port, None),
-                ["proxy", host, port, user, password] => {
-                    TransportSettings::proxy(host, port, Some((user, password)))
-                }
-                _ => return Some(Err(USAGE[2].to_string())),
-            };
-            Box::new(move |s| {
-                let settings = match settings {
-                    Ok(settings) => settings,
-                    Err(e) => return Outcome::refused(e.to_string()),
-                };
-                let now = s.now;
-                match s.agent().set_transport(settings, now) {
-                    Ok(()) => Outcome::ok(""),
-                    Err(e) => Outcome::refused(e.to_string()),
-                }
-            })
-        }
-        ["privacy", v] => {
-            let Some(on) = on_off(v) else {
-                return Some(Err(USAGE[3].to_string()));
-            };
-            Box::new(move |s| {
-                let now = s.now;
-                s.agent().set_privacy(on, now);
-                Outcome::ok("")
-            })
-        }
-        ["subscriber", v] => {
-            let Some(on) = on_off(v) else {
-                return Some(Err(USAGE[5].to_string()));
-            };
-            Box::new(move |s| {
-                let now = s.now;
-                s.agent().set_subscriber(on, now);
-                Outcome::ok("")
-            })
-        }
-        ["host", name, ip] => {
-            let Ok(ip) = ip.parse() else {
-                return Some(Err(format!(
-                    "{} (ip: an IPv4 or IPv6 address, not {ip})",
-                    USAGE[4]
-                )));
-            };
-            let name = name.to_string();
-            Box::new(move |s| {
-                let host = match HostIdentity::new(&name, ip) {
-                    Ok(host) => host,
-                    Err(e) => return Outcome::refused(e.to_string()),
-                };
-                let now = s.now;
-                s.agent().set_host(host, now);
+        Err(refused) => refused,
+    })
+}
+
+/// `usage <tag> <count>`.
+pub fn usage(text: String, count: u32) -> Run {
+    Box::new(move |s| {
+        let tag = match tag(&text) {
+            Ok(tag) => tag,
+            Err(refused) => return refused,
+        };
+        let now = s.now;
+        match s.agent().set_usage(&tag, count, now) {
+            Ok(()) => {
                 s.exchange();
-                report(&s.command_events())
-            })
+                let reported = if s.status().registration.state
+                    == smart_agent::RegistrationState::Registered
+                {
+                    " (reported to the manager within 60 s)"
+                } else {
+                    ""
+                };
+                said(
+                    format!("Usage of {tag} is {count}{reported}."),
+                    report(&s.command_events()),
+                )
+            }
+            Err(e) => Outcome::refused(e.to_string()),
         }
-        ["diagnose"] => Box::new(|s| {
-            let settings = s.driver.agent().transport_settings().clone();
-            let diagnosis = smart_agent::transport::diagnose(&settings, &s.transport_config);
-            let text = diagnosis.to_string();
-            let text = if text.ends_with('\n') {
-                text
+    })
+}
+
+/// How the transport settings read in messages.
+fn transport_text(settings: &TransportSettings) -> String {
+    match settings {
+        TransportSettings::Direct => "direct (mode 0)".to_string(),
+        TransportSettings::OnPrem(url) => format!("on-prem {} (mode 1)", shown(&url.url())),
+        TransportSettings::Proxy(p) => format!(
+            "proxy {}:{}{} (mode 2)",
+            p.host(),
+            p.port(),
+            match p.credentials() {
+                Some(c) => format!(" as {}", shown(&c.username)),
+                None => String::new(),
+            }
+        ),
+    }
+}
+
+fn privacy_text(on: bool) -> &'static str {
+    if on {
+        "on (the host name and IP address are not sent to the manager)"
+    } else {
+        "off (the host name and IP address are sent to the manager)"
+    }
+}
+
+/// `transport` alone: the current settings.
+pub fn transport_show() -> Run {
+    Box::new(|s| {
+        let agent = s.driver.agent();
+        Outcome::ok(format!(
+            "Transport: {}\nPrivacy: {}\n",
+            transport_text(agent.transport_settings()),
+            privacy_text(agent.privacy())
+        ))
+    })
+}
+
+/// `transport direct | onprem <url> | proxy <host> <port> [<user> <password>]`.
+pub fn transport(settings: Result<TransportSettings, smart_agent::Error>) -> Run {
+    Box::new(move |s| {
+        let settings = match settings {
+            Ok(settings) => settings,
+            Err(e) => return Outcome::refused(e.to_string()),
+        };
+        let now = s.now;
+        let text = transport_text(&settings);
+        match s.agent().set_transport(settings, now) {
+            Ok(()) => Outcome::ok(format!("Transport: {text}.\n")),
+            Err(e) => Outcome::refused(e.to_string()),
+        }
+    })
+}
+
+/// `privacy on|off`.
+pub fn privacy(on: bool) -> Run {
+    Box::new(move |s| {
+        let now = s.now;
+        s.agent().set_privacy(on, now);
+        Outcome::ok(format!("Privacy: {}.\n", privacy_text(on)))
+    })
+}
+
+/// `subscriber on|off`.
+pub fn subscriber(on: bool) -> Run {
+    Box::new(move |s| {
+        let now = s.now;
+        s.agent().set_subscriber(on, now);
+        Outcome::ok(if on {
+            "Subscriber node: on (licensing operations are refused here; the publisher's licenses apply).\n"
+        } else {
+            "Subscriber node: off.\n"
+        })
+    })
+}
+
+/// `host <name> <ip>`.
+pub fn host(name: String, ip: std::net::IpAddr) -> Run {
+    Box::new(move |s| {
+        let host = match HostIdentity::new(&name, ip) {
+            Ok(host) => host,
+            Err(e) => return Outcome::refused(e.to_string()),
+        };
+        let now = s.now;
+        s.agent().set_host(host, now);
+        s.exchange();
+        said(
+            format!("Host: {} {ip}.", shown(&name)),
+            report(&s.command_events()),
+        )
+    })
+}
+
+/// `diagnose`: each step on stdout; exit 2 when one failed (the failure is printed once, in
+/// its step's line).
+pub fn diagnose() -> Run {
+    Box::new(|s| {
+        let settings = s.driver.agent().transport_settings().clone();
+        let diagnosis = smart_agent::transport::diagnose(&settings, &s.transport_config);
+        let text = crate::text::shown_lines(diagnosis.to_string().trim_end()) + "\n";
+        Outcome {
+            exit: if diagnosis.failure().is_some() { 2 } else { 0 },
+            stdout: text,
+            stderr: String::new(),
+        }
+    })
+}
+
+/// `events`.
+pub fn events() -> Run {
+    Box::new(|s| Outcome::ok(s.log().show(&s.style.zone)))
+}
+
+/// `tick`: what fell due, runs of identical failures as one line (as the log keeps them).
+pub fn tick() -> Run {
+    Box::new(|s| {
+        let mut log = crate::eventlog::Log::default();
+        for l in s.catch_up_logged() {
+            let e = &l.event;
+            log.push(
+                e.at,
+                &e.kind.to_string(),
+                e.alarm().map(|a| a.name()),
+                l.count,
+            );
+        }
+        Outcome::ok(log.show(&s.style.zone))
+    })
+}
+
+/// `manager offline | online`.
+pub fn manager_offline(offline: bool) -> Run {
+    Box::new(move |s| {
+        match &s.embedded {
+        Some(embedded) => {
+            embedded.offline.store(offline, Ordering::SeqCst);
+            Outcome::ok(if offline {
+                "The embedded manager is offline: requests fail like a refused connection.\n"
             } else {
-                text + "\n"
-            };
-            match diagnosis.failure() {
-                None => Outcome::ok(text),
-                Some((step, why)) => Outcome::declined(text, format!("{step}: {why}")),
-            }
-        }),
-        ["events"] => Box::new(|s| Outcome::ok(s.log().show(&s.style.zone))),
-        ["tick"] => Box::new(|s| {
-            // What fell due, runs of identical failures as one line (as the log keeps them).
-            let mut log = crate::eventlog::Log::default();
-            for l in s.catch_up_logged() {
-                let e = &l.event;
-                log.push(
-                    e.at,
-                    &e.kind.to_string(),
-                    e.alarm().map(|a| a.name()),
-                    l.count,
-                );
-            }
-            Outcome::ok(log.show(&s.style.zone))
-        }),
-        ["manager", state @ ("offline" | "online")] => {
-            let offline = *state == "offline";
-            Box::new(move |s| match &s.embedded {
-                Some(embedded) => {
-                    embedded.offline.store(offline, Ordering::SeqCst);
-                    Outcome::ok("")
-                }
-                None => Outcome::refused(
-                    "manager offline|online needs the embedded manager (no --manager-url)",
-                ),
+                "The embedded manager is online.\n"
             })
         }
-        ["manager"] => Box::new(|s| Outcome::ok(manager_text(s))),
-        ["manager", "switch", to @ ("embedded" | "remote")] => {
-            let to = to.to_string();
-            Box::new(move |s| switch(s, &to))
-        }
-        ["manager", "switch", ..] => return Some(Err(USAGE[11].to_string())),
-        ["manager", "trust", key] => {
-            let key = std::path::PathBuf::from(key);
-            Box::new(move |s| trust(s, &key))
-        }
-        ["manager", "trust", ..] => return Some(Err(USAGE[12].to_string())),
-        ["manager", ..] => return Some(Err(USAGE[9].to_string())),
-        ["restore-backup", _] => Box::new(restored),
-        ["restore-backup", ..] => return Some(Err(USAGE[13].to_string())),
-        [first, ..] if USAGE.iter().any(|u| u.split(' ').next() == Some(first)) => {
-            let usage = USAGE
-                .iter()
-                .filter(|u| u.split(' ').next() == Some(first))
-                .copied()
-                .collect::<Vec<_>>()
-                .join(" | ");
-            return Some(Err(usage));
-        }
-        _ => return None,
-    };
-    Some(Ok(run))
+        None => Outcome::refused(
+            "manager offline|online needs the embedded manager (this directory uses a manager over HTTPS)",
+        ),
+    }
+    })
+}
+
+/// `manager`.
+pub fn manager_show() -> Run {
+    Box::new(|s| Outcome::ok(manager_text(s)))
+}
+
+/// `manager switch embedded | remote`.
+pub fn manager_switch(to_remote: bool) -> Run {
+    Box::new(move |s| switch(s, to_remote))
+}
+
+/// `manager trust <key.pem>`.
+pub fn manager_trust(key: PathBuf) -> Run {
+    Box::new(move |s| trust(s, &key))
+}
+
+/// `restore-backup <dir>`.
+pub fn restore_backup() -> Run {
+    Box::new(restored)
 }
 
 /// What `manager` prints: the remembered manager.
@@ -247,12 +273,13 @@ fn fingerprint(der: &[u8]) -> String {
 
 /// `manager switch embedded | remote`: the session was opened on the manager the options
 /// name; say what that means for the registration.
-fn switch(s: &mut Session, to: &str) -> Outcome {
+fn switch(s: &mut Session, to_remote: bool) -> Outcome {
     let remote = matches!(s.record.manager, Manager::Remote(_));
-    if (to == "remote") != remote {
-        return Outcome::refused(match to {
-            "remote" => "manager switch remote needs --manager-url, --ca and --manager-key",
-            _ => "manager switch embedded takes no --manager-* options",
+    if to_remote != remote {
+        return Outcome::refused(if to_remote {
+            "manager switch remote needs --manager-url, --ca and --manager-key"
+        } else {
+            "manager switch embedded takes no --manager-* options"
         });
     }
     let new = describe(&s.record.manager);

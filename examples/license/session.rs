@@ -147,6 +147,8 @@ pub struct Session {
     staging: Option<(PathBuf, PathBuf)>,
     /// The directory's record as it will be written.
     pub record: Record,
+    /// The highest time the directory had seen before this invocation.
+    seen_before: Option<DateTime<Utc>>,
     /// What the directory held.
     contents: Contents,
     _lock: File,
@@ -487,6 +489,7 @@ impl Session {
             Err(DriverError::Restore(e)) => return Err(Outcome::unusable_at(&snapshot_path, e)),
             Err(e) => return Err(Outcome::unusable(Unusable(e.to_string()))),
         };
+        let seen_before = driver.agent().highest_seen();
         if let Mode::RestoreBackup(_) = mode {
             // The backup's history comes along; what is written is this directory's own.
             contents.log_text = None;
@@ -510,6 +513,7 @@ impl Session {
             dir,
             staging,
             record: Record { udi, manager },
+            seen_before,
             contents,
             _lock: lock_file,
         };
@@ -519,6 +523,24 @@ impl Session {
             .map_err(|e| Outcome::unusable(Unusable(e.to_string())))?;
         session.mark = session.event_count();
         Ok(session)
+    }
+
+    /// SPEC §11's clock warning, when `now` is more than an hour before the latest time the
+    /// directory has seen (`given`: from --now, else the system clock).
+    pub fn clock_warning(&self, given: bool) -> Option<String> {
+        let seen = self.seen_before?;
+        let behind = seen - self.now;
+        if behind <= chrono::TimeDelta::hours(1) {
+            return None;
+        }
+        let secs = behind.num_seconds();
+        let (d, h, m) = (secs / 86_400, secs % 86_400 / 3_600, secs % 3_600 / 60);
+        Some(format!(
+            "Warning: {} {} is {d} days, {h} hours, {m} minutes earlier than {}, the latest time this state directory has seen: deadlines and the evaluation go by the later time",
+            if given { "--now" } else { "the system clock" },
+            self.style.zone.date(self.now),
+            self.style.zone.date(seen),
+        ))
     }
 
     /// The manager the directory remembers (before this command changes it).

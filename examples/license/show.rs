@@ -324,21 +324,12 @@ pub fn summary(st: &Status, style: &Style) -> String {
     out.join("\n") + "\n"
 }
 
-pub const USAGE: &[&str] =
-    &["show license status | all | summary | usage | udi  — the product's status displays"];
+/// `show license <display>`.
+pub fn show(print: fn(&Status, &Style) -> String) -> crate::Run {
+    Box::new(move |s| crate::session::Outcome::ok(print(&s.status(), &s.style)))
+}
 
-pub fn parse(words: &[String]) -> Option<Result<crate::Run, String>> {
-    let w: Vec<&str> = words.iter().map(String::as_str).collect();
-    let rest = w.strip_prefix(&["show", "license"])?;
-    let print: fn(&Status, &Style) -> String = match rest {
-        ["status"] => status,
-        ["all"] => all,
-        ["summary"] => summary,
-        ["usage"] => usage,
-        ["udi"] => |st, _| udi(st),
-        _ => return Some(Err(USAGE[0].to_string())),
-    };
-    Some(Ok(Box::new(move |s| {
-        crate::session::Outcome::ok(print(&s.status(), &s.style))
-    })))
+/// `show license udi`, in the shape of the other displays.
+pub fn udi_display(st: &Status, _: &Style) -> String {
+    udi(st)
 }

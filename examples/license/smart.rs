@@ -1,17 +1,11 @@
 //! `license smart register idtoken <token> [force]`, `license smart deregister`,
 //! `license smart renew ID | auth` (002:46; 003 "Additional Tasks").
 
-use smart_agent::{Event, EventKind, Force};
+use smart_agent::{Event, EventKind, FailureKind, Force};
 
 use crate::session::{Outcome, Session};
 use crate::show::event_text;
 use crate::Run;
-
-pub const USAGE: &[&str] = &[
-    "license smart register idtoken <token> [force]  — register with a token (force: again, maybe elsewhere)",
-    "license smart deregister  — give the licenses back and return to evaluation",
-    "license smart renew ID | auth  — renew the identity or the authorization now",
-];
 
 /// What a command that talks to the manager prints: its events on stdout; exit 2 with the
 /// product message of the first failure (SPEC §3, §9) on stderr if there was one.
@@ -29,8 +23,37 @@ pub fn report(events: &[Event]) -> Outcome {
         _ => None,
     });
     match failure {
-        Some(message) => Outcome::declined(stdout, message),
+        Some(message) => {
+            let why = events.iter().find_map(|e| why(&e.kind));
+            match why {
+                Some(why) => Outcome::declined(stdout, format!("{message}\n  ({why})")),
+                None => Outcome::declined(stdout, message),
+            }
+        }
         None => Outcome::ok(stdout),
+    }
+}
+
+/// Why a failure happened, when the product's message cannot say it and the user can act on
+/// it: the manager signs for another environment than the agent accepts.
+fn why(kind: &EventKind) -> Option<String> {
+    use smart_agent::crypto::SignatureError;
+    use smart_agent::wire::AnswerError;
+    let failure = match kind {
+        EventKind::RegistrationFailed { failure }
+        | EventKind::RegistrationRetrying { failure, .. }
+        | EventKind::IdentityRenewalFailed { failure, .. }
+        | EventKind::AuthorizationFailed { failure, .. } => failure,
+        _ => return None,
+    };
+    match &failure.kind {
+        FailureKind::Rejected(AnswerError::Signature(SignatureError::WrongEnvironment {
+            signed,
+            expected,
+        })) => Some(format!(
+            "the manager signs for the {signed} environment and this directory's agent accepts {expected} signatures only: see --manager-env; `license manager switch remote … --manager-env {signed}` changes it"
+        )),
+        _ => None,
     }
 }
 
@@ -50,28 +73,23 @@ fn talk(
     report(&s.command_events())
 }
 
-pub fn parse(words: &[String]) -> Option<Result<Run, String>> {
-    let w: Vec<&str> = words.iter().map(String::as_str).collect();
-    let rest = w.strip_prefix(&["license", "smart"])?;
-    let run: Run = match rest {
-        ["register", "idtoken", token] => {
-            let token = token.to_string();
-            Box::new(move |s| talk(s, |a, now| a.register(&token, Force::No, now)))
-        }
-        ["register", "idtoken", token, "force"] => {
-            let token = token.to_string();
-            Box::new(move |s| talk(s, |a, now| a.register(&token, Force::Yes, now)))
-        }
-        ["deregister"] => Box::new(|s| talk(s, |a, now| a.deregister(now))),
-        ["renew", what] if what.eq_ignore_ascii_case("id") => {
-            Box::new(|s| talk(s, |a, now| a.renew_id(now)))
-        }
-        ["renew", what] if what.eq_ignore_ascii_case("auth") => {
-            Box::new(|s| talk(s, |a, now| a.renew_auth(now)))
-        }
-        ["register", ..] => return Some(Err(USAGE[0].to_string())),
-        ["renew", ..] => return Some(Err(USAGE[2].to_string())),
-        _ => return None,
-    };
-    Some(Ok(run))
+/// `license smart register idtoken <token> [force]`.
+pub fn register(token: String, force: bool) -> Run {
+    let force = if force { Force::Yes } else { Force::No };
+    Box::new(move |s| talk(s, |a, now| a.register(&token, force, now)))
+}
+
+/// `license smart deregister`.
+pub fn deregister() -> Run {
+    Box::new(|s| talk(s, |a, now| a.deregister(now)))
+}
+
+/// `license smart renew ID`.
+pub fn renew_id() -> Run {
+    Box::new(|s| talk(s, |a, now| a.renew_id(now)))
+}
+
+/// `license smart renew auth`.
+pub fn renew_auth() -> Run {
+    Box::new(|s| talk(s, |a, now| a.renew_auth(now)))
 }

@@ -72,6 +72,55 @@ pub const DEREGISTERED_LOCALLY: &str = "Deregistration has been completed on the
 pub const OFFLINE_DETAIL: &str = "connection refused (the embedded manager is offline)";
 
 // ---------------------------------------------------------------------------------------------
+// What state-changing harness commands say they did (issue 10 item 2)
+// ---------------------------------------------------------------------------------------------
+
+/// `declare <tag>`.
+pub fn declared_line(tag: &str) -> String {
+    format!("Declared {tag} (Init until used).\n")
+}
+
+/// `usage <tag> <count>` while not registered (nothing is reported).
+pub fn usage_line(tag: &str, count: u32) -> String {
+    format!("Usage of {tag} is {count}.\n")
+}
+
+/// `usage <tag> <count>` while registered.
+pub fn usage_reported_line(tag: &str, count: u32) -> String {
+    format!("Usage of {tag} is {count} (reported to the manager within 60 s).\n")
+}
+
+/// `privacy on` / `privacy off`.
+pub const PRIVACY_ON: &str =
+    "Privacy: on (the host name and IP address are not sent to the manager).\n";
+pub const PRIVACY_OFF: &str =
+    "Privacy: off (the host name and IP address are sent to the manager).\n";
+/// `subscriber on` / `subscriber off`.
+pub const SUBSCRIBER_ON: &str = "Subscriber node: on (licensing operations are refused here; the publisher's licenses apply).\n";
+pub const SUBSCRIBER_OFF: &str = "Subscriber node: off.\n";
+
+/// `host <name> <ip>` (before the events of the identity renewal it may cause).
+pub fn host_line(name: &str, ip: &str) -> String {
+    format!("Host: {name} {ip}.\n")
+}
+
+/// `transport onprem <url>`, with the URL in its long form.
+pub fn onprem_line(url: &str) -> String {
+    format!("Transport: on-prem {url} (mode 1).\n")
+}
+
+/// `transport proxy <host> <port>`.
+pub fn proxy_line(host: &str, port: &str) -> String {
+    format!("Transport: proxy {host}:{port} (mode 2).\n")
+}
+
+/// `manager offline`.
+pub const OFFLINE_LINE: &str =
+    "The embedded manager is offline: requests fail like a refused connection.\n";
+/// `manager online`.
+pub const ONLINE_LINE: &str = "The embedded manager is online.\n";
+
+// ---------------------------------------------------------------------------------------------
 // Time
 // ---------------------------------------------------------------------------------------------
 
@@ -231,6 +280,31 @@ impl Run {
             self.stdout
         );
         &self.stdout
+    }
+
+    /// Asserts a usage error: exit `code` (the license harness's 1, the manager's 2), nothing
+    /// on stdout, and clap's message on stderr: `error: …` mentioning `needle`, then the usage
+    /// or the hint to try --help.
+    #[track_caller]
+    pub fn usage_error(&self, code: i32, needle: &str) -> &Run {
+        assert_eq!(
+            (self.code, self.stdout.as_str()),
+            (code, ""),
+            "\n$ {}\nstderr:\n{}",
+            self.line,
+            self.stderr
+        );
+        assert!(
+            self.stderr.starts_with("error: ")
+                && self.stderr.contains(needle)
+                && self
+                    .stderr
+                    .ends_with("For more information, try '--help'.\n"),
+            "\n$ {}\nexpected a usage error mentioning {needle:?}, got:\n{}",
+            self.line,
+            self.stderr
+        );
+        self
     }
 
     /// The last line of stdout (where `token create` prints the token).
@@ -533,7 +607,8 @@ impl Cli {
     /// Declares `tags` at `now`.
     pub fn declare(&self, now: DateTime<Utc>, tags: &[&str]) {
         for tag in tags {
-            self.license(now, &["declare", tag]).expect(0, "", "");
+            self.license(now, &["declare", tag])
+                .expect(0, &declared_line(tag), "");
         }
     }
 
