@@ -686,6 +686,8 @@ fn transport_alone_shows_the_transport_and_privacy_settings() {
         "Transport: proxy proxy.example.com:3128 as alice (mode 2)\nPrivacy: on (the host name and IP address are not sent to the manager)\n",
         "",
     );
+    cli.license(t0(), &["transport", "direct"])
+        .expect(0, "Transport: direct (mode 0).\n", "");
 }
 
 // ---------------------------------------------------------------------------------------------

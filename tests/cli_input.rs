@@ -55,6 +55,13 @@ fn control_characters_in_names_from_the_manager_are_shown_as_hex_escapes() {
         "{out}"
     );
     assert!(!out.contains('\u{1b}') && !out.contains('\u{7}') && !out.contains('\u{9b}'));
+    // The manager's own table follows the same rule.
+    let licenses = cli.manager(&["licenses"]);
+    assert!(
+        licenses.ok().contains("d\\x9B2J\t10\t1\t-\t+ 9\n"),
+        "{}",
+        licenses.stdout
+    );
     let summary = cli.license(t0(), &["show", "license", "summary"]);
     assert!(
         summary.ok().contains("  Red\\x1B[31m\\x07ü\\x0Anew"),
