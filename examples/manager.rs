@@ -124,10 +124,10 @@ enum Pool {
     /// Buy licenses of a tag
     Add {
         /// regid.<yyyy-mm>.com.cisco.<Name>,<version>_<uuid>
-        #[arg(value_parser = parse_tag)]
+        #[arg(value_parser = parse_tag, allow_hyphen_values = true)]
         tag: Tag,
         /// How many to add
-        #[arg(value_parser = parse_count)]
+        #[arg(value_parser = parse_count, allow_hyphen_values = true)]
         count: u32,
         /// The display name agents show [default: the catalogue's]
         #[arg(long, value_name = "TEXT")]
@@ -154,7 +154,7 @@ enum TokenCommand {
     },
     /// Revoke a token: registrations with it are refused from then on
     Revoke {
-        #[arg(value_parser = parse_token)]
+        #[arg(value_parser = parse_token, allow_hyphen_values = true)]
         token: Token,
     },
 }
