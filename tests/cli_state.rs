@@ -533,3 +533,100 @@ fn the_udi_is_fixed_on_first_use() {
     );
     assert!(!cli.path("udi").exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Versions of the state directory (issue 8 item 1): every released one is read, only the
+// current one written, a newer one refused
+// ---------------------------------------------------------------------------------------------
+
+fn golden_v1() -> Cli {
+    fn copy(from: &std::path::Path, to: &std::path::Path) {
+        fs::create_dir_all(to).unwrap();
+        for entry in fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    let cli = Cli::new();
+    copy(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1/cli-state"),
+        cli.dir(),
+    );
+    cli
+}
+
+#[test]
+fn the_v1_golden_directory_opens_as_its_readme_says_and_is_upgraded_by_its_first_accepted_command()
+{
+    let cli = golden_v1();
+    let now = "2026-07-20T09:00:00Z";
+    // A refused command leaves the version-1 files as they are.
+    cli.unchanged(|| cli.license(now, &["license", "smart", "deregister", "extra"]))
+        .usage_error(1, "unexpected argument 'extra' found");
+    cli.unchanged(|| cli.license(now, &["usage", CUWL, "1"]))
+        .expect(
+            1,
+            "",
+            "The entitlement tag has not been declared by this product\n",
+        );
+    // The fixture README's expectations.
+    let status = cli
+        .license(now, &["show", "license", "status"])
+        .ok()
+        .to_string();
+    for line in [
+        "  Status: REGISTERED\n",
+        "  Export-Controlled Functionality: Allowed\n",
+        "  Status: AUTHORIZED on Jul 11 16:50:00 2026 UTC\n",
+        "  Next Communication Attempt: Aug 10 16:50:00 2026 UTC\n",
+        "  Communication Deadline: Oct 9 16:50:00 2026 UTC\n",
+        "  Evaluation Period Remaining: 89 days, 23 hours, 55 minutes, 0 seconds\n",
+    ] {
+        assert!(status.contains(line), "missing {line:?} in:\n{status}");
+    }
+    // Upgraded: the record holds the UDI and the manager, the log has its header.
+    assert!(!cli.path("udi").exists());
+    assert_eq!(
+        fs::read_to_string(cli.path("settings")).unwrap(),
+        "smart-agent CLI state 2\nudi PID:UCM,SN:V1CLI001,UUID:5a1e0c5b3d2f4e6a8b7c1d0e2f3a4b06\nmanager embedded\n"
+    );
+    let log = fs::read_to_string(cli.path("events.log")).unwrap();
+    assert!(log.starts_with("smart-agent events 2\n"), "{log}");
+    let events = cli.license(now, &["events"]).ok().to_string();
+    assert_eq!(events.lines().count(), 13, "{events}");
+    cli.license(now, &["license", "smart", "renew", "auth"])
+        .expect(0, "Authorization succeeded\n", "");
+}
+
+#[test]
+fn a_newer_version_of_the_record_or_the_log_is_exit_3_naming_it() {
+    let cli = registered();
+    let record = fs::read_to_string(cli.path("settings")).unwrap();
+    fs::write(
+        cli.path("settings"),
+        record.replace("smart-agent CLI state 2", "smart-agent CLI state 3"),
+    )
+    .unwrap();
+    assert_unusable(
+        &cli,
+        "settings",
+        "CLI state version 3 is newer than this harness reads (1 to 2): use a newer harness",
+    );
+    fs::write(cli.path("settings"), record).unwrap();
+    let log = fs::read_to_string(cli.path("events.log")).unwrap();
+    fs::write(
+        cli.path("events.log"),
+        log.replacen("smart-agent events 2", "smart-agent events 3", 1),
+    )
+    .unwrap();
+    assert_unusable(
+        &cli,
+        "events.log",
+        "event log version 3 is newer than this harness reads (1 to 2): use a newer harness",
+    );
+}
