@@ -782,6 +782,14 @@ fn finish(dir: &Path, journal: &Journal, wait: Duration) -> Result<(), Outcome> 
     let embedded = match (&journal.manager, journal.clock) {
         (None, None) => None,
         _ => {
+            // Finishing never makes a manager: its state must be there.
+            let state_file = dir.join(statedir::MANAGER).join(statedir::MANAGER_STATE);
+            if statedir::read(&state_file, journal::LIMIT)?.is_none() {
+                return Err(Outcome::unusable_at(
+                    &state_file,
+                    "missing, and an unfinished commit names the embedded manager",
+                ));
+            }
             let (state, lock) = StateDir::open_or_create_locked(
                 dir.join(statedir::MANAGER),
                 None,

@@ -329,6 +329,12 @@ pub fn remove_stale_staging(target: &Path) {
         if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
+        // A live invocation may not have locked its staging directory yet: where processes
+        // can be looked up, one that still runs keeps its directory.
+        let proc = Path::new("/proc");
+        if proc.is_dir() && proc.join(pid).exists() {
+            continue;
+        }
         let dir = entry.path();
         let Ok(Some(lock)) = smart_agent::store::open_regular(
             &dir.join(LOCK),
