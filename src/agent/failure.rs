@@ -78,6 +78,9 @@ impl Failure {
             FailureKind::Send(e) => e.detail().map(str::to_string),
             FailureKind::TokenRefused => None,
             FailureKind::Rejected(e) => Some(e.to_string()),
+            FailureKind::Manager { code, .. } if code == crate::wire::codes::KEY_RETIRED => {
+                Some("this registration was replaced or removed on the manager".into())
+            }
             FailureKind::Manager { code, message } => Some(format!("{code}: {message}")),
             FailureKind::VersionTooHigh => {
                 Some("protocol version not supported by the manager".into())
@@ -173,5 +176,34 @@ mod tests {
         let token = f(Operation::Register, FailureKind::TokenRefused);
         assert_eq!(token.message(), TOKEN_MESSAGE);
         assert!(!token.is_retried());
+    }
+
+    #[test]
+    fn a_request_refused_for_a_retired_device_key_is_an_unknown_error_retried() {
+        let manager = |operation| {
+            f(
+                operation,
+                FailureKind::Manager {
+                    code: crate::wire::codes::KEY_RETIRED.into(),
+                    message: "the device key that signed this request is no longer valid".into(),
+                },
+            )
+        };
+        for operation in [
+            Operation::Register,
+            Operation::RenewId,
+            Operation::RenewAuth,
+        ] {
+            let retired = manager(operation);
+            assert_eq!(
+                retired.message(),
+                "The requested operation was not successful due to an unknown error"
+            );
+            assert_eq!(
+                retired.detail().as_deref(),
+                Some("this registration was replaced or removed on the manager")
+            );
+            assert!(retired.is_retried());
+        }
     }
 }

@@ -8,7 +8,8 @@
 //!
 //! Rules, in the order the allocator applies them: a tag is served from its own pool, then from
 //! the nearest higher tier upward ("To Lower" substitution, 004:590), then by dual parenting
-//! from the mapped HCS license (000:523-545), Foundation before Standard.
+//! from the mapped HCS license (000:523-545), Foundation before Standard; tags are taken from
+//! the lowest tier up.
 
 use crate::entitlement::Tag;
 
@@ -62,9 +63,9 @@ pub const HCS_CER_USER: &str =
 pub const EXPY_RMS: &str =
     "regid.2018-09.com.cisco.EXPY_RMS,1.0_3585abe5-bf6a-49ed-a8d6-a17463d0e734";
 
-/// (tag, display name, description), in catalogue order. The allocator serves one instance's
-/// tags in this order, so within a tier chain the higher tiers come first: they have fewer
-/// pools to borrow from, and claiming first lets them keep those.
+/// (tag, display name, description), in catalogue order: within a tier chain the higher tiers
+/// come first (the order of reports and grants). The allocator takes tags the other way round,
+/// from the lowest tier up ([`allocation_rank`], SPEC §4).
 const ENTRIES: [(&str, &str, &str); 16] = [
     (
         UCM_CUWL,
@@ -188,8 +189,8 @@ pub struct CatalogueEntry {
     pub description: &'static str,
 }
 
-/// The built-in catalogue, in catalogue order (the order the allocator serves an instance's
-/// tags in).
+/// The built-in catalogue, in catalogue order (higher tiers first; the order of grants and
+/// license reports).
 ///
 /// ```
 /// use smart_agent::manager::catalogue;
@@ -224,12 +225,27 @@ pub fn lookup(tag: &str) -> Option<CatalogueEntry> {
     })
 }
 
+/// Every catalogue tag, in catalogue order.
+pub(crate) fn tags() -> impl Iterator<Item = &'static str> {
+    ENTRIES.iter().map(|(tag, _, _)| *tag)
+}
+
 /// Position in catalogue order; tags outside the catalogue sort after it.
 pub(crate) fn rank(tag: &str) -> usize {
     ENTRIES
         .iter()
         .position(|(t, _, _)| *t == tag)
         .unwrap_or(ENTRIES.len())
+}
+
+/// Position in the allocator's order (SPEC §4: "tags taken from the lowest tier up"): the
+/// catalogue backwards, so that within each tier chain the lowest tier comes first; tags
+/// outside the catalogue after it.
+pub(crate) fn allocation_rank(tag: &str) -> usize {
+    match ENTRIES.iter().position(|(t, _, _)| *t == tag) {
+        Some(at) => ENTRIES.len() - 1 - at,
+        None => ENTRIES.len(),
+    }
 }
 
 /// The higher tiers that may serve `tag` by substitution, nearest first.
@@ -318,5 +334,18 @@ mod tests {
         assert!(rank(UCM_CUWL) < rank(UCM_ENHANCED));
         assert!(rank(UCM_ENHANCED) < rank(UCM_ESSENTIAL));
         assert_eq!(rank("unknown"), ENTRIES.len());
+    }
+
+    #[test]
+    fn the_allocator_takes_the_lowest_tier_first() {
+        for chain in TIERS {
+            for pair in chain.windows(2) {
+                assert!(
+                    allocation_rank(pair[0]) < allocation_rank(pair[1]),
+                    "{pair:?}"
+                );
+            }
+        }
+        assert_eq!(allocation_rank("unknown"), ENTRIES.len());
     }
 }

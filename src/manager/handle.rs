@@ -9,8 +9,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::catalogue;
 use super::codes;
 use super::instances::{Contact, Instance};
+use super::retired::{Retirement, Tombstone};
 use super::tokens::TokenRefusal;
-use super::State;
+use super::{State, MAX_HOSTNAME_LEN, MAX_IP_LEN, MAX_TAGS_PER_REPORT};
 use crate::crypto::{Environment, ManagerSigningKey, Random};
 use crate::udi::Uuid;
 use crate::wire::{
@@ -39,8 +40,8 @@ fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
 
 /// The state change of an accepted request, applied only once its answer is signed.
 pub(crate) enum Change {
-    /// A new instance, replacing the old one of the same UDI (force reregistration); the
-    /// token's use is counted.
+    /// A new instance, replacing the old one of the same UDI (force reregistration, whose
+    /// device key is retired as superseded); the token's use is counted.
     Register {
         replace: Option<Uuid>,
         instance: Box<Instance>,
@@ -61,8 +62,10 @@ pub(crate) enum Change {
         report: Option<(u64, BTreeMap<String, u32>)>,
         contact: Contact,
     },
-    /// The instance goes, and its consumption with it.
-    Deregister { piid: Uuid },
+    /// The instance goes, and its consumption with it; its device key is retired.
+    Deregister { piid: Uuid, at: DateTime<Utc> },
+    /// Nothing changes (a replayed deregister, answered OK).
+    Nothing,
 }
 
 /// An accepted request: the piid the answer names, the signed document for its body, and the
@@ -85,6 +88,46 @@ fn internal() -> Refusal {
     refuse(codes::INTERNAL, "the manager could not sign its answer")
 }
 
+/// Refuses a request whose stored fields would be oversized (SPEC §12: bound every stored
+/// field), or that carries control characters in them.
+fn check_bounds(parsed: &ParsedRequest) -> Result<(), Refusal> {
+    let request = &parsed.request;
+    let fields = [
+        ("host name", request.hostname.as_deref(), MAX_HOSTNAME_LEN),
+        ("IP address", request.ip.as_deref(), MAX_IP_LEN),
+    ];
+    for (what, value, max) in fields {
+        let Some(value) = value else { continue };
+        if value.len() > max {
+            return Err(refuse(
+                codes::MALFORMED,
+                format!(
+                    "the {what} is {} bytes long; at most {max} are accepted",
+                    value.len()
+                ),
+            ));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(refuse(
+                codes::MALFORMED,
+                format!("the {what} contains control characters"),
+            ));
+        }
+    }
+    if let Some(body) = request.body.as_authorize() {
+        if body.usage.len() > MAX_TAGS_PER_REPORT {
+            return Err(refuse(
+                codes::MALFORMED,
+                format!(
+                    "the usage report names {} entitlement tags; at most {MAX_TAGS_PER_REPORT} are accepted",
+                    body.usage.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn contact(parsed: &ParsedRequest, now: DateTime<Utc>) -> Contact {
     Contact {
         at: now,
@@ -99,25 +142,53 @@ pub(crate) fn plan(
     ctx: &mut Context<'_>,
     parsed: &ParsedRequest,
 ) -> Result<Plan, Refusal> {
+    check_bounds(parsed)?;
     match parsed.request.kind {
         RequestKind::Register => register(state, ctx, parsed),
         RequestKind::RenewId => renew_id(state, ctx, parsed),
         RequestKind::Authorize => authorize(state, ctx, parsed),
-        RequestKind::Deregister => {
-            let instance = known_instance(state, parsed)?;
-            Ok(Plan {
-                piid: Some(instance.piid),
-                document: None,
-                change: Change::Deregister {
-                    piid: instance.piid,
-                },
-            })
-        }
+        RequestKind::Deregister => deregister(state, ctx, parsed),
         RequestKind::ExportRequest | RequestKind::ExportReturn => {
             known_instance(state, parsed)?;
             Err(refuse(codes::NOT_SUPPORTED, codes::NOT_SUPPORTED_MESSAGE))
         }
     }
+}
+
+/// `deregister`: the instance goes. One already gone by a deregistration or replaced by a
+/// newer registration is answered OK without a change (SPEC §12: "already done"), when the
+/// request is signed by its retired key.
+fn deregister(state: &State, ctx: &Context<'_>, parsed: &ParsedRequest) -> Result<Plan, Refusal> {
+    match known_instance(state, parsed) {
+        Ok(instance) => Ok(Plan {
+            piid: Some(instance.piid),
+            document: None,
+            change: Change::Deregister {
+                piid: instance.piid,
+                at: ctx.now,
+            },
+        }),
+        Err(refusal) if refusal.code == codes::KEY_RETIRED => Ok(Plan {
+            piid: parsed.request.piid,
+            document: None,
+            change: Change::Nothing,
+        }),
+        Err(refusal) => Err(refusal),
+    }
+}
+
+/// The refusal of a request signed by a retired device key (SPEC §9, §12).
+fn retired(tombstone: &Tombstone) -> Refusal {
+    let why = match tombstone.retirement {
+        Retirement::Superseded => "was replaced by a newer registration of this product instance",
+        Retirement::Deregistered => "was removed by a deregistration",
+    };
+    refuse(
+        codes::KEY_RETIRED,
+        format!(
+            "the device key that signed this request is no longer valid: its registration {why}"
+        ),
+    )
 }
 
 fn identity_for(
@@ -158,8 +229,23 @@ fn register(state: &State, ctx: &mut Context<'_>, parsed: &ParsedRequest) -> Res
             "the request is not signed by the key it registers",
         ));
     }
+    // Device keys are single-use (SPEC §12): a register with a superseded or retired key is a
+    // replay (or an old backup) and changes nothing.
+    if let Some(tombstone) = state.retired.by_key(&key) {
+        return Err(retired(tombstone));
+    }
     let token_refused = |r: TokenRefusal| refuse(codes::TOKEN_INVALID, r.message());
     let existing = state.instances.by_udi(&request.udi);
+    if state
+        .instances
+        .by_key(&key)
+        .is_some_and(|other| other.udi != request.udi)
+    {
+        return Err(refuse(
+            codes::MALFORMED,
+            "the device key is registered to another product instance",
+        ));
+    }
     // The same UDI and key is the same registration, resent (SPEC §12): answer the identity
     // already issued, without another token use. The signature by that key proves it is the
     // same device, so the token is not checked again: a crash-resend must not be refused
@@ -218,10 +304,16 @@ fn register(state: &State, ctx: &mut Context<'_>, parsed: &ParsedRequest) -> Res
 /// and carry its UDI.
 fn known_instance<'s>(state: &'s State, parsed: &ParsedRequest) -> Result<&'s Instance, Refusal> {
     let request = &parsed.request;
-    let instance = request
-        .piid
-        .and_then(|piid| state.instances.get(&piid))
-        .ok_or_else(|| refuse(codes::UNKNOWN_INSTANCE, "no such product instance"))?;
+    let unknown = || refuse(codes::UNKNOWN_INSTANCE, "no such product instance");
+    let piid = request.piid.ok_or_else(unknown)?;
+    let Some(instance) = state.instances.get(&piid) else {
+        // A piid whose registration was replaced or removed: refused as such only if its
+        // retired key signed the request (anyone can name a piid).
+        return Err(match state.retired.by_piid(&piid) {
+            Some(tombstone) if parsed.verify(&tombstone.key) => retired(tombstone),
+            _ => unknown(),
+        });
+    };
     if !parsed.verify(&instance.public_key) {
         return Err(refuse(
             codes::BAD_SIGNATURE,
@@ -302,7 +394,8 @@ fn authorize(
         .last_sequence
         .is_none_or(|last| body.sequence > last);
     let usage = if fresh { &reported } else { &instance.usage };
-    let allocation = state.allocation(&instance.virtual_account, Some((instance.piid, usage)));
+    // The account's totals with this instance's contribution replaced: O(tags × tiers).
+    let allocation = state.allocation(&instance.virtual_account, Some((&instance.usage, usage)));
     let account = state.accounts.get(&instance.virtual_account);
     let mut tags: Vec<(&String, &u32)> = usage.iter().collect();
     tags.sort_by_key(|(tag, _)| (catalogue::rank(tag), tag.as_str()));
@@ -310,10 +403,10 @@ fn authorize(
         .into_iter()
         .map(|(tag, &requested)| {
             let known = account.is_some_and(|a| a.knows(tag));
-            let authorized = allocation.authorized(instance.piid, tag);
+            let authorized = allocation.authorized(tag, requested);
             let status = if !known {
                 GrantStatus::InvalidTag
-            } else if authorized >= requested {
+            } else if allocation.fully_served(tag) {
                 GrantStatus::InCompliance
             } else {
                 GrantStatus::OutOfCompliance
@@ -360,16 +453,19 @@ pub(crate) fn apply(state: &mut State, change: Change) {
             instance,
             token,
         } => {
-            if let Some(old) = replace {
-                state.instances.remove(&old);
+            if let Some(old) = replace.and_then(|old| state.instances.remove(&old)) {
+                // A lapsed registration renewed with the same key keeps the key in use.
+                if old.public_key != instance.public_key {
+                    state
+                        .retired
+                        .retire(&old, Retirement::Superseded, instance.registered_at);
+                }
             }
             state.instances.insert(*instance);
             state.tokens.count_use(&token);
         }
         Change::Touch { piid, contact } => {
-            if let Some(instance) = state.instances.get_mut(&piid) {
-                instance.touch(contact);
-            }
+            state.instances.update(&piid, |i| i.touch(contact));
         }
         Change::RenewId {
             piid,
@@ -377,29 +473,32 @@ pub(crate) fn apply(state: &mut State, change: Change) {
             not_after,
             contact,
         } => {
-            if let Some(instance) = state.instances.get_mut(&piid) {
+            state.instances.update(&piid, |instance| {
                 instance.identity = identity;
                 instance.identity_not_after = not_after;
                 instance.touch(contact);
-            }
+            });
         }
         Change::Authorize {
             piid,
             report,
             contact,
         } => {
-            if let Some(instance) = state.instances.get_mut(&piid) {
+            state.instances.update(&piid, |instance| {
                 if let Some((sequence, usage)) = report {
                     instance.usage = usage;
                     instance.last_sequence = Some(sequence);
                     instance.reports_counted = instance.reports_counted.saturating_add(1);
                 }
                 instance.touch(contact);
+            });
+        }
+        Change::Deregister { piid, at } => {
+            if let Some(old) = state.instances.remove(&piid) {
+                state.retired.retire(&old, Retirement::Deregistered, at);
             }
         }
-        Change::Deregister { piid } => {
-            state.instances.remove(&piid);
-        }
+        Change::Nothing => {}
     }
 }
 

@@ -1,6 +1,6 @@
 //! Registered product instances and what the manager knows about each.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 
@@ -97,11 +97,35 @@ pub(crate) struct Contact {
     pub ip: Option<String>,
 }
 
-/// Every registered instance.
+/// Every registered instance, indexed by piid, UDI, device key and Virtual Account, with each
+/// Virtual Account's demand totals (the sum of its instances' usage per tag) kept up to date
+/// as instances come, go and report: what compliance is decided on (SPEC §4).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Instances {
     by_piid: BTreeMap<Uuid, Instance>,
+    by_udi: HashMap<Udi, Uuid>,
+    by_key: HashMap<[u8; 32], Uuid>,
+    by_account: BTreeMap<VirtualAccountId, BTreeSet<(u64, Uuid)>>,
+    demand: BTreeMap<VirtualAccountId, BTreeMap<String, u64>>,
     next_order: u64,
+}
+
+fn add_demand(totals: &mut BTreeMap<String, u64>, usage: &BTreeMap<String, u32>) {
+    for (tag, n) in usage {
+        let total = totals.entry(tag.clone()).or_insert(0);
+        *total = total.saturating_add(u64::from(*n));
+    }
+}
+
+fn remove_demand(totals: &mut BTreeMap<String, u64>, usage: &BTreeMap<String, u32>) {
+    for (tag, n) in usage {
+        if let Some(total) = totals.get_mut(tag) {
+            *total = total.saturating_sub(u64::from(*n));
+            if *total == 0 {
+                totals.remove(tag);
+            }
+        }
+    }
 }
 
 impl Instances {
@@ -109,18 +133,43 @@ impl Instances {
         self.by_piid.get(piid)
     }
 
-    pub fn get_mut(&mut self, piid: &Uuid) -> Option<&mut Instance> {
-        self.by_piid.get_mut(piid)
+    pub fn by_udi(&self, udi: &Udi) -> Option<&Instance> {
+        self.by_udi.get(udi).and_then(|piid| self.by_piid.get(piid))
     }
 
-    pub fn by_udi(&self, udi: &Udi) -> Option<&Instance> {
-        self.by_piid.values().find(|i| &i.udi == udi)
+    /// The instance registered with device key `key`, if any.
+    pub fn by_key(&self, key: &[u8; 32]) -> Option<&Instance> {
+        self.by_key.get(key).and_then(|piid| self.by_piid.get(piid))
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_piid.len()
     }
 
     /// Adds an instance after every existing one in registration order.
     pub fn insert(&mut self, mut instance: Instance) {
         instance.order = self.next_order;
         self.next_order += 1;
+        self.put(instance);
+    }
+
+    /// Indexes and stores `instance` as it is (its order already assigned).
+    fn put(&mut self, instance: Instance) {
+        if let Some(old) = self.by_piid.get(&instance.piid).map(|i| i.piid) {
+            self.remove(&old);
+        }
+        self.by_udi.insert(instance.udi.clone(), instance.piid);
+        self.by_key.insert(instance.public_key, instance.piid);
+        self.by_account
+            .entry(instance.virtual_account.clone())
+            .or_default()
+            .insert((instance.order, instance.piid));
+        add_demand(
+            self.demand
+                .entry(instance.virtual_account.clone())
+                .or_default(),
+            &instance.usage,
+        );
         self.by_piid.insert(instance.piid, instance);
     }
 
@@ -130,18 +179,18 @@ impl Instances {
     }
 
     /// The instances as they were stored, registration orders included (the state file's
-    /// decoder). Refuses two instances with one piid or one registration order, or an order
-    /// not below `next_order`.
+    /// decoder). Refuses two instances with one piid, UDI or device key, or one registration
+    /// order, or an order not below `next_order`.
     pub fn restored(instances: Vec<Instance>, next_order: u64) -> Result<Instances, &'static str> {
         // Far beyond any number of registrations, and far from overflowing `insert`'s `+ 1`.
         if next_order > 1 << 62 {
             return Err("implausible registration count");
         }
         let mut restored = Instances {
-            by_piid: BTreeMap::new(),
             next_order,
+            ..Instances::default()
         };
-        let mut orders = std::collections::BTreeSet::new();
+        let mut orders = BTreeSet::new();
         for instance in instances {
             if instance.order >= next_order {
                 return Err("an instance's registration order is not below the next one");
@@ -149,15 +198,51 @@ impl Instances {
             if !orders.insert(instance.order) {
                 return Err("two instances with the same registration order");
             }
-            if restored.by_piid.insert(instance.piid, instance).is_some() {
+            if restored.by_piid.contains_key(&instance.piid) {
                 return Err("two instances with the same piid");
             }
+            if restored.by_udi.contains_key(&instance.udi) {
+                return Err("two instances with the same UDI");
+            }
+            if restored.by_key.contains_key(&instance.public_key) {
+                return Err("two instances with the same device key");
+            }
+            restored.put(instance);
         }
         Ok(restored)
     }
 
     pub fn remove(&mut self, piid: &Uuid) -> Option<Instance> {
-        self.by_piid.remove(piid)
+        let instance = self.by_piid.remove(piid)?;
+        if self.by_udi.get(&instance.udi) == Some(piid) {
+            self.by_udi.remove(&instance.udi);
+        }
+        if self.by_key.get(&instance.public_key) == Some(piid) {
+            self.by_key.remove(&instance.public_key);
+        }
+        if let Some(set) = self.by_account.get_mut(&instance.virtual_account) {
+            set.remove(&(instance.order, instance.piid));
+            if set.is_empty() {
+                self.by_account.remove(&instance.virtual_account);
+            }
+        }
+        if let Some(totals) = self.demand.get_mut(&instance.virtual_account) {
+            remove_demand(totals, &instance.usage);
+            if totals.is_empty() {
+                self.demand.remove(&instance.virtual_account);
+            }
+        }
+        Some(instance)
+    }
+
+    /// Changes what `f` changes of the instance `piid` (its usage included: the account's
+    /// totals follow). The piid, UDI, key, account and order must stay.
+    pub fn update(&mut self, piid: &Uuid, f: impl FnOnce(&mut Instance)) {
+        let Some(mut instance) = self.remove(piid) else {
+            return;
+        };
+        f(&mut instance);
+        self.put(instance);
     }
 
     /// All instances in registration order.
@@ -168,14 +253,21 @@ impl Instances {
     }
 
     /// The instances of one Virtual Account in registration order.
-    pub fn in_account(&self, va: &VirtualAccountId) -> Vec<&Instance> {
-        let mut all: Vec<&Instance> = self
-            .by_piid
-            .values()
-            .filter(|i| &i.virtual_account == va)
-            .collect();
-        all.sort_by_key(|i| i.order);
-        all
+    pub fn in_account(&self, va: &VirtualAccountId) -> impl Iterator<Item = &Instance> {
+        self.by_account
+            .get(va)
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, piid)| self.by_piid.get(piid))
+    }
+
+    /// The Virtual Account's demand for `tag`: the sum of its instances' reported counts.
+    pub fn demand(&self, va: &VirtualAccountId, tag: &str) -> u64 {
+        self.demand
+            .get(va)
+            .and_then(|totals| totals.get(tag))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// A random (version 4) piid not in use.

@@ -39,6 +39,7 @@ mod error;
 mod handle;
 mod http;
 mod instances;
+mod retired;
 pub mod server;
 pub mod state_dir;
 mod state_file;
@@ -63,8 +64,9 @@ pub use state_file::{StateError, STATE_MAGIC, STATE_VERSION};
 pub use tokens::TokenOptions;
 
 use accounts::Accounts;
-use allocation::{allocate, Allocation, Consumer};
+use allocation::{allocate, Allocation};
 use instances::Instances;
+use retired::Retired;
 use tokens::Tokens;
 
 use crate::crypto::{Environment, ManagerSigningKey, Random, TrustAnchor};
@@ -75,11 +77,21 @@ use crate::wire::{self, RequestKind, Response, ResponseStatus};
 
 /// Requests larger than this are answered `MALFORMED` without being parsed (1 MiB).
 pub const MAX_REQUEST_LEN: usize = 1 << 20;
+/// The longest host name a request may carry (bytes; a DNS name has at most 253).
+pub const MAX_HOSTNAME_LEN: usize = 255;
+/// The longest IP address text a request may carry (bytes; IPv6 text has at most 45).
+pub const MAX_IP_LEN: usize = 64;
+/// The most entitlement tags one usage report may name; a larger report is refused (its
+/// grant could exceed what agents accept).
+pub const MAX_TAGS_PER_REPORT: usize = 256;
 /// The Smart Account every manager starts with.
 pub const DEFAULT_SMART_ACCOUNT: &str = "Reference Smart Account";
 /// The Virtual Account every manager starts with, in [`DEFAULT_SMART_ACCOUNT`] (CSSM names
 /// each Smart Account's first Virtual Account `DEFAULT`).
 pub const DEFAULT_VIRTUAL_ACCOUNT: &str = "DEFAULT";
+
+/// One instance's usage: tag text → count.
+pub(crate) type Usage = BTreeMap<String, u32>;
 
 /// Everything a request may change; cloned and compared by the atomicity tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -87,32 +99,41 @@ pub(crate) struct State {
     pub accounts: Accounts,
     pub tokens: Tokens,
     pub instances: Instances,
+    pub retired: Retired,
 }
 
 impl State {
-    /// The allocation of one Virtual Account; `replace` substitutes one instance's usage (for
-    /// an authorization not yet applied).
+    /// The allocation of one Virtual Account on its demand totals (SPEC §4); `replace` is
+    /// one instance's (recorded, reported) usage, for an authorization not yet applied.
+    /// O(tags × tiers): only the tags the account knows (its pools and the catalogue) take
+    /// part, whatever the number of instances.
     pub fn allocation(
         &self,
         va: &VirtualAccountId,
-        replace: Option<(Uuid, &BTreeMap<String, u32>)>,
+        replace: Option<(&Usage, &Usage)>,
     ) -> Allocation {
         let Some(account) = self.accounts.get(va) else {
             return Allocation::default();
         };
-        let consumers: Vec<Consumer<'_>> = self
-            .instances
-            .in_account(va)
-            .into_iter()
-            .map(|i| Consumer {
-                piid: i.piid,
-                usage: match replace {
-                    Some((piid, usage)) if piid == i.piid => usage,
-                    _ => &i.usage,
-                },
-            })
-            .collect();
-        allocate(&account.purchased(), &consumers)
+        let mut known: Vec<&str> = account.pools.keys().map(|t| t.as_str()).collect();
+        for tag in catalogue::tags() {
+            if !account.pools.contains_key(tag) {
+                known.push(tag);
+            }
+        }
+        let mut demand = BTreeMap::new();
+        for tag in known {
+            let mut total = self.instances.demand(va, tag);
+            if let Some((old, new)) = replace {
+                let count =
+                    |usage: &BTreeMap<String, u32>| u64::from(*usage.get(tag).unwrap_or(&0));
+                total = total.saturating_sub(count(old)).saturating_add(count(new));
+            }
+            if total > 0 {
+                demand.insert(tag.to_string(), total);
+            }
+        }
+        allocate(&account.purchased(), &demand)
     }
 }
 
@@ -368,6 +389,20 @@ impl Manager {
             .instances
             .all()
             .into_iter()
+            .map(|i| i.info())
+            .collect()
+    }
+
+    /// How many product instances are registered.
+    pub fn instance_count(&self) -> usize {
+        self.state.instances.len()
+    }
+
+    /// The product instances of Virtual Account `va`, in registration order.
+    pub fn instances_of(&self, va: &VirtualAccountId) -> Vec<InstanceInfo> {
+        self.state
+            .instances
+            .in_account(va)
             .map(|i| i.info())
             .collect()
     }

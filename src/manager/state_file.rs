@@ -250,6 +250,8 @@ fn read_manager(r: &mut Reader<'_>, random: Box<dyn Random>) -> Result<Manager, 
             accounts,
             tokens,
             instances,
+            // Version 1 kept no retired keys.
+            retired: Default::default(),
         },
     })
 }

@@ -80,6 +80,11 @@ pub mod codes {
     pub fn is_permanent_export_refusal(code: &str) -> bool {
         [NOT_SUPPORTED, NOT_RESTRICTED, NO_KEYS_AVAILABLE, NOT_HELD].contains(&code)
     }
+    /// The request is signed by a device key that a newer registration of the same UDI
+    /// superseded or a deregistration retired (SPEC §12: device keys are single-use): a replayed
+    /// request, or an agent restored from an old backup. SPEC §9's row "manager refused a
+    /// request signed by a superseded or deregistered device key".
+    pub const KEY_RETIRED: &str = "KEY_RETIRED";
 }
 
 /// The protocol version this crate speaks.

@@ -3,8 +3,10 @@
 
 mod authorization;
 mod registration;
+mod replay;
 mod robustness;
 mod state_file;
+mod totals;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
