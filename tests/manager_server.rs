@@ -297,16 +297,19 @@ fn a_change_that_cannot_be_stored_is_not_acknowledged() {
         .unwrap()
         .expose()
         .to_string();
-    // The atomic store writes `state.tmp` first: a directory there makes every store fail.
-    let blocker = tmp.path().join("state.tmp");
-    std::fs::create_dir(&blocker).unwrap();
+    // A trigger makes writing a new instance fail, as a full disk or an I/O error would.
+    let db = rusqlite::Connection::open(tmp.path().join("state")).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse BEFORE INSERT ON instances BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+    )
+    .unwrap();
     let (request, _) = register_request(1, &token, now());
     let (status, head, _) = exchange(server.addr(), &config, &post(&request)).unwrap();
     assert_eq!(status, 500, "{head}");
     assert!(instances(server.state_dir()).is_empty());
     // The failed change was forgotten, not kept in memory: once stores work again, the
     // one-use token is still unused and registers another device.
-    std::fs::remove_dir(&blocker).unwrap();
+    db.execute_batch("DROP TRIGGER refuse").unwrap();
     let piid = register(server.addr(), &config, 2, &token);
     assert_eq!(instances(server.state_dir()), vec![(piid, udi(2))]);
     server.shutdown();
@@ -694,9 +697,10 @@ fn bad_arguments_and_bad_directories_exit_non_zero_with_a_message() {
     );
     // A damaged state file is reported, by the admin commands and by serve.
     let state_file = Path::new(&state).join("state");
+    // A SQLite database (format version 2): damage to its structure is detected, here the
+    // first page's b-tree header.
     let mut bytes = std::fs::read(&state_file).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 1;
+    bytes[100] ^= 1;
     std::fs::write(&state_file, bytes).unwrap();
     for args in [
         vec!["instances", "--state", &state],

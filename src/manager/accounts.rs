@@ -5,6 +5,7 @@ use std::fmt;
 
 use super::allocation::Allocation;
 use super::catalogue;
+use super::db::{Db, DbError, DbResult};
 use super::error::ManagerError;
 use crate::entitlement::Tag;
 
@@ -79,9 +80,10 @@ pub(crate) struct Pool {
     pub description: Option<String>,
 }
 
-/// A Virtual Account: its pools by tag text.
+/// A Virtual Account as one request sees it: its row id and its pools by tag text.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct VirtualAccount {
+    pub id: i64,
     pub pools: BTreeMap<String, Pool>,
 }
 
@@ -140,11 +142,8 @@ impl VirtualAccount {
     }
 }
 
-/// Every Smart Account with its Virtual Accounts.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Accounts {
-    smart: BTreeMap<String, BTreeMap<String, VirtualAccount>>,
-}
+/// The longest pool display name or description, in characters.
+pub const MAX_POOL_TEXT: usize = 256;
 
 fn check_name(name: &str) -> Result<(), ManagerError> {
     let ok = !name.is_empty()
@@ -158,105 +157,196 @@ fn check_name(name: &str) -> Result<(), ManagerError> {
     }
 }
 
-impl Accounts {
-    pub fn add_smart_account(&mut self, name: &str) -> Result<(), ManagerError> {
-        check_name(name)?;
-        if self.smart.contains_key(name) {
-            return Err(ManagerError::DuplicateSmartAccount(name.to_string()));
+fn check_pool_text(text: Option<&str>) -> Result<(), ManagerError> {
+    match text {
+        Some(t) if t.chars().count() > MAX_POOL_TEXT || t.chars().any(char::is_control) => {
+            Err(ManagerError::InvalidText(t.chars().take(40).collect()))
         }
-        self.smart.insert(name.to_string(), BTreeMap::new());
-        Ok(())
+        _ => Ok(()),
     }
+}
 
-    pub fn add_virtual_account(
-        &mut self,
-        smart: &str,
-        name: &str,
-    ) -> Result<VirtualAccountId, ManagerError> {
-        check_name(name)?;
-        let accounts = self
-            .smart
-            .get_mut(smart)
-            .ok_or_else(|| ManagerError::UnknownSmartAccount(smart.to_string()))?;
-        let id = VirtualAccountId::new(smart, name);
-        if accounts.contains_key(name) {
-            return Err(ManagerError::DuplicateVirtualAccount(id));
-        }
-        accounts.insert(name.to_string(), VirtualAccount::default());
-        Ok(id)
+fn storage(e: DbError) -> ManagerError {
+    ManagerError::Storage(e.to_string())
+}
+
+pub(crate) fn add_smart_account(db: &Db, name: &str) -> Result<(), ManagerError> {
+    check_name(name)?;
+    let exists = db
+        .optional(
+            "SELECT 1 FROM smart_accounts WHERE name = ?1",
+            [name],
+            |_| Ok(()),
+        )
+        .map_err(storage)?;
+    if exists.is_some() {
+        return Err(ManagerError::DuplicateSmartAccount(name.to_string()));
     }
+    db.run("INSERT INTO smart_accounts (name) VALUES (?1)", [name])
+        .map_err(storage)?;
+    Ok(())
+}
 
-    pub fn get(&self, id: &VirtualAccountId) -> Option<&VirtualAccount> {
-        self.smart.get(&id.smart_account)?.get(&id.virtual_account)
+pub(crate) fn add_virtual_account(
+    db: &Db,
+    smart: &str,
+    name: &str,
+) -> Result<VirtualAccountId, ManagerError> {
+    check_name(name)?;
+    let known = db
+        .optional(
+            "SELECT 1 FROM smart_accounts WHERE name = ?1",
+            [smart],
+            |_| Ok(()),
+        )
+        .map_err(storage)?;
+    if known.is_none() {
+        return Err(ManagerError::UnknownSmartAccount(smart.to_string()));
     }
-
-    /// Every Virtual Account, by Smart Account then name.
-    pub fn ids(&self) -> Vec<VirtualAccountId> {
-        self.smart
-            .iter()
-            .flat_map(|(sa, vas)| vas.keys().map(move |va| VirtualAccountId::new(sa, va)))
-            .collect()
+    let id = VirtualAccountId::new(smart, name);
+    if va_id(db, &id).map_err(storage)?.is_some() {
+        return Err(ManagerError::DuplicateVirtualAccount(id));
     }
+    db.run(
+        "INSERT INTO virtual_accounts (smart, name) VALUES (?1, ?2)",
+        [smart, name],
+    )
+    .map_err(storage)?;
+    Ok(id)
+}
 
-    /// Every Smart Account (even one without Virtual Accounts) with its Virtual Accounts, by
-    /// name: what the state file stores.
-    pub fn tree(&self) -> &BTreeMap<String, BTreeMap<String, VirtualAccount>> {
-        &self.smart
+/// The row id of Virtual Account `id`, if it exists.
+pub(crate) fn va_id(db: &Db, id: &VirtualAccountId) -> DbResult<Option<i64>> {
+    db.optional(
+        "SELECT id FROM virtual_accounts WHERE smart = ?1 AND name = ?2",
+        [id.smart_account(), id.virtual_account()],
+        |r| r.get(0),
+    )
+}
+
+/// The name of the Virtual Account with row id `id`.
+pub(crate) fn va_name(db: &Db, id: i64) -> DbResult<Option<VirtualAccountId>> {
+    db.optional(
+        "SELECT smart, name FROM virtual_accounts WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(VirtualAccountId::new(
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+            ))
+        },
+    )
+}
+
+/// Every Virtual Account, by Smart Account then name.
+pub(crate) fn ids(db: &Db) -> DbResult<Vec<VirtualAccountId>> {
+    let mut stmt = db
+        .conn()
+        .prepare_cached("SELECT smart, name FROM virtual_accounts ORDER BY smart, name")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(VirtualAccountId::new(
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Virtual Account `id` with its pools, if it exists.
+pub(crate) fn get(db: &Db, id: &VirtualAccountId) -> DbResult<Option<VirtualAccount>> {
+    match va_id(db, id)? {
+        Some(row) => by_row(db, row).map(Some),
+        None => Ok(None),
     }
+}
 
-    /// Puts `pool` into Virtual Account `id` as it is, names included (the state file's
-    /// decoder; [`Accounts::add_licenses`] would fill in catalogue names).
-    pub fn insert_pool(&mut self, id: &VirtualAccountId, pool: Pool) -> Result<(), ManagerError> {
-        let account = self
-            .smart
-            .get_mut(&id.smart_account)
-            .and_then(|vas| vas.get_mut(&id.virtual_account))
-            .ok_or_else(|| ManagerError::UnknownVirtualAccount(id.clone()))?;
-        account.pools.insert(pool.tag.as_str().to_string(), pool);
-        Ok(())
+/// The Virtual Account with row id `row` and its pools.
+pub(crate) fn by_row(db: &Db, row: i64) -> DbResult<VirtualAccount> {
+    let mut stmt = db.conn().prepare_cached(
+        "SELECT tag, purchased, display_name, description FROM pools WHERE va = ?1",
+    )?;
+    let rows = stmt.query_map([row], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, u32>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, Option<String>>(3)?,
+        ))
+    })?;
+    let mut pools = BTreeMap::new();
+    for pool in rows {
+        let (text, purchased, display_name, description) = pool?;
+        let tag = Tag::parse(&text)
+            .map_err(|_| DbError::Failed(format!("a pool of the invalid tag {text:?}")))?;
+        pools.insert(
+            text,
+            Pool {
+                tag,
+                purchased,
+                display_name,
+                description,
+            },
+        );
     }
+    Ok(VirtualAccount { id: row, pools })
+}
 
-    /// Grows (or creates) the pool of `tag`. Names given replace the pool's; a new pool
-    /// without names takes the catalogue's.
-    pub fn add_licenses(
-        &mut self,
-        id: &VirtualAccountId,
-        tag: &Tag,
-        count: u32,
-        display_name: Option<&str>,
-        description: Option<&str>,
-    ) -> Result<(), ManagerError> {
-        let account = self
-            .smart
-            .get_mut(&id.smart_account)
-            .and_then(|vas| vas.get_mut(&id.virtual_account))
-            .ok_or_else(|| ManagerError::UnknownVirtualAccount(id.clone()))?;
-        let known = catalogue::lookup(tag.as_str());
-        let purchased = match account.pools.get(tag.as_str()) {
-            Some(p) => p
+/// Grows (or creates) the pool of `tag`. Names given replace the pool's; a new pool
+/// without names takes the catalogue's.
+pub(crate) fn add_licenses(
+    db: &Db,
+    id: &VirtualAccountId,
+    tag: &Tag,
+    count: u32,
+    display_name: Option<&str>,
+    description: Option<&str>,
+) -> Result<(), ManagerError> {
+    check_pool_text(display_name)?;
+    check_pool_text(description)?;
+    let row = va_id(db, id)
+        .map_err(storage)?
+        .ok_or_else(|| ManagerError::UnknownVirtualAccount(id.clone()))?;
+    let account = by_row(db, row).map_err(storage)?;
+    let known = catalogue::lookup(tag.as_str());
+    let pool = match account.pools.get(tag.as_str()) {
+        Some(p) => Pool {
+            purchased: p
                 .purchased
                 .checked_add(count)
                 .ok_or(ManagerError::CountOverflow)?,
-            None => count,
-        };
-        let pool = account
-            .pools
-            .entry(tag.as_str().to_string())
-            .or_insert_with(|| Pool {
-                tag: tag.clone(),
-                purchased: 0,
-                display_name: known.as_ref().map(|e| e.display_name.to_string()),
-                description: known.as_ref().map(|e| e.description.to_string()),
-            });
-        pool.purchased = purchased;
-        if let Some(name) = display_name {
-            pool.display_name = Some(name.to_string());
-        }
-        if let Some(text) = description {
-            pool.description = Some(text.to_string());
-        }
-        Ok(())
-    }
+            ..p.clone()
+        },
+        None => Pool {
+            tag: tag.clone(),
+            purchased: count,
+            display_name: known.as_ref().map(|e| e.display_name.to_string()),
+            description: known.as_ref().map(|e| e.description.to_string()),
+        },
+    };
+    let pool = Pool {
+        display_name: display_name.map(str::to_string).or(pool.display_name),
+        description: description.map(str::to_string).or(pool.description),
+        ..pool
+    };
+    insert_pool(db, row, &pool).map_err(storage)
+}
+
+/// Writes `pool` into the Virtual Account with row id `row` as it is, names included.
+pub(crate) fn insert_pool(db: &Db, row: i64, pool: &Pool) -> DbResult<()> {
+    db.run(
+        "INSERT INTO pools (va, tag, purchased, display_name, description)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (va, tag) DO UPDATE SET purchased = excluded.purchased,
+             display_name = excluded.display_name, description = excluded.description",
+        rusqlite::params![
+            row,
+            pool.tag.as_str(),
+            pool.purchased,
+            pool.display_name,
+            pool.description
+        ],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -269,70 +359,88 @@ mod tests {
 
     #[test]
     fn accounts_nest_and_refuse_duplicates() {
-        let mut a = Accounts::default();
-        a.add_smart_account("BU Production Test").unwrap();
-        let va = a
-            .add_virtual_account("BU Production Test", "TAC-CollabTesting")
-            .unwrap();
-        assert!(a.get(&va).is_some());
+        let db = Db::memory().unwrap();
+        add_smart_account(&db, "BU Production Test").unwrap();
+        let va = add_virtual_account(&db, "BU Production Test", "TAC-CollabTesting").unwrap();
+        assert!(get(&db, &va).unwrap().is_some());
         assert_eq!(
-            a.add_smart_account("BU Production Test"),
+            add_smart_account(&db, "BU Production Test"),
             Err(ManagerError::DuplicateSmartAccount(
                 "BU Production Test".into()
             ))
         );
         assert_eq!(
-            a.add_virtual_account("BU Production Test", "TAC-CollabTesting"),
+            add_virtual_account(&db, "BU Production Test", "TAC-CollabTesting"),
             Err(ManagerError::DuplicateVirtualAccount(va.clone()))
         );
         assert_eq!(
-            a.add_virtual_account("nobody", "x"),
+            add_virtual_account(&db, "nobody", "x"),
             Err(ManagerError::UnknownSmartAccount("nobody".into()))
         );
-        assert_eq!(a.ids(), vec![va]);
+        assert_eq!(ids(&db).unwrap(), vec![va]);
     }
 
     #[test]
     fn bad_account_names_are_refused() {
-        let mut a = Accounts::default();
+        let db = Db::memory().unwrap();
         for name in ["", " padded", "tab\there", &"x".repeat(101)] {
             assert_eq!(
-                a.add_smart_account(name),
+                add_smart_account(&db, name),
                 Err(ManagerError::InvalidName(name.into()))
             );
         }
-        a.add_smart_account("TAC & Collab <test>").unwrap();
+        add_smart_account(&db, "TAC & Collab <test>").unwrap();
     }
 
     #[test]
     fn pools_grow_and_take_catalogue_names_by_default() {
-        let mut a = Accounts::default();
-        a.add_smart_account("S").unwrap();
-        let va = a.add_virtual_account("S", "V").unwrap();
+        let db = Db::memory().unwrap();
+        add_smart_account(&db, "S").unwrap();
+        let va = add_virtual_account(&db, "S", "V").unwrap();
         let enhanced = tag(catalogue::UCM_ENHANCED);
-        a.add_licenses(&va, &enhanced, 100, None, None).unwrap();
-        a.add_licenses(&va, &enhanced, 5, None, None).unwrap();
-        let pool = &a.get(&va).unwrap().pools[catalogue::UCM_ENHANCED];
+        add_licenses(&db, &va, &enhanced, 100, None, None).unwrap();
+        add_licenses(&db, &va, &enhanced, 5, None, None).unwrap();
+        let account = get(&db, &va).unwrap().unwrap();
+        let pool = &account.pools[catalogue::UCM_ENHANCED];
         assert_eq!(pool.purchased, 105);
         assert_eq!(
             pool.display_name.as_deref(),
             Some("UC Manager Enhanced License (12.x)")
         );
         assert_eq!(
-            a.add_licenses(&va, &enhanced, u32::MAX, None, None),
+            add_licenses(&db, &va, &enhanced, u32::MAX, None, None),
             Err(ManagerError::CountOverflow)
         );
         let own = tag("regid.2020-01.com.cisco.Own,1.0_3585abe5-bf6a-49ed-a8d6-a17463d0e734");
-        a.add_licenses(&va, &own, 1, Some("Own"), None).unwrap();
-        let account = a.get(&va).unwrap();
+        add_licenses(&db, &va, &own, 1, Some("Own"), None).unwrap();
+        let account = get(&db, &va).unwrap().unwrap();
         assert_eq!(account.names(own.as_str()), (Some("Own".to_string()), None));
         assert!(account.knows(own.as_str()));
         assert!(account.knows(catalogue::CER_USER));
         assert!(!account.knows("regid.2020-01.com.cisco.Other,1.0_x"));
         let missing = VirtualAccountId::new("S", "W");
         assert_eq!(
-            a.add_licenses(&missing, &own, 1, None, None),
+            add_licenses(&db, &missing, &own, 1, None, None),
             Err(ManagerError::UnknownVirtualAccount(missing))
         );
+    }
+
+    #[test]
+    fn pool_names_are_bounded() {
+        let db = Db::memory().unwrap();
+        add_smart_account(&db, "S").unwrap();
+        let va = add_virtual_account(&db, "S", "V").unwrap();
+        let own = tag("regid.2020-01.com.cisco.Own,1.0_3585abe5-bf6a-49ed-a8d6-a17463d0e734");
+        let long = "n".repeat(MAX_POOL_TEXT + 1);
+        assert!(matches!(
+            add_licenses(&db, &va, &own, 1, Some(&long), None),
+            Err(ManagerError::InvalidText(_))
+        ));
+        assert!(matches!(
+            add_licenses(&db, &va, &own, 1, None, Some("line\nbreak")),
+            Err(ManagerError::InvalidText(_))
+        ));
+        assert!(get(&db, &va).unwrap().unwrap().pools.is_empty());
+        add_licenses(&db, &va, &own, 1, Some(&long[1..]), None).unwrap();
     }
 }

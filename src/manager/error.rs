@@ -36,6 +36,19 @@ pub enum ManagerError {
     /// The manager never issued this token.
     #[error("no such registration token")]
     UnknownToken,
+    /// A pool's display name or description is longer than 256 characters or has control
+    /// characters (the start of it is given).
+    #[error("invalid pool name or description starting {0:?} (at most 256 characters, no control characters)")]
+    InvalidText(String),
+    /// The manager's database failed (I/O error, full disk, damage); nothing was changed.
+    #[error("the manager's database failed: {0}")]
+    Storage(String),
+}
+
+impl From<super::db::DbError> for ManagerError {
+    fn from(e: super::db::DbError) -> Self {
+        ManagerError::Storage(e.to_string())
+    }
 }
 
 impl From<RandomError> for ManagerError {

@@ -1,17 +1,24 @@
-//! Answering one request, atomically: [`plan`] validates everything and prepares the signed
-//! documents and the state change without touching the state; the caller signs the answer and
-//! only then [`apply`]s the change, which cannot fail.
-
-use std::collections::BTreeMap;
+//! Answering one request, atomically.
+//!
+//! 1. Outside any transaction, [`prepare`] verifies the request's signature with the key it
+//!    must be signed by (the instance's, a retired one, or for `register` the key in the body)
+//!    and, for a registration that will probably succeed, signs the new identity certificate:
+//!    the slow cryptography happens while other requests hold the write lock.
+//! 2. Inside the request's transaction, [`plan`] validates everything against the database
+//!    and prepares the signed documents and the change, reusing step 1's work when its inputs
+//!    are unchanged; the caller signs the answer, [`apply`]s the change (only the rows it
+//!    touches) and commits before the answer leaves. A refused request writes nothing.
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+use super::accounts::{self, VirtualAccount};
 use super::catalogue;
 use super::codes;
-use super::instances::{Contact, Instance};
-use super::retired::{Retirement, Tombstone};
-use super::tokens::TokenRefusal;
-use super::{State, MAX_HOSTNAME_LEN, MAX_IP_LEN, MAX_TAGS_PER_REPORT};
+use super::db::{Db, DbError};
+use super::instances::{self, Contact, FreshError, Instance};
+use super::retired::{self, Retirement, Tombstone};
+use super::tokens::{self, TokenRecord, TokenRefusal};
+use super::{Usage, MAX_HOSTNAME_LEN, MAX_IP_LEN, MAX_TAGS_PER_REPORT};
 use crate::crypto::{Environment, ManagerSigningKey, Random};
 use crate::udi::Uuid;
 use crate::wire::{
@@ -38,32 +45,56 @@ fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
     }
 }
 
+/// Why a request got no plan: refused (answered `FAILED`), or the database failed (no answer).
+pub(crate) enum NoPlan {
+    Refused(Refusal),
+    Db(DbError),
+}
+
+impl From<Refusal> for NoPlan {
+    fn from(r: Refusal) -> Self {
+        NoPlan::Refused(r)
+    }
+}
+
+impl From<DbError> for NoPlan {
+    fn from(e: DbError) -> Self {
+        NoPlan::Db(e)
+    }
+}
+
 /// The state change of an accepted request, applied only once its answer is signed.
 pub(crate) enum Change {
     /// A new instance, replacing the old one of the same UDI (force reregistration, whose
     /// device key is retired as superseded); the token's use is counted.
     Register {
-        replace: Option<Uuid>,
+        replace: Option<Box<Instance>>,
         instance: Box<Instance>,
         token: String,
     },
     /// A repeated registration, or anything else that only records the contact.
-    Touch { piid: Uuid, contact: Contact },
+    Touch {
+        instance: Box<Instance>,
+        contact: Contact,
+    },
     /// A new identity certificate.
     RenewId {
-        piid: Uuid,
+        instance: Box<Instance>,
         identity: Vec<u8>,
         not_after: DateTime<Utc>,
         contact: Contact,
     },
     /// A usage report; `report` is `None` for a repeat (SPEC §12).
     Authorize {
-        piid: Uuid,
-        report: Option<(u64, BTreeMap<String, u32>)>,
+        instance: Box<Instance>,
+        report: Option<(u64, Usage)>,
         contact: Contact,
     },
     /// The instance goes, and its consumption with it; its device key is retired.
-    Deregister { piid: Uuid, at: DateTime<Utc> },
+    Deregister {
+        instance: Box<Instance>,
+        at: DateTime<Utc>,
+    },
     /// Nothing changes (a replayed deregister, answered OK).
     Nothing,
 }
@@ -76,16 +107,53 @@ pub(crate) struct Plan {
     pub change: Change,
 }
 
-/// What the planner may use besides the state.
+/// A registration's identity certificate, signed before the transaction for the inputs it
+/// names.
+pub(crate) struct Presigned {
+    piid: Uuid,
+    va: i64,
+    export_controlled: bool,
+    identity: Vec<u8>,
+    not_after: DateTime<Utc>,
+}
+
+/// What [`prepare`] did outside the transaction.
+#[derive(Default)]
+pub(crate) struct Prepared {
+    /// Signatures checked, by key.
+    verified: Vec<([u8; 32], bool)>,
+    presigned: Option<Presigned>,
+}
+
+/// What the planner may use besides the database.
 pub(crate) struct Context<'a> {
     pub key: &'a ManagerSigningKey,
     pub environment: Environment,
     pub rng: &'a mut dyn Random,
     pub now: DateTime<Utc>,
+    pub prepared: Prepared,
+}
+
+impl Context<'_> {
+    /// Whether `parsed` is signed by `key` (checked before the transaction if it could be).
+    fn verify(&self, parsed: &ParsedRequest, key: &[u8; 32]) -> bool {
+        match self.prepared.verified.iter().find(|(k, _)| k == key) {
+            Some((_, ok)) => *ok,
+            None => parsed.verify(key),
+        }
+    }
 }
 
 fn internal() -> Refusal {
     refuse(codes::INTERNAL, "the manager could not sign its answer")
+}
+
+fn contact(parsed: &ParsedRequest, now: DateTime<Utc>) -> Contact {
+    Contact {
+        at: now,
+        hostname: parsed.request.hostname.clone(),
+        ip: parsed.request.ip.clone(),
+    }
 }
 
 /// Refuses a request whose stored fields would be oversized (SPEC §12: bound every stored
@@ -128,29 +196,97 @@ fn check_bounds(parsed: &ParsedRequest) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn contact(parsed: &ParsedRequest, now: DateTime<Utc>) -> Contact {
-    Contact {
-        at: now,
-        hostname: parsed.request.hostname.clone(),
-        ip: parsed.request.ip.clone(),
+/// Step 1, outside the transaction: verifies the signature with the key the request names
+/// and signs a probable registration's identity. Reads only; nothing it concludes is trusted
+/// without being checked again in [`plan`].
+pub(crate) fn prepare(
+    db: &Db,
+    key: &ManagerSigningKey,
+    environment: Environment,
+    rng: &mut dyn Random,
+    parsed: &ParsedRequest,
+    now: DateTime<Utc>,
+) -> Result<Prepared, DbError> {
+    let mut prepared = Prepared::default();
+    if check_bounds(parsed).is_err() {
+        return Ok(prepared);
     }
+    let request = &parsed.request;
+    let device_key = match request.kind {
+        RequestKind::Register => parsed.register_key(),
+        _ => match request.piid {
+            Some(piid) => match instances::key_of(db, &piid)? {
+                Some(key) => Some(key),
+                None => retired::by_piid(db, &piid)?.map(|t| t.key),
+            },
+            None => None,
+        },
+    };
+    let Some(device_key) = device_key else {
+        return Ok(prepared);
+    };
+    let ok = parsed.verify(&device_key);
+    prepared.verified.push((device_key, ok));
+    if !ok || request.kind != RequestKind::Register {
+        return Ok(prepared);
+    }
+    // A registration that will need a new identity: signed now, used if still right.
+    let Some(body) = request.body.as_register() else {
+        return Ok(prepared);
+    };
+    if retired::by_key(db, &device_key)?.is_some() {
+        return Ok(prepared);
+    }
+    let resend = instances::by_udi(db, &request.udi)?
+        .is_some_and(|i| i.public_key == device_key && now < i.identity_not_after);
+    if resend {
+        return Ok(prepared);
+    }
+    let Ok(token) = tokens::check(tokens::get(db, &body.token)?, now, true) else {
+        return Ok(prepared);
+    };
+    let Some(account) = accounts::va_name(db, token.va)? else {
+        return Ok(prepared);
+    };
+    let piid = match instances::fresh_piid(db, rng) {
+        Ok(piid) => piid,
+        Err(FreshError::Db(e)) => return Err(e),
+        Err(FreshError::Random) => return Ok(prepared),
+    };
+    let signed = sign_identity(
+        key,
+        environment,
+        piid,
+        &request.udi,
+        device_key,
+        &account,
+        token.export_controlled,
+        now,
+    );
+    if let Ok((identity, not_after)) = signed {
+        prepared.presigned = Some(Presigned {
+            piid,
+            va: token.va,
+            export_controlled: token.export_controlled,
+            identity,
+            not_after,
+        });
+    }
+    Ok(prepared)
 }
 
-/// Validates `parsed` against `state` and prepares its answer; changes nothing.
-pub(crate) fn plan(
-    state: &State,
-    ctx: &mut Context<'_>,
-    parsed: &ParsedRequest,
-) -> Result<Plan, Refusal> {
+/// Step 2: validates `parsed` against the database and prepares its answer; changes
+/// nothing.
+pub(crate) fn plan(db: &Db, ctx: &mut Context<'_>, parsed: &ParsedRequest) -> Result<Plan, NoPlan> {
     check_bounds(parsed)?;
     match parsed.request.kind {
-        RequestKind::Register => register(state, ctx, parsed),
-        RequestKind::RenewId => renew_id(state, ctx, parsed),
-        RequestKind::Authorize => authorize(state, ctx, parsed),
-        RequestKind::Deregister => deregister(state, ctx, parsed),
+        RequestKind::Register => register(db, ctx, parsed),
+        RequestKind::RenewId => renew_id(db, ctx, parsed),
+        RequestKind::Authorize => authorize(db, ctx, parsed),
+        RequestKind::Deregister => deregister(db, ctx, parsed),
         RequestKind::ExportRequest | RequestKind::ExportReturn => {
-            known_instance(state, parsed)?;
-            Err(refuse(codes::NOT_SUPPORTED, codes::NOT_SUPPORTED_MESSAGE))
+            known_instance(db, ctx, parsed)?;
+            Err(refuse(codes::NOT_SUPPORTED, codes::NOT_SUPPORTED_MESSAGE).into())
         }
     }
 }
@@ -158,27 +294,27 @@ pub(crate) fn plan(
 /// `deregister`: the instance goes. One already gone by a deregistration or replaced by a
 /// newer registration is answered OK without a change (SPEC §12: "already done"), when the
 /// request is signed by its retired key.
-fn deregister(state: &State, ctx: &Context<'_>, parsed: &ParsedRequest) -> Result<Plan, Refusal> {
-    match known_instance(state, parsed) {
+fn deregister(db: &Db, ctx: &Context<'_>, parsed: &ParsedRequest) -> Result<Plan, NoPlan> {
+    match known_instance(db, ctx, parsed) {
         Ok(instance) => Ok(Plan {
             piid: Some(instance.piid),
             document: None,
             change: Change::Deregister {
-                piid: instance.piid,
+                instance: Box::new(instance),
                 at: ctx.now,
             },
         }),
-        Err(refusal) if refusal.code == codes::KEY_RETIRED => Ok(Plan {
+        Err(NoPlan::Refused(refusal)) if refusal.code == codes::KEY_RETIRED => Ok(Plan {
             piid: parsed.request.piid,
             document: None,
             change: Change::Nothing,
         }),
-        Err(refusal) => Err(refusal),
+        Err(e) => Err(e),
     }
 }
 
 /// The refusal of a request signed by a retired device key (SPEC §9, §12).
-fn retired(tombstone: &Tombstone) -> Refusal {
+fn retired_refusal(tombstone: &Tombstone) -> Refusal {
     let why = match tombstone.retirement {
         Retirement::Superseded => "was replaced by a newer registration of this product instance",
         Retirement::Deregistered => "was removed by a deregistration",
@@ -191,89 +327,116 @@ fn retired(tombstone: &Tombstone) -> Refusal {
     )
 }
 
+/// Signs an identity certificate for a registration of `piid` at `now`: valid 365 days
+/// (clamped to year 9999, the wire's RFC 3339 dates have four-digit years).
+#[allow(clippy::too_many_arguments)]
+fn sign_identity(
+    signer: &ManagerSigningKey,
+    environment: Environment,
+    piid: Uuid,
+    udi: &crate::udi::Udi,
+    public_key: [u8; 32],
+    account: &super::VirtualAccountId,
+    export_controlled: bool,
+    now: DateTime<Utc>,
+) -> Result<(Vec<u8>, DateTime<Utc>), Refusal> {
+    let not_after = crate::time::later(now, IDENTITY_VALIDITY);
+    let cert = IdentityCertificate {
+        piid,
+        udi: udi.clone(),
+        public_key,
+        not_before: now,
+        not_after,
+        smart_account: account.smart_account().to_string(),
+        virtual_account: account.virtual_account().to_string(),
+        export_controlled,
+        environment,
+    };
+    let raw = wire::encode_identity(&cert, signer).map_err(|_| internal())?;
+    Ok((raw, not_after))
+}
+
 fn identity_for(
     instance: &Instance,
     ctx: &Context<'_>,
 ) -> Result<(Vec<u8>, DateTime<Utc>), Refusal> {
-    // Clamped to year 9999: the wire's RFC 3339 dates have four-digit years.
-    let not_after = crate::time::later(ctx.now, IDENTITY_VALIDITY);
-    let cert = IdentityCertificate {
-        piid: instance.piid,
-        udi: instance.udi.clone(),
-        public_key: instance.public_key,
-        not_before: ctx.now,
-        not_after,
-        smart_account: instance.virtual_account.smart_account().to_string(),
-        virtual_account: instance.virtual_account.virtual_account().to_string(),
-        export_controlled: instance.export_controlled,
-        environment: ctx.environment,
-    };
-    let raw = wire::encode_identity(&cert, ctx.key).map_err(|_| internal())?;
-    Ok((raw, not_after))
+    sign_identity(
+        ctx.key,
+        ctx.environment,
+        instance.piid,
+        &instance.udi,
+        instance.public_key,
+        &instance.virtual_account,
+        instance.export_controlled,
+        ctx.now,
+    )
 }
 
 /// `register`: the body's `force` flag is the agent's business (SPEC §3); the manager treats
 /// every registration of a known UDI with a new key as a reregistration that replaces the
 /// old instance, possibly into another Virtual Account.
-fn register(state: &State, ctx: &mut Context<'_>, parsed: &ParsedRequest) -> Result<Plan, Refusal> {
+fn register(db: &Db, ctx: &mut Context<'_>, parsed: &ParsedRequest) -> Result<Plan, NoPlan> {
     let request = &parsed.request;
     let (Some(body), Some(key)) = (request.body.as_register(), parsed.register_key()) else {
         return Err(refuse(
             codes::MALFORMED,
             "the register body has no valid public key",
-        ));
+        )
+        .into());
     };
-    if !parsed.verify(&key) {
+    if !ctx.verify(parsed, &key) {
         return Err(refuse(
             codes::BAD_SIGNATURE,
             "the request is not signed by the key it registers",
-        ));
+        )
+        .into());
     }
     // Device keys are single-use (SPEC §12): a register with a superseded or retired key is a
     // replay (or an old backup) and changes nothing.
-    if let Some(tombstone) = state.retired.by_key(&key) {
-        return Err(retired(tombstone));
+    if let Some(tombstone) = retired::by_key(db, &key)? {
+        return Err(retired_refusal(&tombstone).into());
     }
-    let token_refused = |r: TokenRefusal| refuse(codes::TOKEN_INVALID, r.message());
-    let existing = state.instances.by_udi(&request.udi);
-    if state
-        .instances
-        .by_key(&key)
-        .is_some_and(|other| other.udi != request.udi)
-    {
+    let existing = instances::by_udi(db, &request.udi)?;
+    if instances::by_key(db, &key)?.is_some_and(|other| other.udi != request.udi) {
         return Err(refuse(
             codes::MALFORMED,
             "the device key is registered to another product instance",
-        ));
+        )
+        .into());
     }
     // The same UDI and key is the same registration, resent (SPEC §12): answer the identity
     // already issued, without another token use. The signature by that key proves it is the
     // same device, so the token is not checked again: a crash-resend must not be refused
     // because the token expired meanwhile. Only while that identity is valid: a lapsed one is
     // replaced like any other.
-    if let Some(same) = existing.filter(|i| i.public_key == key && ctx.now < i.identity_not_after) {
+    if let Some(same) = existing
+        .as_ref()
+        .filter(|i| i.public_key == key && ctx.now < i.identity_not_after)
+    {
         return Ok(Plan {
             piid: Some(same.piid),
             document: Some(same.identity.clone()),
             change: Change::Touch {
-                piid: same.piid,
+                instance: Box::new(same.clone()),
                 contact: contact(parsed, ctx.now),
             },
         });
     }
-    let token = state
-        .tokens
-        .check(&body.token, ctx.now, true)
-        .map_err(token_refused)?;
-    let piid = state
-        .instances
-        .fresh_piid(&mut *ctx.rng)
-        .map_err(|_| internal())?;
+    let token: TokenRecord = tokens::check(tokens::get(db, &body.token)?, ctx.now, true)
+        .map_err(|r: TokenRefusal| refuse(codes::TOKEN_INVALID, r.message()))?;
+    let account = accounts::va_name(db, token.va)?
+        .ok_or_else(|| DbError::Failed("a token of an unknown Virtual Account".into()))?;
+    let presigned = ctx
+        .prepared
+        .presigned
+        .take()
+        .filter(|p| p.va == token.va && p.export_controlled == token.export_controlled);
     let mut instance = Instance {
-        piid,
+        piid: Uuid([0; 16]),
         udi: request.udi.clone(),
         public_key: key,
-        virtual_account: token.virtual_account.clone(),
+        va: token.va,
+        virtual_account: account,
         export_controlled: token.export_controlled,
         hostname: request.hostname.clone(),
         ip: request.ip.clone(),
@@ -281,19 +444,36 @@ fn register(state: &State, ctx: &mut Context<'_>, parsed: &ParsedRequest) -> Res
         identity: Vec::new(),
         identity_not_after: ctx.now,
         last_contact: ctx.now,
-        usage: BTreeMap::new(),
+        usage: Usage::new(),
         last_sequence: None,
         reports_counted: 0,
         order: 0,
     };
-    let (identity, not_after) = identity_for(&instance, ctx)?;
-    instance.identity = identity.clone();
-    instance.identity_not_after = not_after;
+    let still_free = |piid: &Uuid| -> Result<bool, DbError> {
+        Ok(instances::key_of(db, piid)?.is_none() && retired::by_piid(db, piid)?.is_none())
+    };
+    match presigned {
+        Some(p) if still_free(&p.piid)? => {
+            instance.piid = p.piid;
+            instance.identity = p.identity;
+            instance.identity_not_after = p.not_after;
+        }
+        _ => {
+            instance.piid = match instances::fresh_piid(db, &mut *ctx.rng) {
+                Ok(piid) => piid,
+                Err(FreshError::Db(e)) => return Err(e.into()),
+                Err(FreshError::Random) => return Err(internal().into()),
+            };
+            let (identity, not_after) = identity_for(&instance, ctx)?;
+            instance.identity = identity;
+            instance.identity_not_after = not_after;
+        }
+    }
     Ok(Plan {
-        piid: Some(piid),
-        document: Some(identity),
+        piid: Some(instance.piid),
+        document: Some(instance.identity.clone()),
         change: Change::Register {
-            replace: existing.map(|i| i.piid),
+            replace: existing.map(Box::new),
             instance: Box::new(instance),
             token: body.token.clone(),
         },
@@ -302,34 +482,37 @@ fn register(state: &State, ctx: &mut Context<'_>, parsed: &ParsedRequest) -> Res
 
 /// The instance a non-register request comes from: it must exist, have signed the request,
 /// and carry its UDI.
-fn known_instance<'s>(state: &'s State, parsed: &ParsedRequest) -> Result<&'s Instance, Refusal> {
+fn known_instance(db: &Db, ctx: &Context<'_>, parsed: &ParsedRequest) -> Result<Instance, NoPlan> {
     let request = &parsed.request;
     let unknown = || refuse(codes::UNKNOWN_INSTANCE, "no such product instance");
     let piid = request.piid.ok_or_else(unknown)?;
-    let Some(instance) = state.instances.get(&piid) else {
+    let Some(instance) = instances::get(db, &piid)? else {
         // A piid whose registration was replaced or removed: refused as such only if its
         // retired key signed the request (anyone can name a piid).
-        return Err(match state.retired.by_piid(&piid) {
-            Some(tombstone) if parsed.verify(&tombstone.key) => retired(tombstone),
+        return Err(match retired::by_piid(db, &piid)? {
+            Some(tombstone) if ctx.verify(parsed, &tombstone.key) => retired_refusal(&tombstone),
             _ => unknown(),
-        });
+        }
+        .into());
     };
-    if !parsed.verify(&instance.public_key) {
+    if !ctx.verify(parsed, &instance.public_key) {
         return Err(refuse(
             codes::BAD_SIGNATURE,
             "the request is not signed by the instance's key",
-        ));
+        )
+        .into());
     }
     if request.udi != instance.udi {
         return Err(refuse(
             codes::UDI_MISMATCH,
             "the UDI is not the one the instance registered with",
-        ));
+        )
+        .into());
     }
     Ok(instance)
 }
 
-fn unexpired(instance: &Instance, now: DateTime<Utc>) -> Result<&Instance, Refusal> {
+fn unexpired(instance: Instance, now: DateTime<Utc>) -> Result<Instance, Refusal> {
     if now >= instance.identity_not_after {
         return Err(refuse(
             codes::IDENTITY_EXPIRED,
@@ -339,14 +522,14 @@ fn unexpired(instance: &Instance, now: DateTime<Utc>) -> Result<&Instance, Refus
     Ok(instance)
 }
 
-fn renew_id(state: &State, ctx: &mut Context<'_>, parsed: &ParsedRequest) -> Result<Plan, Refusal> {
-    let instance = unexpired(known_instance(state, parsed)?, ctx.now)?;
-    let (identity, not_after) = identity_for(instance, ctx)?;
+fn renew_id(db: &Db, ctx: &mut Context<'_>, parsed: &ParsedRequest) -> Result<Plan, NoPlan> {
+    let instance = unexpired(known_instance(db, ctx, parsed)?, ctx.now)?;
+    let (identity, not_after) = identity_for(&instance, ctx)?;
     Ok(Plan {
         piid: Some(instance.piid),
         document: Some(identity.clone()),
         change: Change::RenewId {
-            piid: instance.piid,
+            instance: Box::new(instance),
             identity,
             not_after,
             contact: contact(parsed, ctx.now),
@@ -356,8 +539,8 @@ fn renew_id(state: &State, ctx: &mut Context<'_>, parsed: &ParsedRequest) -> Res
 
 /// The reported usage without count-0 lines; a tag named twice or a malformed tag makes the
 /// report malformed.
-fn usage_of(body: &AuthorizeBody) -> Result<BTreeMap<String, u32>, Refusal> {
-    let mut usage = BTreeMap::new();
+fn usage_of(body: &AuthorizeBody) -> Result<Usage, Refusal> {
+    let mut usage = Usage::new();
     for line in &body.usage {
         if crate::entitlement::Tag::parse(&line.tag).is_err() {
             return Err(refuse(
@@ -376,12 +559,36 @@ fn usage_of(body: &AuthorizeBody) -> Result<BTreeMap<String, u32>, Refusal> {
     Ok(usage)
 }
 
-fn authorize(
-    state: &State,
-    ctx: &mut Context<'_>,
-    parsed: &ParsedRequest,
-) -> Result<Plan, Refusal> {
-    let instance = unexpired(known_instance(state, parsed)?, ctx.now)?;
+/// The allocation of `account` on its demand totals (SPEC §4); `replace` is one instance's
+/// (recorded, reported) usage, for an authorization not yet applied. O(tags × tiers): only
+/// the tags the account knows (its pools and the catalogue) take part.
+pub(crate) fn allocation(
+    db: &Db,
+    account: &VirtualAccount,
+    replace: Option<(&Usage, &Usage)>,
+) -> Result<super::allocation::Allocation, DbError> {
+    let mut known: Vec<&str> = account.pools.keys().map(|t| t.as_str()).collect();
+    for tag in catalogue::tags() {
+        if !account.pools.contains_key(tag) {
+            known.push(tag);
+        }
+    }
+    let mut demand = std::collections::BTreeMap::new();
+    for tag in known {
+        let mut total = instances::demand(db, account.id, tag)?;
+        if let Some((old, new)) = replace {
+            let count = |usage: &Usage| u64::from(*usage.get(tag).unwrap_or(&0));
+            total = total.saturating_sub(count(old)).saturating_add(count(new));
+        }
+        if total > 0 {
+            demand.insert(tag.to_string(), total);
+        }
+    }
+    Ok(super::allocation::allocate(&account.purchased(), &demand))
+}
+
+fn authorize(db: &Db, ctx: &mut Context<'_>, parsed: &ParsedRequest) -> Result<Plan, NoPlan> {
+    let instance = unexpired(known_instance(db, ctx, parsed)?, ctx.now)?;
     let body = parsed
         .request
         .body
@@ -394,16 +601,15 @@ fn authorize(
         .last_sequence
         .is_none_or(|last| body.sequence > last);
     let usage = if fresh { &reported } else { &instance.usage };
+    let account = accounts::by_row(db, instance.va)?;
     // The account's totals with this instance's contribution replaced: O(tags × tiers).
-    let allocation = state.allocation(&instance.virtual_account, Some((&instance.usage, usage)));
-    let account = state.accounts.get(&instance.virtual_account);
+    let allocation = allocation(db, &account, Some((&instance.usage, usage)))?;
     let mut tags: Vec<(&String, &u32)> = usage.iter().collect();
     tags.sort_by_key(|(tag, _)| (catalogue::rank(tag), tag.as_str()));
     let entries = tags
         .into_iter()
         .map(|(tag, &requested)| {
-            let known = account.is_some_and(|a| a.knows(tag));
-            let authorized = allocation.authorized(tag, requested);
+            let known = account.knows(tag);
             let status = if !known {
                 GrantStatus::InvalidTag
             } else if allocation.fully_served(tag) {
@@ -411,12 +617,16 @@ fn authorize(
             } else {
                 GrantStatus::OutOfCompliance
             };
-            let (display_name, description) = account.map(|a| a.names(tag)).unwrap_or((None, None));
+            let (display_name, description) = account.names(tag);
             GrantEntry {
                 tag: tag.clone(),
                 content: Ok(GrantEntryContent {
                     requested,
-                    authorized: if known { authorized } else { 0 },
+                    authorized: if known {
+                        allocation.authorized(tag, requested)
+                    } else {
+                        0
+                    },
                     status,
                     display_name,
                     description,
@@ -438,68 +648,58 @@ fn authorize(
         piid: Some(instance.piid),
         document: Some(raw),
         change: Change::Authorize {
-            piid: instance.piid,
+            instance: Box::new(instance),
             report: fresh.then_some((body.sequence, reported)),
             contact: contact(parsed, ctx.now),
         },
     })
 }
 
-/// Applies an accepted request's change; cannot fail.
-pub(crate) fn apply(state: &mut State, change: Change) {
+/// Applies an accepted request's change: only the rows it touches.
+pub(crate) fn apply(db: &Db, change: Change) -> Result<(), DbError> {
     match change {
         Change::Register {
             replace,
             instance,
             token,
         } => {
-            if let Some(old) = replace.and_then(|old| state.instances.remove(&old)) {
+            if let Some(old) = replace {
+                instances::remove(db, &old)?;
                 // A lapsed registration renewed with the same key keeps the key in use.
                 if old.public_key != instance.public_key {
-                    state
-                        .retired
-                        .retire(&old, Retirement::Superseded, instance.registered_at);
+                    retired::retire(db, &old, Retirement::Superseded, instance.registered_at)?;
                 }
             }
-            state.instances.insert(*instance);
-            state.tokens.count_use(&token);
+            instances::insert(db, &instance, false)?;
+            tokens::count_use(db, &token)?;
         }
-        Change::Touch { piid, contact } => {
-            state.instances.update(&piid, |i| i.touch(contact));
-        }
+        Change::Touch { instance, contact } => instances::touch(db, &instance, &contact)?,
         Change::RenewId {
-            piid,
+            instance,
             identity,
             not_after,
             contact,
         } => {
-            state.instances.update(&piid, |instance| {
-                instance.identity = identity;
-                instance.identity_not_after = not_after;
-                instance.touch(contact);
-            });
+            instances::renew(db, &instance, &identity, not_after)?;
+            instances::touch(db, &instance, &contact)?;
         }
         Change::Authorize {
-            piid,
+            instance,
             report,
             contact,
         } => {
-            state.instances.update(&piid, |instance| {
-                if let Some((sequence, usage)) = report {
-                    instance.usage = usage;
-                    instance.last_sequence = Some(sequence);
-                    instance.reports_counted = instance.reports_counted.saturating_add(1);
-                }
-                instance.touch(contact);
-            });
-        }
-        Change::Deregister { piid, at } => {
-            if let Some(old) = state.instances.remove(&piid) {
-                state.retired.retire(&old, Retirement::Deregistered, at);
+            if let Some((sequence, usage)) = report {
+                instances::report(db, &instance, sequence, &usage)?;
             }
+            instances::touch(db, &instance, &contact)?;
+        }
+        Change::Deregister { instance, at } => {
+            instances::remove(db, &instance)?;
+            retired::retire(db, &instance, Retirement::Deregistered, at)?;
         }
         Change::Nothing => {}
     }
+    Ok(())
 }
 
 /// The text of the first `<name>…</name>` in the first 64 KiB of `raw`, if short and plain:

@@ -1,11 +1,13 @@
 //! Registered product instances and what the manager knows about each.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
 use super::accounts::VirtualAccountId;
-use crate::crypto::{random_array, Random, RandomError};
+use super::db::{array_at, time_at, time_cols, u64_col, u64_from, Db, DbError, DbResult};
+use super::Usage;
+use crate::crypto::{random_array, Random};
 use crate::udi::{Udi, Uuid};
 
 /// A product instance as the administrator sees it.
@@ -43,6 +45,8 @@ pub(crate) struct Instance {
     pub piid: Uuid,
     pub udi: Udi,
     pub public_key: [u8; 32],
+    /// The row id of its Virtual Account, and the account's name.
+    pub va: i64,
     pub virtual_account: VirtualAccountId,
     pub export_controlled: bool,
     pub hostname: Option<String>,
@@ -52,10 +56,10 @@ pub(crate) struct Instance {
     pub identity: Vec<u8>,
     pub identity_not_after: DateTime<Utc>,
     pub last_contact: DateTime<Utc>,
-    pub usage: BTreeMap<String, u32>,
+    pub usage: Usage,
     pub last_sequence: Option<u64>,
     pub reports_counted: u64,
-    /// Registration order, for the allocator; assigned on insertion.
+    /// Registration order (the row id); assigned on insertion.
     pub order: u64,
 }
 
@@ -76,17 +80,6 @@ impl Instance {
             usage_reports_counted: self.reports_counted,
         }
     }
-
-    /// Records a contact: the time, and the host name and address when the request had them.
-    pub fn touch(&mut self, contact: Contact) {
-        self.last_contact = contact.at;
-        if contact.hostname.is_some() {
-            self.hostname = contact.hostname;
-        }
-        if contact.ip.is_some() {
-            self.ip = contact.ip;
-        }
-    }
 }
 
 /// When and from where an instance was heard from.
@@ -97,190 +90,333 @@ pub(crate) struct Contact {
     pub ip: Option<String>,
 }
 
-/// Every registered instance, indexed by piid, UDI, device key and Virtual Account, with each
-/// Virtual Account's demand totals (the sum of its instances' usage per tag) kept up to date
-/// as instances come, go and report: what compliance is decided on (SPEC §4).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Instances {
-    by_piid: BTreeMap<Uuid, Instance>,
-    by_udi: HashMap<Udi, Uuid>,
-    by_key: HashMap<[u8; 32], Uuid>,
-    by_account: BTreeMap<VirtualAccountId, BTreeSet<(u64, Uuid)>>,
-    demand: BTreeMap<VirtualAccountId, BTreeMap<String, u64>>,
-    next_order: u64,
+/// Which instances a listing wants.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Filter {
+    /// Only this Virtual Account's (row id).
+    pub va: Option<i64>,
+    /// Only those whose UDI (long form) contains this text.
+    pub udi_contains: Option<String>,
+    /// At most this many, in registration order.
+    pub limit: Option<usize>,
 }
 
-fn add_demand(totals: &mut BTreeMap<String, u64>, usage: &BTreeMap<String, u32>) {
+const COLUMNS: &str = "i.ord, i.piid, i.udi, i.public_key, i.va, v.smart, v.name,
+    i.export_controlled, i.hostname, i.ip, i.registered_s, i.registered_ns, i.identity,
+    i.not_after_s, i.not_after_ns, i.contact_s, i.contact_ns, i.last_sequence, i.reports_counted";
+
+fn conversion(at: usize, what: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        at,
+        rusqlite::types::Type::Text,
+        what.to_string().into(),
+    )
+}
+
+/// An instance from a row of [`COLUMNS`], without its usage.
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Instance> {
+    let udi: String = r.get(2)?;
+    Ok(Instance {
+        order: u64_from(r.get(0)?),
+        piid: Uuid(array_at(r, 1)?),
+        udi: Udi::parse_long_form(&udi).map_err(|_| conversion(2, "a bad UDI"))?,
+        public_key: array_at(r, 3)?,
+        va: r.get(4)?,
+        virtual_account: VirtualAccountId::new(r.get::<_, String>(5)?, r.get::<_, String>(6)?),
+        export_controlled: r.get(7)?,
+        hostname: r.get(8)?,
+        ip: r.get(9)?,
+        registered_at: time_at(r, 10)?,
+        identity: r.get(12)?,
+        identity_not_after: time_at(r, 13)?,
+        last_contact: time_at(r, 15)?,
+        usage: Usage::new(),
+        last_sequence: r.get::<_, Option<i64>>(17)?.map(u64_from),
+        reports_counted: u64_from(r.get(18)?),
+    })
+}
+
+fn usage_of(db: &Db, order: u64) -> DbResult<Usage> {
+    let mut stmt = db
+        .conn()
+        .prepare_cached("SELECT tag, count FROM usage WHERE instance = ?1")?;
+    let rows = stmt.query_map([u64_col(order)], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The instance in the first row `where_clause` selects, with its usage.
+fn one(db: &Db, where_clause: &str, param: &dyn rusqlite::ToSql) -> DbResult<Option<Instance>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM instances i JOIN virtual_accounts v ON v.id = i.va WHERE {where_clause}"
+    );
+    let Some(mut instance) = db.optional(&sql, [param], from_row)? else {
+        return Ok(None);
+    };
+    instance.usage = usage_of(db, instance.order)?;
+    Ok(Some(instance))
+}
+
+pub(crate) fn get(db: &Db, piid: &Uuid) -> DbResult<Option<Instance>> {
+    one(db, "i.piid = ?1", &piid.0.as_slice())
+}
+
+pub(crate) fn by_udi(db: &Db, udi: &Udi) -> DbResult<Option<Instance>> {
+    one(db, "i.udi = ?1", &udi.long_form())
+}
+
+/// The instance registered with device key `key`, if any.
+pub(crate) fn by_key(db: &Db, key: &[u8; 32]) -> DbResult<Option<Instance>> {
+    one(db, "i.public_key = ?1", &key.as_slice())
+}
+
+/// The device key of the instance `piid`, if it is registered.
+pub(crate) fn key_of(db: &Db, piid: &Uuid) -> DbResult<Option<[u8; 32]>> {
+    db.optional(
+        "SELECT public_key FROM instances WHERE piid = ?1",
+        [piid.0.as_slice()],
+        |r| array_at(r, 0),
+    )
+}
+
+/// Adds `usage` (or takes it away) from the account's demand totals.
+fn adjust_demand(db: &Db, va: i64, usage: &Usage, add: bool) -> DbResult<()> {
     for (tag, n) in usage {
-        let total = totals.entry(tag.clone()).or_insert(0);
-        *total = total.saturating_add(u64::from(*n));
+        let n = i64::from(*n);
+        if add {
+            db.run(
+                "INSERT INTO demand (va, tag, total) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (va, tag) DO UPDATE SET total = total + excluded.total",
+                rusqlite::params![va, tag, n],
+            )?;
+        } else {
+            db.run(
+                "UPDATE demand SET total = MAX(total - ?3, 0) WHERE va = ?1 AND tag = ?2",
+                rusqlite::params![va, tag, n],
+            )?;
+            db.run(
+                "DELETE FROM demand WHERE va = ?1 AND tag = ?2 AND total = 0",
+                rusqlite::params![va, tag],
+            )?;
+        }
     }
+    Ok(())
 }
 
-fn remove_demand(totals: &mut BTreeMap<String, u64>, usage: &BTreeMap<String, u32>) {
+fn write_usage(db: &Db, order: u64, usage: &Usage) -> DbResult<()> {
     for (tag, n) in usage {
-        if let Some(total) = totals.get_mut(tag) {
-            *total = total.saturating_sub(u64::from(*n));
-            if *total == 0 {
-                totals.remove(tag);
-            }
-        }
+        db.run(
+            "INSERT INTO usage (instance, tag, count) VALUES (?1, ?2, ?3)",
+            rusqlite::params![u64_col(order), tag, n],
+        )?;
     }
+    Ok(())
 }
 
-impl Instances {
-    pub fn get(&self, piid: &Uuid) -> Option<&Instance> {
-        self.by_piid.get(piid)
-    }
+/// Stores a new instance with the next registration order (or, for the version 1 importer,
+/// the order it has: `keep_order`); returns the order.
+pub(crate) fn insert(db: &Db, instance: &Instance, keep_order: bool) -> DbResult<u64> {
+    let order = if keep_order {
+        instance.order
+    } else {
+        let next: i64 = db
+            .optional("SELECT next_order FROM meta", [], |r| r.get(0))?
+            .unwrap_or(0);
+        db.run("UPDATE meta SET next_order = ?1", [next.saturating_add(1)])?;
+        u64_from(next)
+    };
+    let (rs, rns) = time_cols(instance.registered_at);
+    let (ns, nns) = time_cols(instance.identity_not_after);
+    let (cs, cns) = time_cols(instance.last_contact);
+    db.run(
+        "INSERT INTO instances (ord, piid, udi, public_key, va, export_controlled, hostname, ip,
+             registered_s, registered_ns, identity, not_after_s, not_after_ns, contact_s,
+             contact_ns, last_sequence, reports_counted)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        rusqlite::params![
+            u64_col(order),
+            instance.piid.0.as_slice(),
+            instance.udi.long_form(),
+            instance.public_key.as_slice(),
+            instance.va,
+            instance.export_controlled,
+            instance.hostname,
+            instance.ip,
+            rs,
+            rns,
+            instance.identity,
+            ns,
+            nns,
+            cs,
+            cns,
+            instance.last_sequence.map(u64_col),
+            u64_col(instance.reports_counted),
+        ],
+    )?;
+    write_usage(db, order, &instance.usage)?;
+    adjust_demand(db, instance.va, &instance.usage, true)?;
+    Ok(order)
+}
 
-    pub fn by_udi(&self, udi: &Udi) -> Option<&Instance> {
-        self.by_udi.get(udi).and_then(|piid| self.by_piid.get(piid))
-    }
+/// Removes `instance` (as loaded) and its usage from the account's totals.
+pub(crate) fn remove(db: &Db, instance: &Instance) -> DbResult<()> {
+    adjust_demand(db, instance.va, &instance.usage, false)?;
+    db.run(
+        "DELETE FROM usage WHERE instance = ?1",
+        [u64_col(instance.order)],
+    )?;
+    db.run(
+        "DELETE FROM instances WHERE ord = ?1",
+        [u64_col(instance.order)],
+    )?;
+    Ok(())
+}
 
-    /// The instance registered with device key `key`, if any.
-    pub fn by_key(&self, key: &[u8; 32]) -> Option<&Instance> {
-        self.by_key.get(key).and_then(|piid| self.by_piid.get(piid))
-    }
+/// Records a contact: the time, and the host name and address when the request had them.
+pub(crate) fn touch(db: &Db, instance: &Instance, contact: &Contact) -> DbResult<()> {
+    let (s, ns) = time_cols(contact.at);
+    db.run(
+        "UPDATE instances SET contact_s = ?2, contact_ns = ?3,
+             hostname = COALESCE(?4, hostname), ip = COALESCE(?5, ip)
+         WHERE ord = ?1",
+        rusqlite::params![u64_col(instance.order), s, ns, contact.hostname, contact.ip],
+    )?;
+    Ok(())
+}
 
-    pub fn len(&self) -> usize {
-        self.by_piid.len()
-    }
+/// A new identity certificate for `instance`.
+pub(crate) fn renew(
+    db: &Db,
+    instance: &Instance,
+    identity: &[u8],
+    not_after: DateTime<Utc>,
+) -> DbResult<()> {
+    let (s, ns) = time_cols(not_after);
+    db.run(
+        "UPDATE instances SET identity = ?2, not_after_s = ?3, not_after_ns = ?4 WHERE ord = ?1",
+        rusqlite::params![u64_col(instance.order), identity, s, ns],
+    )?;
+    Ok(())
+}
 
-    /// Adds an instance after every existing one in registration order.
-    pub fn insert(&mut self, mut instance: Instance) {
-        instance.order = self.next_order;
-        self.next_order += 1;
-        self.put(instance);
-    }
-
-    /// Indexes and stores `instance` as it is (its order already assigned).
-    fn put(&mut self, instance: Instance) {
-        if let Some(old) = self.by_piid.get(&instance.piid).map(|i| i.piid) {
-            self.remove(&old);
-        }
-        self.by_udi.insert(instance.udi.clone(), instance.piid);
-        self.by_key.insert(instance.public_key, instance.piid);
-        self.by_account
-            .entry(instance.virtual_account.clone())
-            .or_default()
-            .insert((instance.order, instance.piid));
-        add_demand(
-            self.demand
-                .entry(instance.virtual_account.clone())
-                .or_default(),
-            &instance.usage,
-        );
-        self.by_piid.insert(instance.piid, instance);
-    }
-
-    /// The registration order the next instance gets.
-    pub fn next_order(&self) -> u64 {
-        self.next_order
-    }
-
-    /// The instances as they were stored, registration orders included (the state file's
-    /// decoder). Refuses two instances with one piid, UDI or device key, or one registration
-    /// order, or an order not below `next_order`.
-    pub fn restored(instances: Vec<Instance>, next_order: u64) -> Result<Instances, &'static str> {
-        // Far beyond any number of registrations, and far from overflowing `insert`'s `+ 1`.
-        if next_order > 1 << 62 {
-            return Err("implausible registration count");
-        }
-        let mut restored = Instances {
-            next_order,
-            ..Instances::default()
-        };
-        let mut orders = BTreeSet::new();
-        for instance in instances {
-            if instance.order >= next_order {
-                return Err("an instance's registration order is not below the next one");
-            }
-            if !orders.insert(instance.order) {
-                return Err("two instances with the same registration order");
-            }
-            if restored.by_piid.contains_key(&instance.piid) {
-                return Err("two instances with the same piid");
-            }
-            if restored.by_udi.contains_key(&instance.udi) {
-                return Err("two instances with the same UDI");
-            }
-            if restored.by_key.contains_key(&instance.public_key) {
-                return Err("two instances with the same device key");
-            }
-            restored.put(instance);
-        }
-        Ok(restored)
-    }
-
-    pub fn remove(&mut self, piid: &Uuid) -> Option<Instance> {
-        let instance = self.by_piid.remove(piid)?;
-        if self.by_udi.get(&instance.udi) == Some(piid) {
-            self.by_udi.remove(&instance.udi);
-        }
-        if self.by_key.get(&instance.public_key) == Some(piid) {
-            self.by_key.remove(&instance.public_key);
-        }
-        if let Some(set) = self.by_account.get_mut(&instance.virtual_account) {
-            set.remove(&(instance.order, instance.piid));
-            if set.is_empty() {
-                self.by_account.remove(&instance.virtual_account);
-            }
-        }
-        if let Some(totals) = self.demand.get_mut(&instance.virtual_account) {
-            remove_demand(totals, &instance.usage);
-            if totals.is_empty() {
-                self.demand.remove(&instance.virtual_account);
+/// A counted usage report: the instance's usage becomes `usage` (the account's totals
+/// change by the difference only).
+pub(crate) fn report(db: &Db, instance: &Instance, sequence: u64, usage: &Usage) -> DbResult<()> {
+    let mut gone = Usage::new();
+    let mut added = Usage::new();
+    for (tag, old) in &instance.usage {
+        match usage.get(tag) {
+            Some(new) if new == old => {}
+            _ => {
+                gone.insert(tag.clone(), *old);
             }
         }
-        Some(instance)
     }
-
-    /// Changes what `f` changes of the instance `piid` (its usage included: the account's
-    /// totals follow). The piid, UDI, key, account and order must stay.
-    pub fn update(&mut self, piid: &Uuid, f: impl FnOnce(&mut Instance)) {
-        let Some(mut instance) = self.remove(piid) else {
-            return;
-        };
-        f(&mut instance);
-        self.put(instance);
-    }
-
-    /// All instances in registration order.
-    pub fn all(&self) -> Vec<&Instance> {
-        let mut all: Vec<&Instance> = self.by_piid.values().collect();
-        all.sort_by_key(|i| i.order);
-        all
-    }
-
-    /// The instances of one Virtual Account in registration order.
-    pub fn in_account(&self, va: &VirtualAccountId) -> impl Iterator<Item = &Instance> {
-        self.by_account
-            .get(va)
-            .into_iter()
-            .flatten()
-            .filter_map(|(_, piid)| self.by_piid.get(piid))
-    }
-
-    /// The Virtual Account's demand for `tag`: the sum of its instances' reported counts.
-    pub fn demand(&self, va: &VirtualAccountId, tag: &str) -> u64 {
-        self.demand
-            .get(va)
-            .and_then(|totals| totals.get(tag))
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// A random (version 4) piid not in use.
-    pub fn fresh_piid(&self, rng: &mut dyn Random) -> Result<Uuid, RandomError> {
-        for _ in 0..4 {
-            let mut bytes: [u8; 16] = random_array(rng)?;
-            bytes[6] = (bytes[6] & 0x0f) | 0x40;
-            bytes[8] = (bytes[8] & 0x3f) | 0x80;
-            let piid = Uuid(bytes);
-            if !self.by_piid.contains_key(&piid) {
-                return Ok(piid);
-            }
+    for (tag, new) in usage {
+        if instance.usage.get(tag) != Some(new) {
+            added.insert(tag.clone(), *new);
         }
-        Err(RandomError)
+    }
+    adjust_demand(db, instance.va, &gone, false)?;
+    adjust_demand(db, instance.va, &added, true)?;
+    let order = u64_col(instance.order);
+    for tag in gone.keys() {
+        db.run(
+            "DELETE FROM usage WHERE instance = ?1 AND tag = ?2",
+            rusqlite::params![order, tag],
+        )?;
+    }
+    write_usage(db, instance.order, &added)?;
+    db.run(
+        "UPDATE instances SET last_sequence = ?2, reports_counted = reports_counted + 1
+         WHERE ord = ?1",
+        rusqlite::params![order, u64_col(sequence)],
+    )?;
+    Ok(())
+}
+
+/// The Virtual Account's demand for `tag`: the sum of its instances' reported counts.
+pub(crate) fn demand(db: &Db, va: i64, tag: &str) -> DbResult<u64> {
+    Ok(db
+        .optional(
+            "SELECT total FROM demand WHERE va = ?1 AND tag = ?2",
+            rusqlite::params![va, tag],
+            |r| r.get::<_, i64>(0),
+        )?
+        .map_or(0, u64_from))
+}
+
+/// The instances `filter` selects, in registration order.
+pub(crate) fn list(db: &Db, filter: &Filter) -> DbResult<Vec<Instance>> {
+    let limit = filter
+        .limit
+        .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let pattern = filter.udi_contains.as_ref().map(|t| {
+        let escaped = t
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let sql = format!(
+        "SELECT {COLUMNS} FROM instances i JOIN virtual_accounts v ON v.id = i.va
+         WHERE (?1 IS NULL OR i.va = ?1) AND (?2 IS NULL OR i.udi LIKE ?2 ESCAPE '\\')
+         ORDER BY i.ord LIMIT ?3"
+    );
+    let mut stmt = db.conn().prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params![filter.va, pattern, limit], from_row)?;
+    let mut out: Vec<Instance> = rows.collect::<Result<_, _>>()?;
+    for instance in &mut out {
+        instance.usage = usage_of(db, instance.order)?;
+    }
+    Ok(out)
+}
+
+/// How many instances `filter` selects (its limit ignored).
+pub(crate) fn count(db: &Db, filter: &Filter) -> DbResult<u64> {
+    let pattern = filter.udi_contains.as_ref().map(|t| {
+        let escaped = t
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let n: i64 = db
+        .optional(
+            "SELECT COUNT(*) FROM instances i
+             WHERE (?1 IS NULL OR i.va = ?1) AND (?2 IS NULL OR i.udi LIKE ?2 ESCAPE '\\')",
+            rusqlite::params![filter.va, pattern],
+            |r| r.get(0),
+        )?
+        .unwrap_or(0);
+    Ok(u64_from(n))
+}
+
+/// A random (version 4) piid not in use (nor retired).
+pub(crate) fn fresh_piid(db: &Db, rng: &mut dyn Random) -> Result<Uuid, FreshError> {
+    for _ in 0..4 {
+        let mut bytes: [u8; 16] = random_array(rng).map_err(|_| FreshError::Random)?;
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        let piid = Uuid(bytes);
+        let taken = key_of(db, &piid)?.is_some() || super::retired::by_piid(db, &piid)?.is_some();
+        if !taken {
+            return Ok(piid);
+        }
+    }
+    Err(FreshError::Random)
+}
+
+/// Why no fresh piid could be made.
+#[derive(Debug)]
+pub(crate) enum FreshError {
+    Random,
+    Db(DbError),
+}
+
+impl From<DbError> for FreshError {
+    fn from(e: DbError) -> Self {
+        FreshError::Db(e)
     }
 }

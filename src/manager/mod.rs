@@ -10,9 +10,13 @@
 //! file. Every answer is a [`wire::Response`] signed with the current
 //! key; a refused request is answered `FAILED` with one of the [`codes`].
 //!
-//! State changes are atomic: a request is validated completely and its answer signed before
-//! anything changes, so a refused or failed request leaves the manager exactly as it was
-//! (only [`Manager::requests_received`] counts it).
+//! The state lives in SQLite (`db.rs`): in memory for [`Manager::new`], in a file for a
+//! served manager ([`StateDir`]). Each request is one transaction that writes only the rows
+//! it changes: it is validated completely and its answer signed before anything is written,
+//! so a refused or failed request leaves the manager exactly as it was (only
+//! [`Manager::requests_received`] counts it). The cost of an answer does not depend on the
+//! number of instances: every lookup is by an index, and compliance is decided on each
+//! Virtual Account's maintained demand totals (SPEC §4, `allocation.rs`).
 //!
 //! ```
 //! use chrono::{DateTime, Utc};
@@ -35,9 +39,9 @@ mod accounts;
 mod allocation;
 pub mod catalogue;
 pub use crate::wire::codes;
+mod db;
 mod error;
 mod handle;
-mod http;
 mod instances;
 mod retired;
 pub mod server;
@@ -51,11 +55,13 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-pub use accounts::{LicenseLine, VirtualAccountId};
+pub use accounts::{LicenseLine, VirtualAccountId, MAX_POOL_TEXT};
 pub use catalogue::{catalogue, CatalogueEntry};
+pub use db::SCHEMA_VERSION;
 pub use error::ManagerError;
 pub use instances::InstanceInfo;
 pub use server::{Server, ServerError, ServerOptions};
@@ -63,11 +69,7 @@ pub use state_dir::{DirError, DirLock, StateDir};
 pub use state_file::{StateError, STATE_MAGIC, STATE_VERSION};
 pub use tokens::TokenOptions;
 
-use accounts::Accounts;
-use allocation::{allocate, Allocation};
-use instances::Instances;
-use retired::Retired;
-use tokens::Tokens;
+use db::{Db, DbError};
 
 use crate::crypto::{Environment, ManagerSigningKey, Random, TrustAnchor};
 use crate::entitlement::Tag;
@@ -93,77 +95,79 @@ pub const DEFAULT_VIRTUAL_ACCOUNT: &str = "DEFAULT";
 /// One instance's usage: tag text → count.
 pub(crate) type Usage = BTreeMap<String, u32>;
 
-/// Everything a request may change; cloned and compared by the atomicity tests.
+/// Which product instances [`Manager::find_instances`] lists.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct State {
-    pub accounts: Accounts,
-    pub tokens: Tokens,
-    pub instances: Instances,
-    pub retired: Retired,
+#[non_exhaustive]
+pub struct InstanceQuery {
+    /// Only this Virtual Account's.
+    pub virtual_account: Option<VirtualAccountId>,
+    /// Only those whose UDI (long form) contains this text (ASCII case ignored).
+    pub udi_contains: Option<String>,
+    /// At most this many, in registration order.
+    pub limit: Option<usize>,
 }
 
-impl State {
-    /// The allocation of one Virtual Account on its demand totals (SPEC §4); `replace` is
-    /// one instance's (recorded, reported) usage, for an authorization not yet applied.
-    /// O(tags × tiers): only the tags the account knows (its pools and the catalogue) take
-    /// part, whatever the number of instances.
-    pub fn allocation(
-        &self,
-        va: &VirtualAccountId,
-        replace: Option<(&Usage, &Usage)>,
-    ) -> Allocation {
-        let Some(account) = self.accounts.get(va) else {
-            return Allocation::default();
-        };
-        let mut known: Vec<&str> = account.pools.keys().map(|t| t.as_str()).collect();
-        for tag in catalogue::tags() {
-            if !account.pools.contains_key(tag) {
-                known.push(tag);
-            }
-        }
-        let mut demand = BTreeMap::new();
-        for tag in known {
-            let mut total = self.instances.demand(va, tag);
-            if let Some((old, new)) = replace {
-                let count =
-                    |usage: &BTreeMap<String, u32>| u64::from(*usage.get(tag).unwrap_or(&0));
-                total = total.saturating_sub(count(old)).saturating_add(count(new));
-            }
-            if total > 0 {
-                demand.insert(tag.to_string(), total);
-            }
-        }
-        allocate(&account.purchased(), &demand)
-    }
-}
-
-/// A reference Smart Software Manager, in process.
+/// A reference Smart Software Manager, in process (its state in an in-memory database) or on
+/// a state directory's database file.
 pub struct Manager {
+    db: Db,
     environment: Environment,
     random: Box<dyn Random>,
-    key: ManagerSigningKey,
-    retired_keys: Vec<ManagerSigningKey>,
+    /// Every signing key, oldest first; the last one signs.
+    keys: Vec<ManagerSigningKey>,
+    /// The highest `signing_keys.seq` loaded.
+    key_seq: i64,
     max_protocol_version: u32,
     requests_received: u64,
     default_va: VirtualAccountId,
-    state: State,
 }
 
 impl fmt::Debug for Manager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Manager")
             .field("environment", &self.environment)
-            .field("key", &self.key)
+            .field("key", &self.key())
             .field("requests_received", &self.requests_received)
             .finish_non_exhaustive()
     }
+}
+
+fn environment_code(e: Environment) -> i64 {
+    match e {
+        Environment::Production => 0,
+        Environment::Development => 1,
+    }
+}
+
+/// Writes what every new manager starts with into the empty database `db`: the meta row,
+/// `key`, and the default Smart and Virtual Accounts.
+fn initialize(db: &Db, environment: Environment, key: &ManagerSigningKey) -> Result<(), DbError> {
+    let txn = db.begin(None)?;
+    db.run(
+        "INSERT INTO smart_accounts (name) VALUES (?1)",
+        [DEFAULT_SMART_ACCOUNT],
+    )?;
+    db.run(
+        "INSERT INTO virtual_accounts (id, smart, name) VALUES (1, ?1, ?2)",
+        [DEFAULT_SMART_ACCOUNT, DEFAULT_VIRTUAL_ACCOUNT],
+    )?;
+    db.run(
+        "INSERT INTO meta (id, environment, max_protocol_version, default_va, next_order)
+         VALUES (1, ?1, ?2, 1, 0)",
+        rusqlite::params![environment_code(environment), wire::PROTOCOL_VERSION],
+    )?;
+    db.run(
+        "INSERT INTO signing_keys (seq, pkcs8) VALUES (1, ?1)",
+        [key.pkcs8()],
+    )?;
+    txn.commit()
 }
 
 impl Manager {
     /// A manager signing for `environment` with a fresh key, with one Smart Account
     /// ([`DEFAULT_SMART_ACCOUNT`]) holding one Virtual Account ([`DEFAULT_VIRTUAL_ACCOUNT`]).
     /// `random` makes product-instance ids and tokens; the signing keys and signatures use
-    /// the system source (ring).
+    /// the system source (ring). Its state is an in-memory database.
     pub fn new(environment: Environment, random: Box<dyn Random>) -> Result<Manager, ManagerError> {
         Manager::with_signing_key(environment, random, ManagerSigningKey::generate()?)
     }
@@ -176,23 +180,113 @@ impl Manager {
         random: Box<dyn Random>,
         key: ManagerSigningKey,
     ) -> Result<Manager, ManagerError> {
-        let mut accounts = Accounts::default();
-        accounts.add_smart_account(DEFAULT_SMART_ACCOUNT)?;
-        let default_va =
-            accounts.add_virtual_account(DEFAULT_SMART_ACCOUNT, DEFAULT_VIRTUAL_ACCOUNT)?;
-        Ok(Manager {
-            environment,
+        let db = Db::memory()?;
+        initialize(&db, environment, &key)?;
+        Manager::from_db(db, random).map_err(|e| ManagerError::Storage(e.to_string()))
+    }
+
+    /// A new database file at `path` holding a new manager (what [`Manager::with_signing_key`]
+    /// makes), closed again.
+    pub(crate) fn create_file(
+        path: &std::path::Path,
+        environment: Environment,
+        key: &ManagerSigningKey,
+    ) -> Result<(), DbError> {
+        let db = Db::create_file(path)?;
+        initialize(&db, environment, key)
+    }
+
+    /// The manager whose state is the database `db`.
+    pub(crate) fn from_db(db: Db, random: Box<dyn Random>) -> Result<Manager, StateError> {
+        let mut manager = Manager {
+            db,
+            environment: Environment::Development,
             random,
-            key,
-            retired_keys: Vec::new(),
+            keys: Vec::new(),
+            key_seq: 0,
             max_protocol_version: wire::PROTOCOL_VERSION,
             requests_received: 0,
-            default_va,
-            state: State {
-                accounts,
-                ..State::default()
-            },
-        })
+            default_va: VirtualAccountId::new(DEFAULT_SMART_ACCOUNT, DEFAULT_VIRTUAL_ACCOUNT),
+        };
+        let meta = manager
+            .db
+            .optional(
+                "SELECT environment, default_va FROM meta WHERE id = 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .map_err(db::state_error)?
+            .ok_or_else(|| StateError::Corrupt("no manager in the database".into()))?;
+        manager.environment = match meta.0 {
+            0 => Environment::Production,
+            1 => Environment::Development,
+            _ => return Err(StateError::Corrupt("unknown environment".into())),
+        };
+        manager.default_va = accounts::va_name(&manager.db, meta.1)
+            .map_err(db::state_error)?
+            .ok_or_else(|| {
+                StateError::Corrupt("the default Virtual Account does not exist".into())
+            })?;
+        manager.refresh().map_err(db::state_error)?;
+        if manager.keys.is_empty() {
+            return Err(StateError::Corrupt("no signing key".into()));
+        }
+        Ok(manager)
+    }
+
+    /// The manager on the database file at `path` (migrated if older).
+    pub(crate) fn open_file(
+        path: &std::path::Path,
+        durability: db::Durability,
+        random: Box<dyn Random>,
+    ) -> Result<Manager, StateError> {
+        Manager::from_db(Db::open(path, durability)?, random)
+    }
+
+    /// Reads what another connection may have changed: the protocol version and the
+    /// signing keys (loaded again if one was added).
+    fn refresh(&mut self) -> Result<(), DbError> {
+        let (max, seq) = self
+            .db
+            .optional(
+                "SELECT max_protocol_version, (SELECT MAX(seq) FROM signing_keys) FROM meta",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, u32>(0)?,
+                        r.get::<_, Option<i64>>(1)?.unwrap_or(0),
+                    ))
+                },
+            )?
+            .unwrap_or((wire::PROTOCOL_VERSION, 0));
+        self.max_protocol_version = max;
+        if seq != self.key_seq {
+            let mut stmt = self
+                .db
+                .conn()
+                .prepare_cached("SELECT pkcs8 FROM signing_keys ORDER BY seq")?;
+            let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+            let mut keys = Vec::new();
+            for pkcs8 in rows {
+                let key = ManagerSigningKey::from_pkcs8(&pkcs8?)
+                    .map_err(|_| DbError::Failed("a bad signing key".into()))?;
+                keys.push(key);
+            }
+            self.keys = keys;
+            self.key_seq = seq;
+        }
+        Ok(())
+    }
+
+    /// The database.
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The key that signs.
+    fn key(&self) -> &ManagerSigningKey {
+        // `from_db` refuses a database without keys, and keys are never removed.
+        &self.keys[self.keys.len() - 1]
     }
 
     /// The environment this manager signs for.
@@ -202,32 +296,46 @@ impl Manager {
 
     /// The current signing key as a trust anchor of this manager's environment.
     pub fn trust_anchor(&self) -> TrustAnchor {
-        TrustAnchor::new(self.key.public_key().clone(), self.environment)
+        TrustAnchor::new(self.key().public_key().clone(), self.environment)
     }
 
     /// Every key this manager has signed with, oldest first, the current one last: identities
     /// and grants issued before a rotation stay verifiable with these.
     pub fn trust_anchors(&self) -> Vec<TrustAnchor> {
-        self.retired_keys
+        self.keys
             .iter()
-            .chain(std::iter::once(&self.key))
             .map(|k| TrustAnchor::new(k.public_key().clone(), self.environment))
             .collect()
+    }
+
+    /// The current signing key (PKCS#8 DER): what a state directory publishes.
+    pub(crate) fn signing_key(&self) -> &ManagerSigningKey {
+        self.key()
     }
 
     /// Replaces the signing key with a fresh one; later answers, identities and grants are
     /// signed with it. Returns its anchor.
     pub fn rotate_signing_key(&mut self) -> Result<TrustAnchor, ManagerError> {
         let fresh = ManagerSigningKey::generate()?;
-        self.retired_keys
-            .push(std::mem::replace(&mut self.key, fresh));
+        let txn = self.db.begin(None)?;
+        self.db.run(
+            "INSERT INTO signing_keys (seq, pkcs8) VALUES ((SELECT MAX(seq) + 1 FROM signing_keys), ?1)",
+            [fresh.pkcs8()],
+        )?;
+        txn.commit()?;
+        self.refresh()?;
         Ok(self.trust_anchor())
     }
 
     /// Requests with a protocol version above `version` are answered `VERSION_TOO_HIGH`
     /// (default [`wire::PROTOCOL_VERSION`]). Answers carry this version.
     pub fn set_max_protocol_version(&mut self, version: u32) {
-        self.max_protocol_version = version;
+        let stored = self
+            .db
+            .run("UPDATE meta SET max_protocol_version = ?1", [version]);
+        if stored.is_ok() {
+            self.max_protocol_version = version;
+        }
     }
 
     /// How many requests [`Manager::handle`] was given, refused ones included.
@@ -238,52 +346,91 @@ impl Manager {
     /// Answers one request at `now`: always one signed answer (type, nonce and piid echoed;
     /// for a successful `register`, the new piid), never a panic. A request that does not even
     /// parse is answered `FAILED` / `MALFORMED` with whatever type, nonce and piid could be
-    /// read from it (type `register` and an empty nonce otherwise). The answer is empty only
-    /// if the manager cannot sign at all (random source failure).
+    /// read from it (type `register` and an empty nonce otherwise). If the database fails,
+    /// the answer is `FAILED` / `INTERNAL` and nothing changed. The answer is empty only if
+    /// the manager cannot sign at all (random source failure).
     pub fn handle(&mut self, request: &[u8], now: DateTime<Utc>) -> Vec<u8> {
+        match self.answer(request, now, None) {
+            Ok(answer) => answer,
+            Err(e) => {
+                let (kind, nonce, piid) = handle::recover_envelope(request);
+                let status = ResponseStatus::Failed {
+                    code: codes::INTERNAL.to_string(),
+                    message: e.to_string(),
+                };
+                self.sign((kind, &nonce, piid, status), now)
+            }
+        }
+    }
+
+    /// [`Manager::handle`] for the server: the change, if any, is committed before this
+    /// returns; waiting for the database ends at `deadline` ([`DbError::Busy`]), and a
+    /// database failure is an error, not an answer. Either way nothing changed.
+    pub(crate) fn answer(
+        &mut self,
+        request: &[u8],
+        now: DateTime<Utc>,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<u8>, DbError> {
         self.requests_received = self.requests_received.saturating_add(1);
         let parsed = match wire::decode_request(request, MAX_REQUEST_LEN) {
             Ok(parsed) if handle::echoable(&parsed.request.nonce) => parsed,
-            Ok(_) => return self.malformed(request, "the nonce cannot be echoed".into(), now),
-            Err(e) => return self.malformed(request, e.to_string(), now),
+            Ok(_) => return Ok(self.malformed(request, "the nonce cannot be echoed".into(), now)),
+            Err(e) => return Ok(self.malformed(request, e.to_string(), now)),
         };
+        self.refresh()?;
         let request = &parsed.request;
         let answer = |status| (request.kind, request.nonce.as_str(), request.piid, status);
         if request.version > self.max_protocol_version {
-            return self.sign(answer(ResponseStatus::VersionTooHigh), now);
+            return Ok(self.sign(answer(ResponseStatus::VersionTooHigh), now));
         }
+        let key = &self.keys[self.keys.len() - 1];
+        let prepared = handle::prepare(
+            &self.db,
+            key,
+            self.environment,
+            &mut *self.random,
+            &parsed,
+            now,
+        )?;
+        let txn = self.db.begin(deadline)?;
         let mut context = handle::Context {
-            key: &self.key,
+            key,
             environment: self.environment,
             rng: &mut *self.random,
             now,
+            prepared,
         };
-        let plan = match handle::plan(&self.state, &mut context, &parsed) {
+        let plan = match handle::plan(&self.db, &mut context, &parsed) {
             Ok(plan) => plan,
-            Err(refusal) => {
+            Err(handle::NoPlan::Refused(refusal)) => {
+                drop(txn);
                 let status = ResponseStatus::Failed {
                     code: refusal.code.to_string(),
                     message: refusal.message,
                 };
-                return self.sign(answer(status), now);
+                return Ok(self.sign(answer(status), now));
             }
+            Err(handle::NoPlan::Db(e)) => return Err(e),
         };
         let response = self.response(
             (request.kind, &request.nonce, plan.piid, ResponseStatus::Ok),
             now,
         );
         let documents: Vec<&[u8]> = plan.document.as_deref().into_iter().collect();
-        match wire::encode_response(&response, &documents, &self.key) {
+        match wire::encode_response(&response, &documents, self.key()) {
             Ok(bytes) => {
-                handle::apply(&mut self.state, plan.change);
-                bytes
+                handle::apply(&self.db, plan.change)?;
+                txn.commit()?;
+                Ok(bytes)
             }
             Err(_) => {
+                drop(txn);
                 let status = ResponseStatus::Failed {
                     code: codes::INTERNAL.to_string(),
                     message: "the manager could not sign its answer".to_string(),
                 };
-                self.sign(answer(status), now)
+                Ok(self.sign(answer(status), now))
             }
         }
     }
@@ -310,7 +457,7 @@ impl Manager {
         now: DateTime<Utc>,
     ) -> Vec<u8> {
         let response = self.response(envelope, now);
-        wire::encode_response(&response, &[], &self.key).unwrap_or_default()
+        wire::encode_response(&response, &[], self.key()).unwrap_or_default()
     }
 
     fn malformed(&self, raw: &[u8], why: String, now: DateTime<Utc>) -> Vec<u8> {
@@ -322,6 +469,18 @@ impl Manager {
         self.sign((kind, &nonce, piid, status), now)
     }
 
+    /// Runs one administration call in its own transaction: committed if `f` succeeds,
+    /// rolled back (nothing changed) if it fails.
+    fn admin<T>(
+        &mut self,
+        f: impl FnOnce(&Db, &mut dyn Random) -> Result<T, ManagerError>,
+    ) -> Result<T, ManagerError> {
+        let txn = self.db.begin(None)?;
+        let out = f(&self.db, &mut *self.random)?;
+        txn.commit()?;
+        Ok(out)
+    }
+
     /// The Virtual Account every manager starts with.
     pub fn default_virtual_account(&self) -> VirtualAccountId {
         self.default_va.clone()
@@ -330,7 +489,7 @@ impl Manager {
     /// Adds a Smart Account (without Virtual Accounts). Names are 1–100 characters without
     /// control characters or surrounding white space, unique.
     pub fn add_smart_account(&mut self, name: &str) -> Result<(), ManagerError> {
-        self.state.accounts.add_smart_account(name)
+        self.admin(|db, _| accounts::add_smart_account(db, name))
     }
 
     /// Adds a Virtual Account to Smart Account `smart`.
@@ -339,17 +498,19 @@ impl Manager {
         smart: &str,
         name: &str,
     ) -> Result<VirtualAccountId, ManagerError> {
-        self.state.accounts.add_virtual_account(smart, name)
+        self.admin(|db, _| accounts::add_virtual_account(db, smart, name))
     }
 
-    /// Every Virtual Account, by Smart Account then name.
+    /// Every Virtual Account, by Smart Account then name (empty if the database cannot be
+    /// read).
     pub fn virtual_accounts(&self) -> Vec<VirtualAccountId> {
-        self.state.accounts.ids()
+        accounts::ids(&self.db).unwrap_or_default()
     }
 
     /// Adds `count` licenses to the pool of `tag` in `va`, creating the pool if needed (a pool
     /// of 0 makes the tag known to the account). Names given replace the pool's; a new pool
-    /// without names takes the catalogue's (none for tags outside it).
+    /// without names takes the catalogue's (none for tags outside it). Names are at most
+    /// [`MAX_POOL_TEXT`] characters without control characters.
     pub fn add_licenses(
         &mut self,
         va: &VirtualAccountId,
@@ -358,9 +519,7 @@ impl Manager {
         display_name: Option<&str>,
         description: Option<&str>,
     ) -> Result<(), ManagerError> {
-        self.state
-            .accounts
-            .add_licenses(va, tag, count, display_name, description)
+        self.admin(|db, _| accounts::add_licenses(db, va, tag, count, display_name, description))
     }
 
     /// Issues a registration token for `va`, valid from `now`.
@@ -370,49 +529,109 @@ impl Manager {
         options: TokenOptions,
         now: DateTime<Utc>,
     ) -> Result<Token, ManagerError> {
-        if self.state.accounts.get(va).is_none() {
-            return Err(ManagerError::UnknownVirtualAccount(va.clone()));
-        }
-        self.state
-            .tokens
-            .create(va.clone(), options, now, &mut *self.random)
+        self.admin(|db, rng| {
+            let row = accounts::va_id(db, va)?
+                .ok_or_else(|| ManagerError::UnknownVirtualAccount(va.clone()))?;
+            tokens::create(db, row, options, now, rng)
+        })
     }
 
     /// Revokes a token: it registers nothing any more. Instances registered with it stay.
     pub fn revoke_token(&mut self, token: &Token) -> Result<(), ManagerError> {
-        self.state.tokens.revoke(token)
+        self.admin(|db, _| tokens::revoke(db, token))
     }
 
-    /// Every registered product instance, in registration order.
+    /// Every registered product instance, in registration order (empty if the database
+    /// cannot be read). [`Manager::find_instances`] lists some of them.
     pub fn instances(&self) -> Vec<InstanceInfo> {
-        self.state
-            .instances
-            .all()
-            .into_iter()
-            .map(|i| i.info())
-            .collect()
+        self.find_instances(&InstanceQuery::default())
+    }
+
+    /// The product instances `query` selects, in registration order (empty if the database
+    /// cannot be read, or for an unknown Virtual Account).
+    pub fn find_instances(&self, query: &InstanceQuery) -> Vec<InstanceInfo> {
+        let Some(filter) = self.filter(query) else {
+            return Vec::new();
+        };
+        instances::list(&self.db, &filter)
+            .map(|all| all.iter().map(|i| i.info()).collect())
+            .unwrap_or_default()
+    }
+
+    /// How many product instances `query` selects, its limit ignored.
+    pub fn count_instances(&self, query: &InstanceQuery) -> u64 {
+        match self.filter(query) {
+            Some(filter) => instances::count(&self.db, &filter).unwrap_or(0),
+            None => 0,
+        }
     }
 
     /// How many product instances are registered.
     pub fn instance_count(&self) -> usize {
-        self.state.instances.len()
+        usize::try_from(self.count_instances(&InstanceQuery::default())).unwrap_or(usize::MAX)
     }
 
     /// The product instances of Virtual Account `va`, in registration order.
     pub fn instances_of(&self, va: &VirtualAccountId) -> Vec<InstanceInfo> {
-        self.state
-            .instances
-            .in_account(va)
-            .map(|i| i.info())
-            .collect()
+        self.find_instances(&InstanceQuery {
+            virtual_account: Some(va.clone()),
+            ..InstanceQuery::default()
+        })
+    }
+
+    fn filter(&self, query: &InstanceQuery) -> Option<instances::Filter> {
+        let va = match &query.virtual_account {
+            Some(va) => Some(accounts::va_id(&self.db, va).ok()??),
+            None => None,
+        };
+        Some(instances::Filter {
+            va,
+            udi_contains: query.udi_contains.clone(),
+            limit: query.limit,
+        })
     }
 
     /// The license report of `va` (empty for an unknown account): one line per pool, in
     /// catalogue order, with what its own consumers use and what it lends to other tags.
     pub fn licenses(&self, va: &VirtualAccountId) -> Vec<LicenseLine> {
-        match self.state.accounts.get(va) {
-            Some(account) => account.license_lines(&self.state.allocation(va, None)),
-            None => Vec::new(),
-        }
+        let lines = || -> Result<Vec<LicenseLine>, DbError> {
+            let Some(account) = accounts::get(&self.db, va)? else {
+                return Ok(Vec::new());
+            };
+            let allocation = handle::allocation(&self.db, &account, None)?;
+            Ok(account.license_lines(&allocation))
+        };
+        lines().unwrap_or_default()
+    }
+
+    /// The manager's whole state as the bytes of a SQLite database file (format version
+    /// [`STATE_VERSION`]), for [`Manager::load_state`]. The bytes hold the private signing
+    /// keys: keep them private.
+    pub fn save_state(&self) -> Result<Vec<u8>, StateError> {
+        self.db.image().map_err(db::state_error)
+    }
+
+    /// Every row of the state, as text (tests compare managers with it).
+    #[cfg(test)]
+    pub(crate) fn dump(&self) -> String {
+        self.db.dump()
+    }
+
+    /// The allocation of `va` on its maintained totals.
+    #[cfg(test)]
+    pub(crate) fn allocation_of(&self, va: &VirtualAccountId) -> allocation::Allocation {
+        let account = accounts::get(&self.db, va).unwrap().unwrap();
+        handle::allocation(&self.db, &account, None).unwrap()
+    }
+
+    /// Virtual Account `va` with its pools.
+    #[cfg(test)]
+    pub(crate) fn account_of(&self, va: &VirtualAccountId) -> accounts::VirtualAccount {
+        accounts::get(&self.db, va).unwrap().unwrap()
+    }
+
+    /// SQLite's integrity check of the state: `"ok"`, or what is damaged.
+    pub fn integrity_check(&self) -> Result<String, ManagerError> {
+        Ok(self.db.integrity_check()?)
     }
 }

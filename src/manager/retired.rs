@@ -3,10 +3,9 @@
 //! as a tombstone so that a request it signed — a captured request replayed later, or an agent
 //! restored from an old backup — changes nothing.
 
-use std::collections::{BTreeMap, HashMap};
-
 use chrono::{DateTime, Utc};
 
+use super::db::{array_at, time_at, time_cols, Db, DbResult};
 use super::instances::Instance;
 use crate::udi::{Udi, Uuid};
 
@@ -30,36 +29,84 @@ pub(crate) struct Tombstone {
     pub at: DateTime<Utc>,
 }
 
-/// Every retired key, by key and by the piid it was registered under.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Retired {
-    by_key: BTreeMap<[u8; 32], Tombstone>,
-    by_piid: HashMap<Uuid, [u8; 32]>,
+fn retirement_code(r: Retirement) -> i64 {
+    match r {
+        Retirement::Superseded => 0,
+        Retirement::Deregistered => 1,
+    }
 }
 
-impl Retired {
-    pub fn by_key(&self, key: &[u8; 32]) -> Option<&Tombstone> {
-        self.by_key.get(key)
-    }
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tombstone> {
+    let udi: String = r.get(2)?;
+    Ok(Tombstone {
+        key: array_at(r, 0)?,
+        piid: Uuid(array_at(r, 1)?),
+        udi: Udi::parse_long_form(&udi).map_err(|_| {
+            rusqlite::Error::FromSqlConversionFailure(
+                2,
+                rusqlite::types::Type::Text,
+                "a bad UDI".into(),
+            )
+        })?,
+        retirement: match r.get::<_, i64>(3)? {
+            0 => Retirement::Superseded,
+            _ => Retirement::Deregistered,
+        },
+        at: time_at(r, 4)?,
+    })
+}
 
-    pub fn by_piid(&self, piid: &Uuid) -> Option<&Tombstone> {
-        self.by_piid.get(piid).and_then(|key| self.by_key.get(key))
-    }
+const COLUMNS: &str = "public_key, piid, udi, retirement, at_s, at_ns";
 
-    /// Retires the key of `instance` (which is going away).
-    pub fn retire(&mut self, instance: &Instance, retirement: Retirement, at: DateTime<Utc>) {
-        self.insert(Tombstone {
+pub(crate) fn by_key(db: &Db, key: &[u8; 32]) -> DbResult<Option<Tombstone>> {
+    db.optional(
+        &format!("SELECT {COLUMNS} FROM retired_keys WHERE public_key = ?1"),
+        [key.as_slice()],
+        from_row,
+    )
+}
+
+pub(crate) fn by_piid(db: &Db, piid: &Uuid) -> DbResult<Option<Tombstone>> {
+    db.optional(
+        &format!("SELECT {COLUMNS} FROM retired_keys WHERE piid = ?1"),
+        [piid.0.as_slice()],
+        from_row,
+    )
+}
+
+/// Retires the key of `instance` (which is going away).
+pub(crate) fn retire(
+    db: &Db,
+    instance: &Instance,
+    retirement: Retirement,
+    at: DateTime<Utc>,
+) -> DbResult<()> {
+    insert(
+        db,
+        &Tombstone {
             key: instance.public_key,
             piid: instance.piid,
             udi: instance.udi.clone(),
             retirement,
             at,
-        });
-    }
+        },
+    )
+}
 
-    /// Stores a tombstone as it is (also the state's decoder).
-    pub fn insert(&mut self, tombstone: Tombstone) {
-        self.by_piid.insert(tombstone.piid, tombstone.key);
-        self.by_key.insert(tombstone.key, tombstone);
-    }
+/// Stores a tombstone as it is.
+pub(crate) fn insert(db: &Db, t: &Tombstone) -> DbResult<()> {
+    let (s, ns) = time_cols(t.at);
+    db.run(
+        "INSERT OR REPLACE INTO retired_keys (public_key, piid, udi, retirement, at_s, at_ns)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        rusqlite::params![
+            t.key.as_slice(),
+            t.piid.0.as_slice(),
+            t.udi.long_form(),
+            retirement_code(t.retirement),
+            s,
+            ns
+        ],
+    )?;
+    Ok(())
 }

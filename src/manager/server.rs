@@ -1,21 +1,33 @@
 //! The reference manager served over HTTPS, with durable state (DESIGN "Reference manager").
 //!
-//! [`Server::start`] opens (or creates) a [`StateDir`], makes sure its server certificate
-//! carries the requested names, binds a [`TcpListener`] and answers each connection on a
-//! thread of its own (at most [`ServerOptions::max_connections`] at once; more wait in the
-//! listen backlog). A connection carries one `POST` whose body is a signed request; the answer
-//! is the manager's signed answer, `200`, `Content-Type: application/xml`,
-//! `Connection: close` (the HTTP rules are in `http.rs`). Each connection has one deadline
-//! ([`ServerOptions::timeout`]) for the handshake, the request and the answer together, so a
-//! stalled client cannot hold a thread.
+//! [`Server::start`] opens (or creates, or imports) a [`StateDir`], makes sure its server
+//! certificate carries the requested names, takes the directory's `serve.lock` (a second
+//! server on the same directory refuses to start) and serves on a tokio runtime of its own:
+//! every connection is a task, so an idle or slow connection costs no thread. TLS is
+//! tokio-rustls on ring; HTTP/1.1 is hyper. A connection carries one `POST` whose body is a
+//! signed request; the answer is the manager's signed answer, `200`,
+//! `Content-Type: application/xml`, `Connection: close`.
 //!
-//! **Durability.** Each request is handled under the directory's exclusive lock: the state
-//! file is read and, if its bytes differ from those last seen (another process changed it),
-//! the manager is loaded again; the request is handled at the directory's "now"
-//! ([`StateDir::now`]: the system clock or the virtual clock file); if the state changed, it
-//! is stored atomically and durably *before* any byte of the answer is written. Once a client
-//! has an answer, `kill -9` of the server loses nothing. If the state cannot be stored, the
-//! client gets `500` instead and the change is forgotten.
+//! Anything else is answered with a status and a one-line text body: another method `405`
+//! (with `Allow: POST`), no `Content-Length` (or a `Transfer-Encoding`) `411`, a length over
+//! [`MAX_REQUEST_LEN`] `413` — before any of the body is read —, a malformed or oversized head
+//! `400`/`431` (hyper's). The request target is not interpreted: every path reaches the manager
+//! (the on-prem and direct URL forms of SPEC §8 all work).
+//!
+//! **Time limits.** The TLS handshake and the request head must arrive within
+//! [`ServerOptions::header_timeout`]; the whole exchange must end within
+//! [`ServerOptions::timeout`] of the accept. At most [`ServerOptions::max_connections`]
+//! connections are open at once; more wait in the listen backlog.
+//!
+//! **Durability and concurrency.** A request is answered by one of a few managers, each with
+//! its own connection to the database, on tokio's blocking pool: its signature is verified
+//! (and a registration's identity signed) outside the database transaction; then one
+//! transaction validates it, writes only the rows it changes and is committed *before* any
+//! byte of the answer is written. Once a client has an answer, `kill -9` of the server loses
+//! nothing. A request that cannot get the database by its deadline is answered `503` and
+//! changes nothing; one whose change cannot be stored gets `500` and changes nothing.
+//! Administration calls of other processes ([`StateDir::update`]) are transactions of their
+//! own between the server's, and the clock file is read for every request.
 //!
 //! ```no_run
 //! use smart_agent::manager::server::{Server, ServerOptions};
@@ -29,20 +41,33 @@
 //! # Ok::<(), smart_agent::manager::server::ServerError>(())
 //! ```
 
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::convert::Infallible;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
-use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{
+    HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING,
+};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::{watch, Semaphore};
+use tokio::time::Instant;
 
-use super::http::{self, Refused};
-use super::state_dir::{DirError, StateDir};
+use super::db::{DbError, Durability};
+use super::state_dir::{DirError, DirLock, StateDir};
 use super::{tls, Manager, MAX_REQUEST_LEN};
-use crate::crypto::Environment;
+use crate::crypto::{Environment, SystemRandom};
+
+/// The longest request head (request line and headers) read.
+pub const MAX_HEAD_LEN: usize = 16 * 1024;
+
+/// How many managers (database connections) answer requests at once.
+const WORKERS: usize = 4;
 
 /// How to serve.
 #[derive(Clone, Debug)]
@@ -60,10 +85,14 @@ pub struct ServerOptions {
     /// Host names or addresses the server certificate carries besides `localhost`,
     /// `127.0.0.1` and `::1`.
     pub hosts: Vec<String>,
-    /// Connections served at once (default 64).
+    /// Connections open at once (default 1024); more wait in the listen backlog. Idle ones
+    /// cost a task and a socket, no thread.
     pub max_connections: usize,
     /// How long one connection may take from accept to answer (default 30 s).
     pub timeout: Duration,
+    /// How long the TLS handshake and the request head may take from accept (default 10 s;
+    /// never more than `timeout`).
+    pub header_timeout: Duration,
 }
 
 impl Default for ServerOptions {
@@ -73,8 +102,9 @@ impl Default for ServerOptions {
             environment: None,
             virtual_clock: false,
             hosts: Vec::new(),
-            max_connections: 64,
+            max_connections: 1024,
             timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -83,7 +113,7 @@ impl Default for ServerOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// The state directory is unusable.
+    /// The state directory is unusable, or already served by another server.
     #[error(transparent)]
     Dir(#[from] DirError),
     /// The listening socket could not be bound.
@@ -99,28 +129,23 @@ pub enum ServerError {
     Tls(String),
 }
 
-/// The manager as last loaded from or stored to the state file.
-struct Cache {
-    manager: Option<Manager>,
-    seen: Vec<u8>,
-}
-
 struct Shared {
     dir: StateDir,
-    tls: Arc<ServerConfig>,
-    cache: Mutex<Cache>,
+    /// Idle managers; `WORKERS` permits of `ready` stand for them.
+    managers: Mutex<Vec<Manager>>,
+    ready: Semaphore,
     timeout: Duration,
-    max_connections: usize,
-    stop: AtomicBool,
-    active: Mutex<usize>,
-    changed: Condvar,
+    header_timeout: Duration,
 }
 
 /// A running server; [`Server::shutdown`] (or dropping it) stops it.
 pub struct Server {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    accept: Option<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+    runtime: Option<tokio::runtime::Runtime>,
+    accept: Option<tokio::task::JoinHandle<()>>,
+    _serving: DirLock,
 }
 
 impl std::fmt::Debug for Server {
@@ -138,49 +163,70 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Server {
     /// Opens or creates the state directory `dir` (see [`StateDir::open_or_create`]) and
-    /// starts serving it.
+    /// starts serving it; refuses a directory another server serves
+    /// ([`DirError::AlreadyServed`]).
     pub fn start(dir: impl Into<PathBuf>, options: ServerOptions) -> Result<Server, ServerError> {
         let dir = StateDir::open_or_create(dir, options.environment)?;
+        let serving = dir.serve_lock()?;
         if options.virtual_clock {
             dir.ensure_virtual_clock()?;
         }
         let (cert, key) = dir.server_certificate(&options.hosts)?;
         let tls = tls::server_config(&cert, &key).map_err(ServerError::Tls)?;
-        let listener = TcpListener::bind(options.listen).map_err(|source| ServerError::Bind {
+        let mut managers = Vec::with_capacity(WORKERS);
+        for _ in 0..WORKERS {
+            let manager = Manager::open_file(
+                &dir.state_path(),
+                Durability::Full,
+                Box::new(SystemRandom::new()),
+            )
+            .map_err(|error| DirError::State {
+                path: dir.state_path(),
+                error,
+            })?;
+            managers.push(manager);
+        }
+        let bind_error = |source| ServerError::Bind {
             addr: options.listen,
             source,
-        })?;
-        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
-            addr: options.listen,
-            source,
-        })?;
+        };
+        let listener = std::net::TcpListener::bind(options.listen).map_err(bind_error)?;
+        let addr = listener.local_addr().map_err(bind_error)?;
+        listener.set_nonblocking(true).map_err(bind_error)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("manager-server")
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(bind_error)?;
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(listener).map_err(bind_error)?
+        };
         let shared = Arc::new(Shared {
             dir,
-            tls,
-            cache: Mutex::new(Cache {
-                manager: None,
-                seen: Vec::new(),
-            }),
+            managers: Mutex::new(managers),
+            ready: Semaphore::new(WORKERS),
             timeout: options.timeout,
-            max_connections: options.max_connections.max(1),
-            stop: AtomicBool::new(false),
-            active: Mutex::new(0),
-            changed: Condvar::new(),
+            header_timeout: options.header_timeout.min(options.timeout),
         });
-        let accept = {
-            let shared = Arc::clone(&shared);
-            std::thread::Builder::new()
-                .name("manager-accept".into())
-                .spawn(move || accept_loop(&listener, &shared))
-                .map_err(|source| ServerError::Bind {
-                    addr: options.listen,
-                    source,
-                })?
-        };
+        let (stop, stopped) = watch::channel(false);
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let accept = runtime.spawn(accept_loop(
+            listener,
+            acceptor,
+            Arc::clone(&shared),
+            Arc::new(Semaphore::new(options.max_connections.max(1))),
+            stopped,
+        ));
         Ok(Server {
             addr,
             shared,
+            stop,
+            runtime: Some(runtime),
             accept: Some(accept),
+            _serving: serving,
         })
     }
 
@@ -206,38 +252,15 @@ impl Server {
     }
 
     fn stop(&mut self) {
-        let Some(accept) = self.accept.take() else {
+        let Some(runtime) = self.runtime.take() else {
             return;
         };
-        self.shared.stop.store(true, Ordering::SeqCst);
-        self.shared.changed.notify_all();
-        // Wake the blocking accept with a connection of our own.
-        let wake = match self.addr {
-            SocketAddr::V4(a) if a.ip().is_unspecified() => {
-                SocketAddr::from((Ipv4Addr::LOCALHOST, a.port()))
-            }
-            SocketAddr::V6(a) if a.ip().is_unspecified() => {
-                SocketAddr::from((Ipv6Addr::LOCALHOST, a.port()))
-            }
-            other => other,
-        };
-        if TcpStream::connect_timeout(&wake, Duration::from_secs(2)).is_ok() {
-            let _ = accept.join();
+        let _ = self.stop.send(true);
+        if let Some(accept) = self.accept.take() {
+            let give_up = self.shared.timeout + Duration::from_secs(2);
+            let _ = runtime.block_on(async { tokio::time::timeout(give_up, accept).await });
         }
-        let mut active = lock(&self.shared.active);
-        let give_up = Instant::now() + self.shared.timeout + Duration::from_secs(2);
-        while *active > 0 {
-            let left = give_up.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            active = self
-                .shared
-                .changed
-                .wait_timeout(active, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+        runtime.shutdown_timeout(Duration::from_secs(2));
     }
 }
 
@@ -247,167 +270,176 @@ impl Drop for Server {
     }
 }
 
-/// Frees a connection slot when the connection's thread ends, however it ends.
-struct Slot(Arc<Shared>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut active = lock(&self.0.active);
-        *active = active.saturating_sub(1);
-        self.0.changed.notify_all();
-    }
-}
-
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+/// Accepts while connection permits last; on stop, waits for the open connections (each
+/// bounded by its deadline) by taking every permit back.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    shared: Arc<Shared>,
+    slots: Arc<Semaphore>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let total = u32::try_from(slots.available_permits()).unwrap_or(u32::MAX);
     loop {
-        {
-            let mut active = lock(&shared.active);
-            while *active >= shared.max_connections && !shared.stop.load(Ordering::SeqCst) {
-                active = shared
-                    .changed
-                    .wait(active)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
-            if shared.stop.load(Ordering::SeqCst) {
-                return;
-            }
-            *active += 1;
-        }
-        let slot = Slot(Arc::clone(shared));
-        let tcp = match listener.accept() {
-            Ok((tcp, _)) => tcp,
-            Err(_) => {
-                drop(slot);
-                // Out of file descriptors and the like: let other connections finish.
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
-            }
+        let permit = tokio::select! {
+            permit = Arc::clone(&slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = stopped.changed() => break,
         };
-        if shared.stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let spawned = std::thread::Builder::new()
-            .name("manager-connection".into())
-            .spawn(move || {
-                let shared = Arc::clone(&slot.0);
-                serve_connection(&shared, tcp);
-                drop(slot);
-            });
-        // If no thread can be made the closure (and the slot and socket) are dropped.
-        drop(spawned);
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(_) => {
+                    // Out of file descriptors and the like: let other connections finish.
+                    drop(permit);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => break,
+        };
+        let (acceptor, shared) = (acceptor.clone(), Arc::clone(&shared));
+        tokio::spawn(async move {
+            serve_connection(&shared, &acceptor, tcp).await;
+            drop(permit);
+        });
     }
+    drop(listener);
+    let _ = slots.acquire_many(total).await;
 }
 
-/// A socket whose every read and write must finish by one deadline.
-struct Deadline {
-    tcp: TcpStream,
-    until: Instant,
-}
-
-impl Deadline {
-    fn left(&self) -> io::Result<Duration> {
-        let left = self.until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            Err(io::ErrorKind::TimedOut.into())
-        } else {
-            Ok(left)
-        }
-    }
-}
-
-impl Read for Deadline {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.tcp.set_read_timeout(Some(self.left()?))?;
-        self.tcp.read(buf)
-    }
-}
-
-impl Write for Deadline {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tcp.set_write_timeout(Some(self.left()?))?;
-        self.tcp.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.tcp.flush()
-    }
-}
-
-fn serve_connection(shared: &Shared, tcp: TcpStream) {
+async fn serve_connection(
+    shared: &Arc<Shared>,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+) {
+    let accepted = Instant::now();
+    let deadline = accepted + shared.timeout;
+    let head_by = accepted + shared.header_timeout;
     let _ = tcp.set_nodelay(true);
-    let socket = Deadline {
-        tcp,
-        until: Instant::now() + shared.timeout,
+    let Ok(Ok(tls)) = tokio::time::timeout_at(head_by, acceptor.accept(tcp)).await else {
+        return; // the handshake failed or stalled: nobody to answer
     };
-    let Ok(conn) = ServerConnection::new(Arc::clone(&shared.tls)) else {
-        return;
-    };
-    let mut tls = StreamOwned::new(conn, socket);
-    let answer = match http::read_request(&mut tls, MAX_REQUEST_LEN) {
-        Ok(body) => match shared.answer(&body) {
-            Some(answer) => http::response(200, "application/xml", &answer),
-            None => http::refusal(500, "the manager could not answer"),
-        },
-        Err(Refused::Status(status, message)) => http::refusal(status, message),
-        // The handshake failed, the client left or stalled: nobody to answer.
-        Err(Refused::Gone) => return,
-    };
-    if tls.write_all(&answer).is_err() {
-        return;
-    }
-    tls.conn.send_close_notify();
-    if tls.flush().is_err() {
-        return;
-    }
-    linger(&mut tls.sock);
+    let service_shared = Arc::clone(shared);
+    let service = hyper::service::service_fn(move |request| {
+        let shared = Arc::clone(&service_shared);
+        async move { Ok::<_, Infallible>(answer(&shared, request, deadline).await) }
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(head_by.saturating_duration_since(Instant::now()))
+        .keep_alive(false)
+        .title_case_headers(true)
+        .max_buf_size(MAX_HEAD_LEN.max(8192));
+    let connection = http.serve_connection(TokioIo::new(tls), service);
+    let _ = tokio::time::timeout_at(deadline, connection).await;
 }
 
-/// Half-closes and discards what the client still sends (at most 1 MiB, 1 s) before
-/// closing, so that the answer is not lost to a reset when a refused body is left unread.
-fn linger(socket: &mut Deadline) {
-    let _ = socket.tcp.shutdown(Shutdown::Write);
-    socket.until = socket.until.min(Instant::now() + Duration::from_secs(1));
-    let mut sink = [0u8; 8192];
-    let mut left = 1usize << 20;
-    while left > 0 {
-        match socket.read(&mut sink) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => left = left.saturating_sub(n),
+fn reply(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        headers.insert(ALLOW, HeaderValue::from_static("POST"));
+    }
+    response
+}
+
+/// A refusal's answer: the status and its message as plain text.
+fn refusal(status: StatusCode, message: &str) -> Response<Full<Bytes>> {
+    reply(
+        status,
+        "text/plain; charset=utf-8",
+        format!("{message}\n").into_bytes(),
+    )
+}
+
+async fn answer(
+    shared: &Arc<Shared>,
+    request: Request<Incoming>,
+    deadline: Instant,
+) -> Response<Full<Bytes>> {
+    if request.method() != Method::POST {
+        return refusal(StatusCode::METHOD_NOT_ALLOWED, "only POST is supported");
+    }
+    if request.headers().contains_key(TRANSFER_ENCODING) {
+        return refusal(
+            StatusCode::LENGTH_REQUIRED,
+            "send the body with a Content-Length",
+        );
+    }
+    let length = match request.headers().get(CONTENT_LENGTH) {
+        None => return refusal(StatusCode::LENGTH_REQUIRED, "Content-Length required"),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok()),
+    };
+    match length {
+        None => return refusal(StatusCode::BAD_REQUEST, "bad Content-Length"),
+        Some(n) if n > MAX_REQUEST_LEN as u64 => {
+            return refusal(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
         }
+        Some(_) => {}
     }
-}
-
-impl Shared {
-    /// The manager's answer to `request`, its effect stored first; `None` if the state
-    /// cannot be read or stored (the change, if any, is then forgotten).
-    fn answer(&self, request: &[u8]) -> Option<Vec<u8>> {
-        let mut cache = match self.cache.lock() {
-            Ok(cache) => cache,
-            Err(poisoned) => {
-                // A thread died in the middle: trust only the file.
-                self.cache.clear_poison();
-                let mut cache = poisoned.into_inner();
-                cache.manager = None;
-                cache
-            }
+    let body = Limited::new(request.into_body(), MAX_REQUEST_LEN);
+    let body = match tokio::time::timeout_at(deadline, body.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        // Too slow, gone, or not what its length said: nobody to answer usefully.
+        Ok(Err(_)) => return refusal(StatusCode::BAD_REQUEST, "the body could not be read"),
+        Err(_) => return refusal(StatusCode::REQUEST_TIMEOUT, "the body came too slowly"),
+    };
+    // A manager of the pool, waiting at most until the deadline.
+    let Ok(Ok(permit)) = tokio::time::timeout_at(deadline, shared.ready.acquire()).await else {
+        return refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the manager is busy; try again",
+        );
+    };
+    let Some(mut manager) = lock(&shared.managers).pop() else {
+        return refusal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the manager could not answer",
+        );
+    };
+    let worker = Arc::clone(shared);
+    let until = deadline.into_std();
+    let done = tokio::task::spawn_blocking(move || {
+        let result = match worker.dir.now() {
+            Ok(now) => manager.answer(&body, now, Some(until)),
+            Err(e) => Err(DbError::Failed(e.to_string())),
         };
-        let _lock = self.dir.lock().ok()?;
-        let current = self.dir.state_bytes().ok()?;
-        if cache.manager.is_none() || current != cache.seen {
-            cache.manager = None;
-            cache.manager = Some(self.dir.decode(&current).ok()?);
-            cache.seen = current;
+        (manager, result)
+    })
+    .await;
+    let result = match done {
+        Ok((manager, result)) => {
+            lock(&shared.managers).push(manager);
+            result
         }
-        let now = self.dir.now().ok()?;
-        let manager = cache.manager.as_mut()?;
-        let answer = manager.handle(request, now);
-        let after = manager.save_state();
-        if after != cache.seen {
-            if self.dir.store_state(&after).is_err() {
-                cache.manager = None;
-                return None;
-            }
-            cache.seen = after;
+        // The worker panicked: that manager is gone, and so is its permit.
+        Err(_) => {
+            permit.forget();
+            return refusal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the manager could not answer",
+            );
         }
-        (!answer.is_empty()).then_some(answer)
+    };
+    drop(permit);
+    match result {
+        Ok(answer) if !answer.is_empty() => reply(StatusCode::OK, "application/xml", answer),
+        Err(DbError::Busy) => refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the manager's database is busy; try again",
+        ),
+        Ok(_) | Err(DbError::Failed(_)) => refusal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the manager could not answer",
+        ),
     }
 }

@@ -3,17 +3,28 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `state` | the manager's state ([`Manager::save_state`]) |
+//! | `state` | the manager's database (SQLite in WAL mode, with `state-wal` and `state-shm` beside it; format version [`STATE_VERSION`](super::STATE_VERSION)) |
+//! | `state.v1` | a version 1 state file as it was before its import (kept as a backup; never read again) |
+//! | `serve.lock` | locked by the server serving the directory, as long as it runs |
 //! | `manager-key.pk8`, `manager-key.pub.pem` | the current signing key (PKCS#8) and its public key (SPKI PEM, what agents trust) |
 //! | `ca.pem`, `ca-key.pem` | the test CA clients trust for TLS, and its key |
 //! | `server.pem`, `server-key.pem`, `server-names` | the server certificate, its key, the names it carries |
 //! | `clock` | present for a virtual clock: "now", RFC 3339 |
-//! | `lock` | locked exclusively by whoever reads or changes the rest |
+//! | `lock` | locked exclusively by an administration call, an embedded manager or a server starting |
 //!
-//! Every access holds an exclusive lock of `lock` ([`std::fs::File::lock`]), so a server and
-//! commands of other processes take turns; every write replaces its file atomically and
-//! durably ([`AtomicFile`]). The `state` file is the truth for keys too: the key files are
-//! written from it. Private keys and the state are created readable by the owner only (Unix).
+//! The database is the truth, keys included (the key files are written from it), and SQLite
+//! arbitrates between the processes using it: a server's requests and the administration
+//! calls of other processes ([`StateDir::update`], [`StateDir::read`]) are transactions of
+//! their own, so `pool add` or `token create` work while a server runs. The directory's
+//! `lock` ([`std::fs::File::lock`]) is taken only for a short call or by an embedded manager
+//! for the whole of its work, never by a server across requests; `serve.lock` keeps a
+//! second server off a directory already served. Files other than the database are replaced
+//! atomically and durably ([`AtomicFile`]). Private keys and the state are created readable
+//! by the owner only (Unix).
+//!
+//! A directory whose `state` is a version 1 file (the first release's format) is imported on
+//! first open: the new database is written beside it and renamed over it, and the version 1
+//! bytes stay in `state.v1`.
 
 use std::fs;
 use std::io;
@@ -21,13 +32,17 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use super::state_file::StateError;
+use super::db::{Db, Durability, SQLITE_MAGIC};
+use super::state_file::{import_v1, StateError, STATE_MAGIC};
 use super::tls;
 use super::{Manager, ManagerError};
 use crate::crypto::{Environment, ManagerSigningKey, SystemRandom};
 use crate::store::{AtomicFile, FileSystem, RealFs};
 
 const STATE: &str = "state";
+const STATE_V1: &str = "state.v1";
+const STATE_NEW: &str = "state.new";
+const SERVE_LOCK: &str = "serve.lock";
 const LOCK: &str = "lock";
 const CLOCK: &str = "clock";
 const CA_CERT: &str = "ca.pem";
@@ -91,6 +106,9 @@ pub enum DirError {
     /// The manager refused an administration call.
     #[error(transparent)]
     Manager(#[from] ManagerError),
+    /// Another server is serving the directory.
+    #[error("{0}: another server is already serving this state directory (its serve.lock is held); stop it first")]
+    AlreadyServed(PathBuf),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> DirError + '_ {
@@ -175,7 +193,7 @@ impl StateDir {
             environment: manager.environment(),
             path,
         };
-        dir.publish_key(&manager.key)?;
+        dir.publish_key(manager.signing_key())?;
         Ok((dir, lock))
     }
 
@@ -270,41 +288,94 @@ impl StateDir {
             .map_err(io_error(&path))
     }
 
-    /// Runs an administration call on the manager under the lock, with "now", and stores the
-    /// state if it changed. Nothing is stored if `f` fails.
+    /// Runs an administration call on the manager, with "now", in one transaction: stored
+    /// if `f` succeeds, nothing stored if it fails. Takes the directory's lock for the call
+    /// (waiting for an embedded manager's work to end); a running server does not hold it.
     pub fn update<T>(
         &self,
         f: impl FnOnce(&mut Manager, DateTime<Utc>) -> Result<T, ManagerError>,
     ) -> Result<T, DirError> {
         let _lock = self.lock()?;
-        let (mut manager, before) = self.load_locked()?;
+        let mut manager = self.open_manager()?;
+        manager
+            .db()
+            .begin_outer(std::time::Duration::from_secs(30))
+            .map_err(|e| self.db_error(e))?;
         let out = f(&mut manager, self.now()?)?;
-        let after = manager.save_state();
-        if after != before {
-            self.store_state(&after)?;
-        }
+        manager.db().commit_outer().map_err(|e| self.db_error(e))?;
         Ok(out)
     }
 
-    /// Reads the manager under the lock, with "now".
+    /// Reads the manager, with "now".
     pub fn read<T>(&self, f: impl FnOnce(&Manager, DateTime<Utc>) -> T) -> Result<T, DirError> {
         let _lock = self.lock()?;
-        let (manager, _) = self.load_locked()?;
+        let manager = self.open_manager()?;
         Ok(f(&manager, self.now()?))
     }
 
-    /// Loads the manager for a caller holding `lock` for longer than one call, e.g. an
-    /// embedded manager that answers at its own virtual times and is stored only if the
-    /// caller's whole operation succeeds ([`StateDir::store`]).
+    /// The manager for a caller holding `lock` for longer than one call, e.g. an embedded
+    /// manager that answers at its own virtual times and is stored only if the caller's
+    /// whole operation succeeds ([`StateDir::store`]): everything it does is one transaction,
+    /// rolled back if the manager is dropped without being stored. Servers and other
+    /// processes' administration calls wait (a server answers `503` past a request's
+    /// deadline) until then.
     pub fn load(&self, lock: &DirLock) -> Result<Manager, DirError> {
         self.check_lock(lock)?;
-        self.load_locked().map(|(manager, _)| manager)
+        let manager = self.open_manager()?;
+        manager
+            .db()
+            .begin_outer(std::time::Duration::from_secs(30))
+            .map_err(|e| self.db_error(e))?;
+        Ok(manager)
     }
 
-    /// Stores a manager loaded with [`StateDir::load`] under the same `lock`.
+    /// Stores what a manager loaded with [`StateDir::load`] under the same `lock` did.
     pub fn store(&self, lock: &DirLock, manager: &Manager) -> Result<(), DirError> {
         self.check_lock(lock)?;
-        self.store_state(&manager.save_state())
+        if manager.db().path() != Some(self.state_path().as_path()) {
+            return Err(DirError::Io {
+                path: self.state_path(),
+                source: io::Error::other("the manager was not loaded from this directory"),
+            });
+        }
+        manager.db().commit_outer().map_err(|e| self.db_error(e))
+    }
+
+    /// The manager on this directory's database.
+    pub(crate) fn open_manager(&self) -> Result<Manager, DirError> {
+        Manager::open_file(
+            &self.state_path(),
+            Durability::Full,
+            Box::new(SystemRandom::new()),
+        )
+        .map_err(|error| DirError::State {
+            path: self.state_path(),
+            error,
+        })
+    }
+
+    fn db_error(&self, e: super::db::DbError) -> DirError {
+        DirError::Manager(ManagerError::from(e))
+    }
+
+    /// Takes the directory's `serve.lock` for a server, without waiting.
+    pub(crate) fn serve_lock(&self) -> Result<DirLock, DirError> {
+        let path = self.path.join(SERVE_LOCK);
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(DirLock {
+                _file: file,
+                dir: self.path.clone(),
+            }),
+            Err(fs::TryLockError::WouldBlock) => Err(DirError::AlreadyServed(self.path.clone())),
+            Err(fs::TryLockError::Error(e)) => Err(io_error(&path)(e)),
+        }
     }
 
     /// A lock of another directory protects nothing here.
@@ -320,35 +391,6 @@ impl StateDir {
                 )),
             })
         }
-    }
-
-    /// The manager and the bytes it was loaded from; the caller holds the lock.
-    fn load_locked(&self) -> Result<(Manager, Vec<u8>), DirError> {
-        let bytes = self.state_bytes()?;
-        let manager = self.decode(&bytes)?;
-        Ok((manager, bytes))
-    }
-
-    /// The state file's bytes; the caller holds the lock.
-    pub(crate) fn state_bytes(&self) -> Result<Vec<u8>, DirError> {
-        let path = self.state_path();
-        AtomicFile::new(&path)
-            .load()
-            .map_err(io_error(&path))?
-            .ok_or_else(|| DirError::NotInitialized(self.path.clone()))
-    }
-
-    /// The manager in `bytes` (read from the state file).
-    pub(crate) fn decode(&self, bytes: &[u8]) -> Result<Manager, DirError> {
-        Manager::load_state(bytes, Box::new(SystemRandom::new())).map_err(|error| DirError::State {
-            path: self.state_path(),
-            error,
-        })
-    }
-
-    /// Replaces the state file, durably; the caller holds the lock.
-    pub(crate) fn store_state(&self, bytes: &[u8]) -> Result<(), DirError> {
-        write_private(&self.state_path(), bytes)
     }
 
     /// Writes the key files for `key` where they differ.
@@ -454,18 +496,118 @@ fn lock_at(dir: &Path, wait: Option<std::time::Duration>) -> Result<DirLock, Dir
     })
 }
 
-/// The manager stored in `dir`, `None` if there is no state file; the caller holds the lock.
+/// The manager stored in `dir`, `None` if there is no state file; a version 1 state file is
+/// imported first. The caller holds the lock.
 fn load(dir: &Path) -> Result<Option<Manager>, DirError> {
     let path = dir.join(STATE);
-    let Some(bytes) = read_optional(&path)? else {
-        return Ok(None);
+    let mut head = [0u8; 16];
+    let read = match fs::File::open(&path) {
+        Ok(mut file) => read_head(&mut file, &mut head).map_err(io_error(&path))?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(&path)(e)),
     };
-    Manager::load_state(&bytes, Box::new(SystemRandom::new()))
-        .map(Some)
-        .map_err(|error| DirError::State { path, error })
+    let head = &head[..read];
+    if head.starts_with(STATE_MAGIC) {
+        migrate_v1(dir)?;
+    } else if !head.starts_with(SQLITE_MAGIC) {
+        return Err(DirError::State {
+            path,
+            error: StateError::WrongMagic,
+        });
+    }
+    let manager = Manager::open_file(&path, Durability::Full, Box::new(SystemRandom::new()))
+        .map_err(|error| DirError::State {
+            path: path.clone(),
+            error,
+        })?;
+    // Structural damage anywhere is found now rather than by the request that reads it.
+    match manager.db().quick_check() {
+        Ok(ok) if ok == "ok" => Ok(Some(manager)),
+        Ok(damage) => Err(DirError::State {
+            path,
+            error: StateError::Corrupt(format!("integrity check failed: {damage}")),
+        }),
+        Err(e) => Err(DirError::State {
+            path,
+            error: StateError::Corrupt(format!("integrity check failed: {e}")),
+        }),
+    }
 }
 
-/// Makes everything a new directory holds; the state file last, so that a directory is
+/// Reads up to `buf.len()` bytes.
+fn read_head(file: &mut fs::File, buf: &mut [u8]) -> io::Result<usize> {
+    use std::io::Read as _;
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Imports the version 1 `state` file into a new database written as `state.new`, keeps the
+/// version 1 bytes as `state.v1`, then renames the database over `state`: a crash at any
+/// point leaves either the version 1 file (imported again next time) or the database.
+fn migrate_v1(dir: &Path) -> Result<(), DirError> {
+    let path = dir.join(STATE);
+    let bytes = fs::read(&path).map_err(io_error(&path))?;
+    let fresh = dir.join(STATE_NEW);
+    remove_if_present(&fresh)?;
+    for suffix in ["-journal", "-wal", "-shm"] {
+        remove_if_present(&dir.join(format!("{STATE_NEW}{suffix}")))?;
+    }
+    let as_dir_error = |e: super::db::DbError| DirError::Manager(ManagerError::from(e));
+    {
+        let db = Db::create_file(&fresh).map_err(as_dir_error)?;
+        make_private(&fresh)?;
+        import_v1(&bytes, &db).map_err(|error| DirError::State {
+            path: path.clone(),
+            error,
+        })?;
+    }
+    sync_file(&fresh)?;
+    write_private(&dir.join(STATE_V1), &bytes)?;
+    fs::rename(&fresh, &path).map_err(io_error(&path))?;
+    sync_dir(dir)
+}
+
+fn remove_if_present(path: &Path) -> Result<(), DirError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error(path)(e)),
+        _ => Ok(()),
+    }
+}
+
+fn sync_file(path: &Path) -> Result<(), DirError> {
+    fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(io_error(path))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), DirError> {
+    #[cfg(unix)]
+    fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io_error(dir))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+fn make_private(path: &Path) -> Result<(), DirError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io_error(path))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Makes everything a new directory holds; the database last, so that a directory is
 /// complete once it has one (an interrupted start leaves none, and the next start begins
 /// again). The caller holds the lock.
 fn initialize(dir: &Path, environment: Environment) -> Result<Manager, DirError> {
@@ -474,17 +616,21 @@ fn initialize(dir: &Path, environment: Environment) -> Result<Manager, DirError>
     write_public(&dir.join(CA_CERT), ca.cert_pem.as_bytes())?;
     // The server certificate is issued on the server's first start, for its host names.
     for stale in [SERVER_CERT, SERVER_KEY, SERVER_NAMES] {
-        match fs::remove_file(dir.join(stale)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                return Err(io_error(&dir.join(stale))(e))
-            }
-            _ => {}
-        }
+        remove_if_present(&dir.join(stale))?;
     }
     let key = ManagerSigningKey::generate().map_err(|_| ManagerError::Random)?;
-    let manager = Manager::with_signing_key(environment, Box::new(SystemRandom::new()), key)?;
-    write_private(&dir.join(STATE), &manager.save_state())?;
-    Ok(manager)
+    let fresh = dir.join(STATE_NEW);
+    remove_if_present(&fresh)?;
+    remove_if_present(&dir.join(format!("{STATE_NEW}-journal")))?;
+    Manager::create_file(&fresh, environment, &key)
+        .map_err(|e| DirError::Manager(ManagerError::from(e)))?;
+    make_private(&fresh)?;
+    sync_file(&fresh)?;
+    let path = dir.join(STATE);
+    fs::rename(&fresh, &path).map_err(io_error(&path))?;
+    sync_dir(dir)?;
+    Manager::open_file(&path, Durability::Full, Box::new(SystemRandom::new()))
+        .map_err(|error| DirError::State { path, error })
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, DirError> {

@@ -6,9 +6,9 @@ use crate::wire::ResponseStatus;
 use catalogue::{UCM_BASIC, UCM_ENHANCED};
 
 /// Everything a request may change, to compare before and after.
-fn records(m: &Manager) -> (State, Vec<InstanceInfo>, Vec<LicenseLine>) {
+fn records(m: &Manager) -> (String, Vec<InstanceInfo>, Vec<LicenseLine>) {
     (
-        m.state.clone(),
+        m.dump(),
         m.instances(),
         m.licenses(&m.default_virtual_account()),
     )

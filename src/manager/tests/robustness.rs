@@ -7,9 +7,16 @@ use crate::wire::{parse_identity, ResponseStatus};
 use catalogue::{UCM_BASIC, UCM_ENHANCED};
 
 /// Everything observable about a manager, to compare before and after a request.
-fn observe(m: &Manager) -> (State, Vec<InstanceInfo>, Vec<LicenseLine>, Vec<TrustAnchor>) {
+fn observe(
+    m: &Manager,
+) -> (
+    String,
+    Vec<InstanceInfo>,
+    Vec<LicenseLine>,
+    Vec<TrustAnchor>,
+) {
     (
-        m.state.clone(),
+        m.dump(),
         m.instances(),
         m.licenses(&m.default_virtual_account()),
         m.trust_anchors(),
@@ -258,7 +265,7 @@ fn answers_verify_with_current_anchor_after_rotation() {
 #[test]
 fn a_manager_restarted_with_its_key_keeps_its_anchor() {
     let first = manager();
-    let key = crate::crypto::ManagerSigningKey::from_pkcs8(first.key.pkcs8()).unwrap();
+    let key = crate::crypto::ManagerSigningKey::from_pkcs8(first.signing_key().pkcs8()).unwrap();
     let random = Box::new(DeterministicRandom::new(8));
     let again = Manager::with_signing_key(Environment::Development, random, key).unwrap();
     assert_eq!(again.trust_anchor(), first.trust_anchor());

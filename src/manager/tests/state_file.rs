@@ -193,11 +193,12 @@ fn reload(bytes: &[u8]) -> Result<Manager, StateError> {
     Manager::load_state(bytes, Box::new(DeterministicRandom::new(99)))
 }
 
+fn v1(m: &Manager) -> Vec<u8> {
+    crate::manager::state_file::v1_writer::encode(m)
+}
+
 fn assert_same(a: &Manager, b: &Manager) {
-    // Version 1 keeps no retired keys.
-    assert_eq!(a.state.accounts, b.state.accounts);
-    assert_eq!(a.state.tokens, b.state.tokens);
-    assert_eq!(a.state.instances, b.state.instances);
+    assert_eq!(a.dump(), b.dump());
     assert_eq!(a.environment, b.environment);
     assert_eq!(a.max_protocol_version, b.max_protocol_version);
     assert_eq!(a.default_va, b.default_va);
@@ -254,20 +255,43 @@ fn sample() -> Manager {
             export: false,
         },
         Op::Revoke(1),
+        Op::Register {
+            device: 1,
+            token: 0,
+        },
+        Op::Deregister(1),
     ])
 }
 
 #[test]
 fn a_saved_manager_loads_unchanged_and_keeps_working() {
     let m = sample();
-    let bytes = m.save_state();
-    assert!(bytes.starts_with(STATE_MAGIC));
+    let bytes = m.save_state().unwrap();
+    assert!(bytes.starts_with(b"SQLite format 3\0"));
     let mut loaded = reload(&bytes).unwrap();
     assert_same(&m, &loaded);
-    assert_eq!(loaded.save_state(), bytes);
     assert_eq!(loaded.instances().len(), 1);
     assert_eq!(loaded.trust_anchors().len(), 2);
     // The loaded manager renews the instance's authorization, signing with the current key.
+    let mut d = Device::new(1);
+    d.piid = Some(loaded.instances()[0].piid);
+    let g = grant(authorize(&mut loaded, &mut d, 2, &[(UCM_BASIC, 5)], t0()));
+    assert_eq!(entry(&g, UCM_BASIC).authorized, 5);
+}
+
+#[test]
+fn a_version_1_state_imports_everything_it_holds() {
+    let m = sample();
+    let bytes = v1(&m);
+    assert!(bytes.starts_with(STATE_MAGIC));
+    let mut loaded = reload(&bytes).unwrap();
+    // Everything version 1 holds, and nothing else, came across.
+    assert_eq!(v1(&loaded), bytes);
+    assert_eq!(loaded.trust_anchors(), m.trust_anchors());
+    assert_eq!(loaded.instances(), m.instances());
+    // What is imported is written as the current version, and keeps working.
+    let again = reload(&loaded.save_state().unwrap()).unwrap();
+    assert_same(&loaded, &again);
     let mut d = Device::new(1);
     d.piid = Some(loaded.instances()[0].piid);
     let g = grant(authorize(&mut loaded, &mut d, 2, &[(UCM_BASIC, 5)], t0()));
@@ -280,20 +304,22 @@ fn times_beyond_the_snapshot_range_round_trip() {
     let va = m.default_virtual_account();
     let late: DateTime<Utc> = "9999-12-30T00:00:00Z".parse().unwrap();
     let token = m.create_token(&va, TokenOptions::default(), late).unwrap();
-    // The token expires in year 10000, which the state file must still store; the identity
-    // is clamped to the end of 9999, the last date the wire can carry.
+    // The token expires in year 10000, which the state must still store; the identity is
+    // clamped to the end of 9999, the last date the wire can carry.
     let mut d = Device::new(1);
     let body = d.register_body(&token);
     send(&mut m, &mut d, body, late);
     let end_of_9999: DateTime<Utc> = "9999-12-31T23:59:59Z".parse().unwrap();
     assert_eq!(m.instances()[0].identity_not_after, end_of_9999);
-    let loaded = reload(&m.save_state()).unwrap();
+    let loaded = reload(&m.save_state().unwrap()).unwrap();
     assert_same(&m, &loaded);
+    let from_v1 = reload(&v1(&m)).unwrap();
+    assert_eq!(from_v1.instances(), m.instances());
 }
 
 #[test]
 fn wrong_magic_version_and_damage_are_typed_errors() {
-    let bytes = sample().save_state();
+    let bytes = v1(&sample());
     assert_eq!(reload(b"").err(), Some(StateError::WrongMagic));
     assert_eq!(
         reload(b"SMAGSNAP\0\x01").err(),
@@ -324,16 +350,38 @@ fn wrong_magic_version_and_damage_are_typed_errors() {
     ));
 }
 
+#[test]
+fn a_database_of_a_newer_version_or_not_ours_is_refused() {
+    let m = sample();
+    let bytes = m.save_state().unwrap();
+    // user_version is the big-endian integer at offset 60 of a SQLite file.
+    let mut newer = bytes.clone();
+    newer[60..64].copy_from_slice(&u32::from(STATE_VERSION + 1).to_be_bytes());
+    assert_eq!(
+        reload(&newer).err(),
+        Some(StateError::UnsupportedVersion(STATE_VERSION + 1))
+    );
+    // application_id is at offset 68.
+    let mut foreign = bytes.clone();
+    foreign[68..72].copy_from_slice(&0u32.to_be_bytes());
+    assert_eq!(reload(&foreign).err(), Some(StateError::WrongMagic));
+    for len in [0, 16, 100, bytes.len() / 2] {
+        assert!(reload(&bytes[..len]).is_err(), "truncated to {len}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
     fn any_history_round_trips(ops in proptest::collection::vec(op(), 0..24)) {
         let m = build(&ops);
-        let bytes = m.save_state();
-        let loaded = reload(&bytes).unwrap();
+        let loaded = reload(&m.save_state().unwrap()).unwrap();
         assert_same(&m, &loaded);
-        prop_assert_eq!(loaded.save_state(), bytes);
+        let bytes = v1(&m);
+        let imported = reload(&bytes).unwrap();
+        prop_assert_eq!(v1(&imported), bytes);
+        prop_assert_eq!(imported.instances(), m.instances());
     }
 
     /// Damage behind a valid digest reaches the decoder proper: an error or a manager, never
@@ -342,13 +390,13 @@ proptest! {
     fn damaged_content_with_a_valid_digest_never_panics(
         edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
     ) {
-        let mut bytes = sample().save_state();
+        let mut bytes = v1(&sample());
         for (at, byte) in &edits {
             let i = 10 + at.index(bytes.len() - 42);
             bytes[i] = *byte;
         }
         if let Ok(m) = reload(&redigest(bytes)) {
-            let again = reload(&m.save_state()).unwrap();
+            let again = reload(&m.save_state().unwrap()).unwrap();
             assert_same(&m, &again);
         }
     }
@@ -358,7 +406,7 @@ proptest! {
         payload in proptest::collection::vec(any::<u8>(), 0..600),
     ) {
         let mut bytes = STATE_MAGIC.to_vec();
-        bytes.extend_from_slice(&STATE_VERSION.to_be_bytes());
+        bytes.extend_from_slice(&1u16.to_be_bytes());
         bytes.extend_from_slice(&payload);
         bytes.extend_from_slice(&[0; 32]);
         prop_assert!(reload(&redigest(bytes)).is_err());

@@ -84,7 +84,7 @@ impl Expected {
 
 /// The whole account from its instances' records.
 fn reference(m: &Manager, va: &VirtualAccountId) -> Expected {
-    let account = m.state.accounts.get(va).unwrap();
+    let account = m.account_of(va);
     let mut out = Expected::default();
     for info in m.instances().iter().filter(|i| &i.virtual_account == va) {
         for (tag, n) in &info.usage {
@@ -198,7 +198,7 @@ fn step() -> impl Strategy<Value = Step> {
 fn check(m: &Manager) -> Result<(), TestCaseError> {
     for va in m.virtual_accounts() {
         let expected = reference(m, &va);
-        let got = m.state.allocation(&va, None);
+        let got = m.allocation_of(&va);
         let wide = |b: &BTreeMap<String, u32>| -> BTreeMap<String, u64> {
             b.iter().map(|(t, n)| (t.clone(), u64::from(*n))).collect()
         };
@@ -217,7 +217,7 @@ fn check(m: &Manager) -> Result<(), TestCaseError> {
             va
         );
         prop_assert_eq!(wide(&got.lent), expected.lent.clone(), "lent of {}", va);
-        let account = m.state.accounts.get(&va).unwrap();
+        let account = m.account_of(&va);
         for info in m.instances().iter().filter(|i| i.virtual_account == va) {
             for (tag, n) in &info.usage {
                 let known = account.knows(tag);
@@ -321,7 +321,7 @@ fn run(steps: &[Step]) -> Result<(), TestCaseError> {
                         .find(|i| Some(i.piid) == d.piid)
                         .unwrap();
                     let expected = reference(&m, &info.virtual_account);
-                    let account = m.state.accounts.get(&info.virtual_account).unwrap();
+                    let account = m.account_of(&info.virtual_account);
                     prop_assert_eq!(g.entries.len(), info.usage.len());
                     for e in &g.entries {
                         let c = e.content.clone().unwrap();

@@ -1,0 +1,411 @@
+//! Benchmarks of the reference manager at satellite scale (issue 11, item 6).
+//!
+//! ```text
+//! cargo bench --bench manager --features manager,transport            # everything
+//! cargo bench --bench manager --features manager,transport -- handle  # in-process only
+//! cargo bench --bench manager --features manager,transport -- https   # HTTPS only
+//! ```
+//!
+//! - `handle/authorize/N` and `handle/register/N`: one [`Manager::handle`] call, in process,
+//!   with N instances in the Virtual Account, so that neither TLS nor fsync can hide work
+//!   that grows with the fleet. Every authorize carries a usage change; the pools are short,
+//!   so substitution and dual parenting take part. A register is of a new device, which is
+//!   deregistered again outside the measurement (the fleet keeps its size).
+//! - `https/N`: 16 concurrent clients built on the crate's `HttpsTransport` renew the
+//!   authorization of N registered instances over loopback HTTPS for a fixed number of
+//!   requests: throughput, p50 and p99 latency, and the state's size per instance.
+//!
+//! After the criterion groups the bench prints the ratios of the same run (the
+//! 10 000-instance figure over the 10-instance one), read from criterion's estimates.
+//!
+//! Only the public API is used, so the same file measures earlier versions of the crate.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use criterion::{BenchmarkId, Criterion};
+use smart_agent::crypto::DeviceKey;
+use smart_agent::manager::server::{Server, ServerOptions};
+use smart_agent::manager::{catalogue, Manager, StateDir, TokenOptions};
+use smart_agent::transport::{HttpsTransport, Transport, TransportConfig};
+use smart_agent::wire::{
+    decode_response, encode_request, AuthorizeBody, RegisterBody, Request, RequestBody,
+    RequestKind, ResponseStatus, UsageLine, PROTOCOL_VERSION,
+};
+use smart_agent::{DeterministicRandom, Environment, Tag, Token, TransportSettings, Udi, Uuid};
+
+const SIZES: [usize; 3] = [10, 1_000, 10_000];
+const HTTPS_SIZES: [usize; 2] = [100, 10_000];
+const CLIENTS: usize = 16;
+const HTTPS_REQUESTS: usize = 1_600;
+
+fn now() -> DateTime<Utc> {
+    "2027-01-04T10:00:00Z".parse().expect("a time")
+}
+
+/// One product instance as the manager sees it from outside.
+struct Device {
+    udi: Udi,
+    key: DeviceKey,
+    piid: Option<Uuid>,
+    nonce: u64,
+    sequence: u64,
+}
+
+impl Device {
+    fn new(n: usize) -> Device {
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&(n as u64).to_be_bytes());
+        seed[31] = 1;
+        Device {
+            udi: format!("PID:UCM,SN:{n},UUID:{n:032x}")
+                .parse()
+                .expect("a UDI"),
+            key: DeviceKey::from_seed(seed),
+            piid: None,
+            nonce: 0,
+            sequence: 0,
+        }
+    }
+
+    fn request(&mut self, kind: RequestKind, body: RequestBody) -> Vec<u8> {
+        self.nonce += 1;
+        let request = Request {
+            kind,
+            version: PROTOCOL_VERSION,
+            nonce: format!("{:016x}", self.nonce),
+            piid: self.piid,
+            udi: self.udi.clone(),
+            sent_at: now(),
+            hostname: Some("ucm.example.com".into()),
+            ip: Some("192.0.2.10".into()),
+            body,
+        };
+        encode_request(&request, &self.key)
+    }
+
+    fn register(&mut self, token: &Token) -> Vec<u8> {
+        let body = RequestBody::register(RegisterBody {
+            token: token.expose().to_string(),
+            public_key: base64::engine::general_purpose::STANDARD.encode(self.key.public_key()),
+            force: false,
+        });
+        self.request(RequestKind::Register, body)
+    }
+
+    /// A usage report that changes this instance's usage (2 or 3 Basic, 2 Enhanced, 1 CUWL).
+    fn authorize(&mut self) -> Vec<u8> {
+        self.sequence += 1;
+        let basic = 2 + (self.sequence % 2) as u32;
+        let usage = [
+            (catalogue::UCM_BASIC, basic),
+            (catalogue::UCM_ENHANCED, 2),
+            (catalogue::UCM_CUWL, 1),
+        ];
+        let body = RequestBody::authorize(AuthorizeBody {
+            sequence: self.sequence,
+            usage: usage
+                .iter()
+                .map(|(tag, count)| UsageLine {
+                    tag: tag.to_string(),
+                    count: *count,
+                })
+                .collect(),
+        });
+        self.request(RequestKind::Authorize, body)
+    }
+
+    fn deregister(&mut self) -> Vec<u8> {
+        self.request(RequestKind::Deregister, RequestBody::deregister())
+    }
+
+    /// Adopts the piid of a successful registration; panics on anything but OK.
+    fn accept(&mut self, answer: &[u8]) {
+        let parsed = decode_response(answer, 1 << 20).expect("an answer");
+        assert_eq!(
+            parsed.response.status,
+            ResponseStatus::Ok,
+            "refused: {:?}",
+            parsed.response.status
+        );
+        if parsed.response.kind == RequestKind::Register {
+            self.piid = parsed.response.piid;
+        }
+    }
+}
+
+/// Pools short of the fleet's demand (2-3 Basic, 2 Enhanced, 1 CUWL each), so that
+/// substitution and dual parenting both take part.
+fn add_pools(m: &mut Manager, n: usize) {
+    let va = m.default_virtual_account();
+    let n = n as u32;
+    for (tag, count) in [
+        (catalogue::UCM_BASIC, n),
+        (catalogue::UCM_ENHANCED, n),
+        (catalogue::UCM_ENHANCED_PLUS, n / 2 + 1),
+        (catalogue::UCM_CUWL, n / 2 + 1),
+        (catalogue::HCS_UCM_FOUNDATION, n / 2 + 1),
+        (catalogue::HCS_UCM_STANDARD, n / 4 + 1),
+    ] {
+        let tag = Tag::parse(tag).expect("a catalogue tag");
+        m.add_licenses(&va, &tag, count, None, None)
+            .expect("a pool");
+    }
+}
+
+/// Registers `n` devices (numbered from `first`) and has each report its usage once.
+fn enrol(m: &mut Manager, token: &Token, first: usize, n: usize) -> Vec<Device> {
+    let mut devices: Vec<Device> = (first..first + n).map(Device::new).collect();
+    for d in &mut devices {
+        let raw = d.register(token);
+        let answer = m.handle(&raw, now());
+        d.accept(&answer);
+        let raw = d.authorize();
+        let answer = m.handle(&raw, now());
+        d.accept(&answer);
+    }
+    devices
+}
+
+/// A manager with `n` instances in its default Virtual Account.
+fn fleet(n: usize) -> (Manager, Token, Vec<Device>) {
+    let mut m = Manager::new(
+        Environment::Production,
+        Box::new(DeterministicRandom::new(11)),
+    )
+    .expect("a manager");
+    add_pools(&mut m, n);
+    let va = m.default_virtual_account();
+    let token = m
+        .create_token(&va, TokenOptions::default(), now())
+        .expect("a token");
+    let devices = enrol(&mut m, &token, 0, n);
+    (m, token, devices)
+}
+
+fn bench_handle(c: &mut Criterion) {
+    let mut group = c.benchmark_group("handle");
+    group.sample_size(30);
+    group.measurement_time(Duration::from_secs(4));
+    group.warm_up_time(Duration::from_secs(1));
+    for n in SIZES {
+        let (mut m, token, mut devices) = fleet(n);
+        let mut next = 0usize;
+        group.bench_with_input(BenchmarkId::new("authorize", n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    let d = &mut devices[next % n];
+                    next += 1;
+                    let raw = d.authorize();
+                    let started = Instant::now();
+                    let answer = m.handle(&raw, now());
+                    spent += started.elapsed();
+                    d.accept(&answer);
+                }
+                spent
+            })
+        });
+        let mut fresh = 1_000_000usize;
+        group.bench_with_input(BenchmarkId::new("register", n), &n, |b, _| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut d = Device::new(fresh);
+                    fresh += 1;
+                    let raw = d.register(&token);
+                    let started = Instant::now();
+                    let answer = m.handle(&raw, now());
+                    spent += started.elapsed();
+                    d.accept(&answer);
+                    // Keep the fleet at its size, outside the measurement.
+                    let raw = d.deregister();
+                    let answer = m.handle(&raw, now());
+                    d.accept(&answer);
+                }
+                spent
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The mean of one benchmark of this run, in nanoseconds, from criterion's estimates.
+fn mean_ns(dir: &Path, group: &str, id: &str, n: usize) -> Option<f64> {
+    let path = dir
+        .join(group)
+        .join(id)
+        .join(n.to_string())
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let at = text.find("\"mean\"")?;
+    let rest = &text[at..];
+    let key = "\"point_estimate\":";
+    let start = rest.find(key)? + key.len();
+    let end = rest[start..].find([',', '}'])? + start;
+    rest[start..end].trim().parse().ok()
+}
+
+fn criterion_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("criterion")
+}
+
+fn print_ratios() {
+    let dir = criterion_dir();
+    println!("\nratios of this run (mean at N / mean at {}):", SIZES[0]);
+    for id in ["authorize", "register"] {
+        let Some(base) = mean_ns(&dir, "handle", id, SIZES[0]) else {
+            continue;
+        };
+        let mut line = format!("  handle/{id}: {:.1} µs at {}", base / 1e3, SIZES[0]);
+        for n in &SIZES[1..] {
+            if let Some(mean) = mean_ns(&dir, "handle", id, *n) {
+                line.push_str(&format!(
+                    ", {:.1} µs at {n} ({:.2}×)",
+                    mean / 1e3,
+                    mean / base
+                ));
+            }
+        }
+        println!("{line}");
+    }
+}
+
+/// What one HTTPS run measured.
+struct HttpsFigures {
+    throughput: f64,
+    p50: Duration,
+    p99: Duration,
+    state_bytes: u64,
+}
+
+fn dir_size(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    name.starts_with("state")
+                })
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn https_run(n: usize) -> HttpsFigures {
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let dir = StateDir::open_or_create(tmp.path(), Some(Environment::Production))
+        .expect("a state directory");
+    // The fleet is enrolled in process, in one administration call.
+    let devices = dir
+        .update(|m, at| {
+            add_pools(m, n);
+            let va = m.default_virtual_account();
+            let token = m.create_token(&va, TokenOptions::default(), at)?;
+            Ok(enrol(m, &token, 0, n))
+        })
+        .expect("enrolled");
+    let server = Server::start(tmp.path(), ServerOptions::default()).expect("a server");
+    let url = format!("https://{}/SmartTransport", server.addr());
+    let ca = std::fs::read(server.state_dir().ca_cert_path()).expect("the CA");
+    let per_client = HTTPS_REQUESTS / CLIENTS;
+    let mut groups: Vec<Vec<Device>> = (0..CLIENTS).map(|_| Vec::new()).collect();
+    for (i, d) in devices.into_iter().enumerate() {
+        groups[i % CLIENTS].push(d);
+    }
+    let start = Arc::new(Barrier::new(CLIENTS + 1));
+    let handles: Vec<_> = groups
+        .into_iter()
+        .map(|mut mine| {
+            let (url, ca, start) = (url.clone(), ca.clone(), start.clone());
+            std::thread::spawn(move || {
+                let mut config = TransportConfig::new();
+                config.add_ca_pem(&ca).expect("the CA");
+                let mut transport = HttpsTransport::new(config).expect("a transport");
+                let settings = TransportSettings::on_prem(&url).expect("an on-prem URL");
+                let mut latencies = Vec::with_capacity(per_client);
+                start.wait();
+                for k in 0..per_client {
+                    let count = mine.len();
+                    let d = &mut mine[k % count];
+                    let raw = d.authorize();
+                    let started = Instant::now();
+                    let answer = transport.send(&settings, &raw).expect("an answer");
+                    latencies.push(started.elapsed());
+                    d.accept(&answer);
+                }
+                latencies
+            })
+        })
+        .collect();
+    start.wait();
+    let began = Instant::now();
+    let mut latencies: Vec<Duration> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("a client"))
+        .collect();
+    let elapsed = began.elapsed();
+    server.shutdown();
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    HttpsFigures {
+        throughput: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+        state_bytes: dir_size(tmp.path()),
+    }
+}
+
+fn bench_https() {
+    println!("\nhttps: {CLIENTS} clients, {HTTPS_REQUESTS} authorize requests with a usage change");
+    let mut figures = Vec::new();
+    for n in HTTPS_SIZES {
+        let f = https_run(n);
+        println!(
+            "  https/{n}: {:.0} requests/s, p50 {:.1} ms, p99 {:.1} ms, state {} bytes ({:.0} per instance)",
+            f.throughput,
+            f.p50.as_secs_f64() * 1e3,
+            f.p99.as_secs_f64() * 1e3,
+            f.state_bytes,
+            f.state_bytes as f64 / n as f64
+        );
+        figures.push(f);
+    }
+    if let [small, large] = &figures[..] {
+        println!(
+            "  throughput at {} / at {}: {:.2}×",
+            HTTPS_SIZES[1],
+            HTTPS_SIZES[0],
+            large.throughput / small.throughput
+        );
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filter = args.iter().find(|a| !a.starts_with('-')).cloned();
+    let wants = |name: &str| {
+        filter
+            .as_deref()
+            .is_none_or(|f| name.contains(f) || f.contains(name))
+    };
+    if wants("handle") {
+        let mut c = Criterion::default().configure_from_args();
+        bench_handle(&mut c);
+        c.final_summary();
+        print_ratios();
+    }
+    if wants("https") && !args.iter().any(|a| a == "--list" || a == "--test") {
+        bench_https();
+    }
+}
