@@ -33,7 +33,8 @@ use std::process::ExitCode;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use smart_agent::manager::{
-    DirError, InstanceInfo, Manager, ManagerError, Server, ServerError, ServerOptions, StateDir,
+    DirError, InstanceInfo, InstanceQuery, Manager, ManagerError, Server, ServerError,
+    ServerOptions, StateDir,
     TokenOptions, VirtualAccountId,
 };
 use smart_agent::{Environment, Tag, Token};
@@ -108,8 +109,16 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// The product instances: piid, UDI, Virtual Account, last contact, usage
-    Instances,
+    /// The product instances: a header line, then piid, UDI, Virtual Account, last contact,
+    /// usage, in registration order
+    Instances {
+        /// List at most this many (a last line says how many more there are)
+        #[arg(long, value_name = "N", default_value_t = 1000, value_parser = parse_limit)]
+        limit: usize,
+        /// Only those whose UDI contains this text (ASCII case ignored)
+        #[arg(long, value_name = "TEXT")]
+        udi: Option<String>,
+    },
     /// The licenses table of the selected Virtual Account (004:586)
     Licenses,
     /// The virtual clock
@@ -202,6 +211,13 @@ fn parse_uses(s: &str) -> Result<u32, String> {
         .ok()
         .filter(|n| *n >= 1)
         .ok_or_else(|| format!("a number of registrations from 1 to {}", u32::MAX))
+}
+
+fn parse_limit(s: &str) -> Result<usize, String> {
+    s.parse()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| "a number of instances from 1".to_string())
 }
 
 fn parse_token(s: &str) -> Result<Token, String> {
@@ -513,13 +529,32 @@ fn instance_line(i: &InstanceInfo) -> String {
     )
 }
 
-fn instances(dir: StateDir) -> Result<(), Failure> {
-    let lines = dir.read(|m, _| m.instances().iter().map(instance_line).collect::<Vec<_>>())?;
+/// A header line, then one line per instance in registration order: at most `limit` of
+/// those whose UDI contains `udi`, and a last line saying how many more there are.
+fn instances(dir: StateDir, limit: usize, udi: Option<String>) -> Result<(), Failure> {
+    let mut query = InstanceQuery::default();
+    query.limit = Some(limit);
+    query.udi_contains = udi;
+    let (total, lines) = dir.read(|m, _| {
+        let total = m.count_instances(&query);
+        let lines: Vec<String> = m.find_instances(&query).iter().map(instance_line).collect();
+        (total, lines)
+    })?;
     if lines.is_empty() {
         println!("no product instances");
+        return Ok(());
     }
-    for line in lines {
-        println!("{line}");
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Product Instance ID\tUDI\tVirtual Account\tLast Contact\tUsage"
+    )?;
+    for line in &lines {
+        writeln!(out, "{line}")?;
+    }
+    let more = total.saturating_sub(lines.len() as u64);
+    if more > 0 {
+        writeln!(out, "… {more} more (--limit N lists more)")?;
     }
     Ok(())
 }
@@ -571,7 +606,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Token {
             command: TokenCommand::Revoke { token },
         } => token_revoke(state_dir(state)?, token),
-        Command::Instances => instances(state_dir(state)?),
+        Command::Instances { limit, udi } => instances(state_dir(state)?, limit, udi),
         Command::Licenses => licenses(state_dir(state)?),
         Command::Clock {
             command: Clock::Set { time },
@@ -627,7 +662,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Token {
             command: TokenCommand::Revoke { .. },
         } => "token revoke",
-        Command::Instances => "instances",
+        Command::Instances { .. } => "instances",
         Command::Licenses => "licenses",
         Command::Clock { .. } => "clock set",
     }

@@ -449,7 +449,13 @@ fn instances_lists_each_registered_instance_with_its_usage() {
     let udi = udi.ok().trim_start_matches("UDI: ").trim_end().to_string();
     let run = cli.manager(&["instances"]);
     let lines: Vec<&str> = run.ok().lines().collect();
-    assert_eq!(lines.len(), 1, "{}", run.stdout);
+    // Changed on purpose (issue 11): a header line, then one line per instance.
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    assert_eq!(
+        lines[0],
+        "Product Instance ID\tUDI\tVirtual Account\tLast Contact\tUsage"
+    );
+    let lines = &lines[1..];
     let fields: Vec<&str> = lines[0].split('\t').collect();
     assert_eq!(fields.len(), 5, "{}", lines[0]);
     assert_eq!(fields[0].len(), 36, "product instance id: {}", fields[0]);

@@ -538,12 +538,13 @@ impl Drop for Served {
     }
 }
 
-/// The `instances` lines as (piid, UDI).
+/// The `instances` lines as (piid, UDI), after the header line.
 fn listed(dir: &Path) -> Vec<(String, String)> {
     let output = run(&["instances", "--state", &dir.display().to_string()]);
     assert!(output.status.success(), "{}", stderr(&output));
     stdout(&output)
         .lines()
+        .skip(1)
         .map(|l| {
             let fields: Vec<&str> = l.split('\t').collect();
             assert_eq!(fields.len(), 5, "{l}");
@@ -811,4 +812,71 @@ fn acknowledged_registrations_survive_kill_9() {
         present.len()
     );
     drop(restarted);
+}
+
+#[test]
+fn a_second_serve_on_a_served_directory_refuses_to_start_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let served = Served::start(dir, &[]);
+    let output = run(&[
+        "serve",
+        "--state",
+        &dir.display().to_string(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(
+            "another server is already serving this state directory (its serve.lock is held); stop it first"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    // The first one still serves.
+    let token = token(&StateDir::open(dir).unwrap());
+    register(served.addr, &trusting(dir), 1, &token);
+    drop(served);
+    // Once it is gone, the directory can be served again.
+    let again = Served::start(dir, &[]);
+    drop(again);
+}
+
+#[test]
+fn instances_prints_a_header_and_at_most_limit_lines_of_those_asked_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let served = Served::start(dir, &[]);
+    let token = token(&StateDir::open(dir).unwrap());
+    let config = trusting(dir);
+    for n in [11, 12, 13, 21] {
+        register(served.addr, &config, n, &token);
+    }
+    drop(served);
+    let state = dir.display().to_string();
+    let listed = |extra: &[&str]| {
+        let mut args = vec!["instances", "--state", &state];
+        args.extend_from_slice(extra);
+        let output = run(&args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stdout(&output)
+    };
+    let header = "Product Instance ID\tUDI\tVirtual Account\tLast Contact\tUsage";
+    let all = listed(&[]);
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines[0], header);
+    assert_eq!(lines.len(), 5, "{all}");
+    let two = listed(&["--limit", "2"]);
+    let lines: Vec<&str> = two.lines().collect();
+    assert_eq!(lines.len(), 4, "{two}");
+    assert_eq!(lines[3], "… 2 more (--limit N lists more)");
+    assert!(lines[1].contains(&udi(11).to_string()), "{two}");
+    let some = listed(&["--udi", "SN:S1"]);
+    let lines: Vec<&str> = some.lines().collect();
+    assert_eq!(lines.len(), 4, "{some}");
+    assert!(lines[1..].iter().all(|l| !l.contains(&udi(21).to_string())));
+    assert_eq!(listed(&["--udi", "no such"]), "no product instances\n");
+    let output = run(&["instances", "--state", &state, "--limit", "0"]);
+    assert_eq!(output.status.code(), Some(2));
 }
