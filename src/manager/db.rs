@@ -276,8 +276,7 @@ impl Db {
 
     /// The database's schema version.
     pub fn user_version(&self) -> rusqlite::Result<i64> {
-        self.conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
+        self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))
     }
 
     /// Brings the schema to [`SCHEMA_VERSION`], one transaction per step.
