@@ -15,6 +15,10 @@
 //!   authorization of N registered instances over loopback HTTPS for a fixed number of
 //!   requests: throughput, p50 and p99 latency, and the state's size per instance.
 //!
+//! - `flood`: a server process (this binary again) serving 10 000 instances; with 300 idle
+//!   and 100 slow (1 byte/s) connections open, genuine registrations over HTTPS: their
+//!   latency, and the server process's resident memory.
+//!
 //! After the criterion groups the bench prints the ratios of the same run (the
 //! 10 000-instance figure over the 10-instance one), read from criterion's estimates.
 //!
@@ -279,7 +283,10 @@ fn print_ratios() {
 
 /// What one HTTPS run measured.
 struct HttpsFigures {
+    /// Requests answered per second (failed ones not counted).
     throughput: f64,
+    /// Requests that got no answer (connection closed at the deadline, refused, …).
+    failed: usize,
     p50: Duration,
     p99: Duration,
     state_bytes: u64,
@@ -306,6 +313,8 @@ fn https_run(n: usize) -> HttpsFigures {
     let tmp = tempfile::tempdir().expect("a temporary directory");
     let dir = StateDir::open_or_create(tmp.path(), Some(Environment::Production))
         .expect("a state directory");
+    // The bench's time is the directory's (virtual) clock.
+    dir.set_clock(now()).expect("a clock");
     // The fleet is enrolled in process, in one administration call.
     let devices = dir
         .update(|m, at| {
@@ -334,32 +343,46 @@ fn https_run(n: usize) -> HttpsFigures {
                 let mut transport = HttpsTransport::new(config).expect("a transport");
                 let settings = TransportSettings::on_prem(&url).expect("an on-prem URL");
                 let mut latencies = Vec::with_capacity(per_client);
+                let mut failed = 0;
                 start.wait();
                 for k in 0..per_client {
                     let count = mine.len();
                     let d = &mut mine[k % count];
                     let raw = d.authorize();
                     let started = Instant::now();
-                    let answer = transport.send(&settings, &raw).expect("an answer");
-                    latencies.push(started.elapsed());
-                    d.accept(&answer);
+                    match transport.send(&settings, &raw) {
+                        Ok(answer) => {
+                            latencies.push(started.elapsed());
+                            d.accept(&answer);
+                        }
+                        Err(_) => failed += 1,
+                    }
                 }
-                latencies
+                (latencies, failed)
             })
         })
         .collect();
     start.wait();
     let began = Instant::now();
-    let mut latencies: Vec<Duration> = handles
-        .into_iter()
-        .flat_map(|h| h.join().expect("a client"))
-        .collect();
+    let mut latencies: Vec<Duration> = Vec::new();
+    let mut failed = 0;
+    for h in handles {
+        let (mine, lost) = h.join().expect("a client");
+        latencies.extend(mine);
+        failed += lost;
+    }
     let elapsed = began.elapsed();
     server.shutdown();
     latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     HttpsFigures {
         throughput: latencies.len() as f64 / elapsed.as_secs_f64(),
+        failed,
         p50: at(0.50),
         p99: at(0.99),
         state_bytes: dir_size(tmp.path()),
@@ -372,8 +395,9 @@ fn bench_https() {
     for n in HTTPS_SIZES {
         let f = https_run(n);
         println!(
-            "  https/{n}: {:.0} requests/s, p50 {:.1} ms, p99 {:.1} ms, state {} bytes ({:.0} per instance)",
+            "  https/{n}: {:.0} requests/s, {} failed, p50 {:.1} ms, p99 {:.1} ms, state {} bytes ({:.0} per instance)",
             f.throughput,
+            f.failed,
             f.p50.as_secs_f64() * 1e3,
             f.p99.as_secs_f64() * 1e3,
             f.state_bytes,
@@ -391,7 +415,154 @@ fn bench_https() {
     }
 }
 
+/// The server process of `flood`: serves the directory named by the environment, prints its
+/// address, and runs until killed.
+fn serve_child(dir: &str) -> ! {
+    let server = Server::start(dir, ServerOptions::default()).expect("a server");
+    println!("listening: {}", server.addr());
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    loop {
+        std::thread::park();
+    }
+}
+
+/// `VmRSS` and `VmHWM` of process `pid`, in KiB.
+fn memory_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// One genuine registration over HTTPS: its latency.
+fn genuine_register(url: &str, ca: &[u8], token: &Token, n: usize) -> Duration {
+    let mut config = TransportConfig::new();
+    config.add_ca_pem(ca).expect("the CA");
+    let mut transport = HttpsTransport::new(config).expect("a transport");
+    let settings = TransportSettings::on_prem(url).expect("an on-prem URL");
+    let mut d = Device::new(n);
+    let raw = d.register(token);
+    let started = Instant::now();
+    let answer = transport.send(&settings, &raw);
+    let took = started.elapsed();
+    match answer {
+        Ok(answer) => d.accept(&answer),
+        Err(e) => println!("    genuine registration {n} failed after {took:?}: {e}"),
+    }
+    took
+}
+
+fn bench_flood() {
+    use std::io::{BufRead as _, Write as _};
+    let n = 10_000;
+    let (idle, slow) = (300, 100);
+    println!("\nflood: {n} instances, {idle} idle and {slow} slow (1 byte/s) connections");
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let dir = StateDir::open_or_create(tmp.path(), Some(Environment::Production))
+        .expect("a state directory");
+    dir.set_clock(now()).expect("a clock");
+    let token = dir
+        .update(|m, at| {
+            add_pools(m, n);
+            let va = m.default_virtual_account();
+            let token = m.create_token(&va, TokenOptions::default(), at)?;
+            enrol(m, &token, 0, n);
+            Ok(token)
+        })
+        .expect("enrolled");
+    let ca = std::fs::read(dir.ca_cert_path()).expect("the CA");
+    drop(dir);
+    let mut child = std::process::Command::new(std::env::current_exe().expect("this binary"))
+        .env("MANAGER_BENCH_SERVE", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("a server process");
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("its output"));
+    out.read_line(&mut line).expect("its address");
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .strip_prefix("listening: ")
+        .and_then(|a| a.parse().ok())
+        .expect("an address");
+    let url = format!("https://{addr}/SmartTransport");
+    let quiet = genuine_register(&url, &ca, &token, 2_000_000);
+    let (rss, _) = memory_of(child.id());
+    println!(
+        "  no flood: registration {:.1} ms; server RSS {} MiB",
+        quiet.as_secs_f64() * 1e3,
+        rss / 1024
+    );
+    let mut idle_sockets = Vec::new();
+    for _ in 0..idle {
+        match std::net::TcpStream::connect(addr) {
+            Ok(s) => idle_sockets.push(s),
+            Err(e) => {
+                println!("  only {} idle connections: {e}", idle_sockets.len());
+                break;
+            }
+        }
+    }
+    let mut slow_sockets = Vec::new();
+    for _ in 0..slow {
+        match std::net::TcpStream::connect(addr) {
+            Ok(s) => slow_sockets.push(s),
+            Err(e) => {
+                println!("  only {} slow connections: {e}", slow_sockets.len());
+                break;
+            }
+        }
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dripping = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            // A TLS record header, one byte a second per connection.
+            let bytes = [0x16u8, 0x03, 0x01, 0x02, 0x00];
+            let mut k = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                for s in &mut slow_sockets {
+                    let _ = s.write_all(&bytes[k % bytes.len()..k % bytes.len() + 1]);
+                }
+                k += 1;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let mut flooded: Vec<Duration> = (0..10)
+        .map(|i| genuine_register(&url, &ca, &token, 2_000_001 + i))
+        .collect();
+    flooded.sort();
+    let (rss, hwm) = memory_of(child.id());
+    println!(
+        "  flooded: registration median {:.1} ms, max {:.1} ms (10 of them); server RSS {} MiB (peak {} MiB)",
+        flooded[5].as_secs_f64() * 1e3,
+        flooded[9].as_secs_f64() * 1e3,
+        rss / 1024,
+        hwm / 1024
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = dripping.join();
+    drop(idle_sockets);
+    let _ = child.kill();
+    let _ = child.wait();
+    println!(
+        "  state: {} bytes ({:.0} per instance)",
+        dir_size(tmp.path()),
+        dir_size(tmp.path()) as f64 / n as f64
+    );
+}
+
 fn main() {
+    if let Ok(dir) = std::env::var("MANAGER_BENCH_SERVE") {
+        serve_child(&dir);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let filter = args.iter().find(|a| !a.starts_with('-')).cloned();
     let wants = |name: &str| {
@@ -405,7 +576,11 @@ fn main() {
         c.final_summary();
         print_ratios();
     }
-    if wants("https") && !args.iter().any(|a| a == "--list" || a == "--test") {
+    let listing = args.iter().any(|a| a == "--list" || a == "--test");
+    if wants("https") && !listing {
         bench_https();
+    }
+    if wants("flood") && !listing {
+        bench_flood();
     }
 }
