@@ -20,7 +20,8 @@
 //!   latency, and the server process's resident memory.
 //!
 //! After the criterion groups the bench prints the ratios of the same run (the
-//! 10 000-instance figure over the 10-instance one), read from criterion's estimates.
+//! 10 000-instance figure over the 10-instance one), read from criterion's estimates, and
+//! measures them once more with the sizes interleaved.
 //!
 //! Only the public API is used, so the same file measures earlier versions of the crate.
 
@@ -190,51 +191,109 @@ fn fleet(n: usize) -> (Manager, Token, Vec<Device>) {
     (m, token, devices)
 }
 
-fn bench_handle(c: &mut Criterion) {
+/// One fleet of the in-process benchmarks.
+struct Fleet {
+    n: usize,
+    manager: Manager,
+    token: Token,
+    devices: Vec<Device>,
+    next: usize,
+    fresh: usize,
+}
+
+impl Fleet {
+    fn new(n: usize) -> Fleet {
+        let (manager, token, devices) = fleet(n);
+        Fleet {
+            n,
+            manager,
+            token,
+            devices,
+            next: 0,
+            fresh: 1_000_000,
+        }
+    }
+
+    /// One authorize with a usage change: its time in `handle`.
+    fn authorize(&mut self) -> Duration {
+        let d = &mut self.devices[self.next % self.n];
+        self.next += 1;
+        let raw = d.authorize();
+        let started = Instant::now();
+        let answer = self.manager.handle(&raw, now());
+        let took = started.elapsed();
+        d.accept(&answer);
+        took
+    }
+
+    /// One register of a new device (deregistered again, untimed): its time in `handle`.
+    fn register(&mut self) -> Duration {
+        let mut d = Device::new(self.fresh);
+        self.fresh += 1;
+        let raw = d.register(&self.token);
+        let started = Instant::now();
+        let answer = self.manager.handle(&raw, now());
+        let took = started.elapsed();
+        d.accept(&answer);
+        let raw = d.deregister();
+        let answer = self.manager.handle(&raw, now());
+        d.accept(&answer);
+        took
+    }
+}
+
+fn bench_handle(c: &mut Criterion) -> Vec<Fleet> {
+    let mut fleets: Vec<Fleet> = SIZES.iter().map(|n| Fleet::new(*n)).collect();
     let mut group = c.benchmark_group("handle");
     group.sample_size(30);
     group.measurement_time(Duration::from_secs(4));
     group.warm_up_time(Duration::from_secs(1));
-    for n in SIZES {
-        let (mut m, token, mut devices) = fleet(n);
-        let mut next = 0usize;
+    for f in &mut fleets {
+        let n = f.n;
         group.bench_with_input(BenchmarkId::new("authorize", n), &n, |b, _| {
-            b.iter_custom(|iters| {
-                let mut spent = Duration::ZERO;
-                for _ in 0..iters {
-                    let d = &mut devices[next % n];
-                    next += 1;
-                    let raw = d.authorize();
-                    let started = Instant::now();
-                    let answer = m.handle(&raw, now());
-                    spent += started.elapsed();
-                    d.accept(&answer);
-                }
-                spent
-            })
+            b.iter_custom(|iters| (0..iters).map(|_| f.authorize()).sum())
         });
-        let mut fresh = 1_000_000usize;
         group.bench_with_input(BenchmarkId::new("register", n), &n, |b, _| {
-            b.iter_custom(|iters| {
-                let mut spent = Duration::ZERO;
-                for _ in 0..iters {
-                    let mut d = Device::new(fresh);
-                    fresh += 1;
-                    let raw = d.register(&token);
-                    let started = Instant::now();
-                    let answer = m.handle(&raw, now());
-                    spent += started.elapsed();
-                    d.accept(&answer);
-                    // Keep the fleet at its size, outside the measurement.
-                    let raw = d.deregister();
-                    let answer = m.handle(&raw, now());
-                    d.accept(&answer);
-                }
-                spent
-            })
+            b.iter_custom(|iters| (0..iters).map(|_| f.register()).sum())
         });
     }
     group.finish();
+    fleets
+}
+
+/// The ratios again, with the sizes interleaved (batches of 100 requests, 15 rounds, the
+/// median batch mean per size), so that the machine's load over time does not fall on one
+/// size only.
+fn interleaved(fleets: &mut [Fleet]) {
+    println!("\ninterleaved (median of 15 rounds of 100 requests per size):");
+    for (name, op) in [
+        ("authorize", Fleet::authorize as fn(&mut Fleet) -> Duration),
+        ("register", Fleet::register),
+    ] {
+        let mut means: Vec<Vec<f64>> = vec![Vec::new(); fleets.len()];
+        for _ in 0..15 {
+            for (f, m) in fleets.iter_mut().zip(&mut means) {
+                let total: Duration = (0..100).map(|_| op(f)).sum();
+                m.push(total.as_secs_f64() * 1e6 / 100.0);
+            }
+        }
+        let medians: Vec<f64> = means
+            .iter_mut()
+            .map(|m| {
+                m.sort_by(f64::total_cmp);
+                m[m.len() / 2]
+            })
+            .collect();
+        let mut line = format!("  handle/{name}: {:.1} µs at {}", medians[0], fleets[0].n);
+        for (f, median) in fleets.iter().zip(&medians).skip(1) {
+            line.push_str(&format!(
+                ", {median:.1} µs at {} ({:.2}×)",
+                f.n,
+                median / medians[0]
+            ));
+        }
+        println!("{line}");
+    }
 }
 
 /// The mean of one benchmark of this run, in nanoseconds, from criterion's estimates.
@@ -572,9 +631,12 @@ fn main() {
     };
     if wants("handle") {
         let mut c = Criterion::default().configure_from_args();
-        bench_handle(&mut c);
+        let mut fleets = bench_handle(&mut c);
         c.final_summary();
         print_ratios();
+        if !args.iter().any(|a| a == "--list" || a == "--test") {
+            interleaved(&mut fleets);
+        }
     }
     let listing = args.iter().any(|a| a == "--list" || a == "--test");
     if wants("https") && !listing {

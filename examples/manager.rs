@@ -17,8 +17,9 @@
 //! (the real port when given port 0), then serves until killed. State changes are durable
 //! before they are answered, so `kill -9` loses nothing acknowledged.
 //!
-//! The administration commands work on the same directory, whether `serve` runs or not: both
-//! take the directory's lock in turn. The command line is clap's: `-h`/`--help` and
+//! The administration commands work on the same directory, whether `serve` runs or not: each
+//! is one transaction of the directory's database, between the server's; a second `serve` on
+//! a served directory refuses to start. The command line is clap's: `-h`/`--help` and
 //! `--version` on stdout (exit 0), options anywhere and as `--option=value`. Exit status: 0
 //! done, 1 failed (message on stderr), 2 bad arguments (usage on stderr).
 

@@ -561,28 +561,26 @@ fn usage_of(body: &AuthorizeBody) -> Result<Usage, Refusal> {
 
 /// The allocation of `account` on its demand totals (SPEC §4); `replace` is one instance's
 /// (recorded, reported) usage, for an authorization not yet applied. O(tags × tiers): only
-/// the tags the account knows (its pools and the catalogue) take part.
+/// the tags the account knows (its pools and the catalogue) take part, read in one query.
 pub(crate) fn allocation(
     db: &Db,
     account: &VirtualAccount,
     replace: Option<(&Usage, &Usage)>,
 ) -> Result<super::allocation::Allocation, DbError> {
-    let mut known: Vec<&str> = account.pools.keys().map(|t| t.as_str()).collect();
-    for tag in catalogue::tags() {
-        if !account.pools.contains_key(tag) {
-            known.push(tag);
+    let mut demand = instances::known_demand(db, account.id)?;
+    if let Some((old, new)) = replace {
+        for (tag, n) in old {
+            if let Some(total) = demand.get_mut(tag) {
+                *total = total.saturating_sub(u64::from(*n));
+            }
         }
-    }
-    let mut demand = std::collections::BTreeMap::new();
-    for tag in known {
-        let mut total = instances::demand(db, account.id, tag)?;
-        if let Some((old, new)) = replace {
-            let count = |usage: &Usage| u64::from(*usage.get(tag).unwrap_or(&0));
-            total = total.saturating_sub(count(old)).saturating_add(count(new));
+        for (tag, n) in new {
+            if account.knows(tag) {
+                let total = demand.entry(tag.clone()).or_insert(0);
+                *total = total.saturating_add(u64::from(*n));
+            }
         }
-        if total > 0 {
-            demand.insert(tag.to_string(), total);
-        }
+        demand.retain(|_, total| *total > 0);
     }
     Ok(super::allocation::allocate(&account.purchased(), &demand))
 }
@@ -687,12 +685,12 @@ pub(crate) fn apply(db: &Db, change: Change) -> Result<(), DbError> {
             instance,
             report,
             contact,
-        } => {
-            if let Some((sequence, usage)) = report {
-                instances::report(db, &instance, sequence, &usage)?;
+        } => match report {
+            Some((sequence, usage)) => {
+                instances::report(db, &instance, sequence, &usage, &contact)?
             }
-            instances::touch(db, &instance, &contact)?;
-        }
+            None => instances::touch(db, &instance, &contact)?,
+        },
         Change::Deregister { instance, at } => {
             instances::remove(db, &instance)?;
             retired::retire(db, &instance, Retirement::Deregistered, at)?;

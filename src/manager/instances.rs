@@ -302,7 +302,13 @@ pub(crate) fn renew(
 
 /// A counted usage report: the instance's usage becomes `usage` (the account's totals
 /// change by the difference only).
-pub(crate) fn report(db: &Db, instance: &Instance, sequence: u64, usage: &Usage) -> DbResult<()> {
+pub(crate) fn report(
+    db: &Db,
+    instance: &Instance,
+    sequence: u64,
+    usage: &Usage,
+    contact: &Contact,
+) -> DbResult<()> {
     let mut gone = Usage::new();
     let mut added = Usage::new();
     for (tag, old) in &instance.usage {
@@ -328,23 +334,49 @@ pub(crate) fn report(db: &Db, instance: &Instance, sequence: u64, usage: &Usage)
         )?;
     }
     write_usage(db, instance.order, &added)?;
+    let (s, ns) = time_cols(contact.at);
     db.run(
-        "UPDATE instances SET last_sequence = ?2, reports_counted = reports_counted + 1
+        "UPDATE instances SET last_sequence = ?2, reports_counted = reports_counted + 1,
+             contact_s = ?3, contact_ns = ?4,
+             hostname = COALESCE(?5, hostname), ip = COALESCE(?6, ip)
          WHERE ord = ?1",
-        rusqlite::params![order, u64_col(sequence)],
+        rusqlite::params![
+            order,
+            u64_col(sequence),
+            s,
+            ns,
+            contact.hostname,
+            contact.ip
+        ],
     )?;
     Ok(())
 }
 
-/// The Virtual Account's demand for `tag`: the sum of its instances' reported counts.
-pub(crate) fn demand(db: &Db, va: i64, tag: &str) -> DbResult<u64> {
-    Ok(db
-        .optional(
-            "SELECT total FROM demand WHERE va = ?1 AND tag = ?2",
-            rusqlite::params![va, tag],
-            |r| r.get::<_, i64>(0),
-        )?
-        .map_or(0, u64_from))
+/// The account's demand totals for the tags it knows (its pools and the catalogue's), in
+/// one query whatever else its instances report.
+pub(crate) fn known_demand(db: &Db, va: i64) -> DbResult<BTreeMap<String, u64>> {
+    let mut stmt = db.conn().prepare_cached(&known_demand_sql())?;
+    let rows = stmt.query_map([va], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut out = BTreeMap::new();
+    for row in rows {
+        let (tag, total) = row?;
+        if total > 0 {
+            out.insert(tag, u64_from(total));
+        }
+    }
+    Ok(out)
+}
+
+/// The statement of [`known_demand`]: the catalogue's tags are constants of the crate.
+fn known_demand_sql() -> String {
+    let catalogue: Vec<String> = super::catalogue::tags()
+        .map(|t| format!("'{}'", t.replace('\'', "''")))
+        .collect();
+    format!(
+        "SELECT d.tag, d.total FROM demand d WHERE d.va = ?1
+           AND (d.tag IN ({}) OR d.tag IN (SELECT p.tag FROM pools p WHERE p.va = ?1))",
+        catalogue.join(", ")
+    )
 }
 
 /// The instances `filter` selects, in registration order.
