@@ -918,10 +918,11 @@ fn v1_cli_state_directory_renews_its_authorization_with_the_current_harness() {
         ],
     );
     let instances = cli.manager(&["instances"]);
+    // `instances` prints a header line first (issue 11).
     assert!(
-        instances
-            .ok()
-            .starts_with("bcc02431-90e2-4b6c-8567-becf1544628e\tPID:UCM,SN:V1CLI001,"),
+        instances.ok().lines().nth(1).is_some_and(
+            |l| l.starts_with("bcc02431-90e2-4b6c-8567-becf1544628e\tPID:UCM,SN:V1CLI001,")
+        ),
         "{}",
         instances.stdout
     );
