@@ -880,3 +880,32 @@ fn instances_prints_a_header_and_at_most_limit_lines_of_those_asked_for() {
     let output = run(&["instances", "--state", &state, "--limit", "0"]);
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn a_request_waiting_for_the_database_past_its_deadline_is_refused_and_not_applied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut options = ServerOptions::default();
+    options.timeout = Duration::from_secs(2);
+    let server = Server::start(tmp.path(), options).unwrap();
+    let config = trusting(tmp.path());
+    let token = token(server.state_dir());
+    // Another process holds the database's write lock for longer than the deadline.
+    let holder = rusqlite::Connection::open(tmp.path().join("state")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (request, _) = register_request(1, &token, now());
+    let started = Instant::now();
+    let (status, head, body) = exchange(server.addr(), &config, &post(&request)).unwrap();
+    assert_eq!(status, 503, "{head}");
+    assert!(
+        String::from_utf8_lossy(&body).contains("busy"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    holder.execute_batch("ROLLBACK").unwrap();
+    // Nothing was applied: the registration is new when sent again.
+    assert!(instances(server.state_dir()).is_empty());
+    let piid = register(server.addr(), &config, 1, &token);
+    assert_eq!(instances(server.state_dir()), vec![(piid, udi(1))]);
+    server.shutdown();
+}

@@ -15,8 +15,9 @@
 //! (the on-prem and direct URL forms of SPEC §8 all work).
 //!
 //! **Time limits.** The TLS handshake and the request head must arrive within
-//! [`ServerOptions::header_timeout`]; the whole exchange must end within
-//! [`ServerOptions::timeout`] of the accept. At most [`ServerOptions::max_connections`]
+//! [`ServerOptions::header_timeout`]; the body, and the wait for the database, must end
+//! within [`ServerOptions::timeout`] of the accept (then 2 s more are given to write the
+//! answer). At most [`ServerOptions::max_connections`]
 //! connections are open at once; more wait in the listen backlog.
 //!
 //! **Durability and concurrency.** A request is answered by one of a few managers, each with
@@ -68,6 +69,10 @@ pub const MAX_HEAD_LEN: usize = 16 * 1024;
 
 /// How many managers (database connections) answer requests at once.
 const WORKERS: usize = 4;
+
+/// How long past its deadline a connection may take to write an answer (the 503 of a request
+/// that waited for the database until its deadline, say).
+const ANSWER_GRACE: Duration = Duration::from_secs(2);
 
 /// How to serve.
 #[derive(Clone, Debug)]
@@ -334,7 +339,7 @@ async fn serve_connection(
         .title_case_headers(true)
         .max_buf_size(MAX_HEAD_LEN.max(8192));
     let connection = http.serve_connection(TokioIo::new(tls), service);
-    let _ = tokio::time::timeout_at(deadline, connection).await;
+    let _ = tokio::time::timeout_at(deadline + ANSWER_GRACE, connection).await;
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Full<Bytes>> {
