@@ -164,8 +164,6 @@ pub(crate) enum Durability {
 /// One connection to a manager database.
 pub(crate) struct Db {
     conn: Connection,
-    /// The file, `None` in memory.
-    path: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Db {
@@ -194,7 +192,7 @@ impl Db {
     /// A new, empty in-memory database with the current schema.
     pub fn memory() -> DbResult<Db> {
         let conn = Connection::open_in_memory()?;
-        let db = Db { conn, path: None };
+        let db = Db { conn };
         db.configure()?;
         db.create()?;
         Ok(db)
@@ -205,10 +203,7 @@ impl Db {
     pub fn open(path: &Path, durability: Durability) -> Result<Db, StateError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(open_error)?;
-        let db = Db {
-            conn,
-            path: Some(path.to_path_buf()),
-        };
+        let db = Db { conn };
         db.configure().map_err(state_error)?;
         db.conn
             .busy_timeout(Duration::from_secs(30))
@@ -244,10 +239,7 @@ impl Db {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags)?;
-        let db = Db {
-            conn,
-            path: Some(path.to_path_buf()),
-        };
+        let db = Db { conn };
         db.configure()?;
         db.conn.execute_batch("PRAGMA synchronous = FULL")?;
         db.create()?;
@@ -314,11 +306,6 @@ impl Db {
         Ok(())
     }
 
-    /// The database file, `None` in memory.
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
-    }
-
     /// The connection, for the record modules' statements.
     pub fn conn(&self) -> &Connection {
         &self.conn
@@ -368,7 +355,9 @@ impl Db {
         Ok(())
     }
 
-    /// The whole database as the bytes of a SQLite file.
+    /// The whole database as the bytes of a SQLite file in WAL mode (without a WAL): what a
+    /// state directory's `state` file holds once every connection is closed, so that these
+    /// bytes can be written as that file and opened as they are.
     pub fn image(&self) -> DbResult<Vec<u8>> {
         // A copy first: serializing needs the connection to itself.
         let mut copy = Connection::open_in_memory()?;
@@ -377,16 +366,44 @@ impl Db {
             backup.run_to_completion(1024, Duration::ZERO, None)?;
         }
         let data = copy.serialize(rusqlite::MAIN_DB)?;
-        Ok(data.to_vec())
+        let mut bytes = data.to_vec();
+        // The file format's read and write versions: 2 is WAL mode.
+        if bytes.len() >= 20 {
+            bytes[18] = 2;
+            bytes[19] = 2;
+        }
+        Ok(bytes)
+    }
+
+    /// Copies the database file `path` (WAL included) into a new in-memory database.
+    pub fn copy_of_file(path: &Path) -> Result<Db, StateError> {
+        let file = Db::open(path, Durability::Full)?;
+        let mut conn = Connection::open_in_memory().map_err(open_error)?;
+        {
+            let backup =
+                rusqlite::backup::Backup::new(&file.conn, &mut conn).map_err(open_error)?;
+            backup
+                .run_to_completion(1024, Duration::ZERO, None)
+                .map_err(open_error)?;
+        }
+        let db = Db { conn };
+        db.configure().map_err(state_error)?;
+        Ok(db)
     }
 
     /// An in-memory database holding the SQLite file `bytes`, checked and migrated.
     pub fn from_image(bytes: &[u8]) -> Result<Db, StateError> {
         let corrupt = open_error;
         let mut conn = Connection::open_in_memory().map_err(corrupt)?;
-        conn.deserialize_read_exact(rusqlite::MAIN_DB, bytes, bytes.len(), false)
+        // In memory there is no WAL: read the image as a rollback-journal database.
+        let mut bytes = bytes.to_vec();
+        if bytes.len() >= 20 && bytes[18] == 2 && bytes[19] == 2 {
+            bytes[18] = 1;
+            bytes[19] = 1;
+        }
+        conn.deserialize_read_exact(rusqlite::MAIN_DB, &bytes[..], bytes.len(), false)
             .map_err(corrupt)?;
-        let db = Db { conn, path: None };
+        let db = Db { conn };
         db.configure().map_err(state_error)?;
         db.check_identity()?;
         db.migrate()?;

@@ -36,9 +36,9 @@ pub enum ManagerError {
     /// The manager never issued this token.
     #[error("no such registration token")]
     UnknownToken,
-    /// A pool's display name or description is longer than 256 characters or has control
-    /// characters (the start of it is given).
-    #[error("invalid pool name or description starting {0:?} (at most 256 characters, no control characters)")]
+    /// A pool's display name or description is longer than 256 characters (the start of it
+    /// is given).
+    #[error("pool name or description starting {0:?} is too long (at most 256 characters)")]
     InvalidText(String),
     /// The manager's database failed (I/O error, full disk, damage); nothing was changed.
     #[error("the manager's database failed: {0}")]

@@ -140,7 +140,8 @@ impl StateDir {
             return Err(DirError::NoDirectory(path));
         }
         let _lock = lock_at(&path, None)?;
-        let manager = load(&path)?.ok_or_else(|| DirError::NotInitialized(path.clone()))?;
+        let manager =
+            load(&path, Import::OnDisk)?.ok_or_else(|| DirError::NotInitialized(path.clone()))?;
         Ok(StateDir {
             environment: manager.environment(),
             path,
@@ -156,7 +157,8 @@ impl StateDir {
         path: impl Into<PathBuf>,
         environment: Option<Environment>,
     ) -> Result<StateDir, DirError> {
-        Self::open_or_create_with(path.into(), environment, None).map(|(dir, _)| dir)
+        Self::open_or_create_with(path.into(), environment, None, Import::OnDisk)
+            .map(|(dir, _)| dir)
     }
 
     /// [`StateDir::open_or_create`], keeping the lock it took (waiting at most `wait` for it),
@@ -166,17 +168,19 @@ impl StateDir {
         environment: Option<Environment>,
         wait: std::time::Duration,
     ) -> Result<(StateDir, DirLock), DirError> {
-        Self::open_or_create_with(path.into(), environment, Some(wait))
+        // The caller stores what it wants kept: a version 1 state stays as it is until then.
+        Self::open_or_create_with(path.into(), environment, Some(wait), Import::InMemory)
     }
 
     fn open_or_create_with(
         path: PathBuf,
         environment: Option<Environment>,
         wait: Option<std::time::Duration>,
+        import: Import,
     ) -> Result<(StateDir, DirLock), DirError> {
         create_private_dir(&path)?;
         let lock = lock_at(&path, wait)?;
-        let manager = match load(&path)? {
+        let manager = match load(&path, import)? {
             Some(existing) => {
                 if let Some(requested) = environment.filter(|e| *e != existing.environment()) {
                     return Err(DirError::EnvironmentMismatch {
@@ -315,34 +319,61 @@ impl StateDir {
 
     /// The manager for a caller holding `lock` for longer than one call, e.g. an embedded
     /// manager that answers at its own virtual times and is stored only if the caller's
-    /// whole operation succeeds ([`StateDir::store`]): everything it does is one transaction,
-    /// rolled back if the manager is dropped without being stored. Servers and other
-    /// processes' administration calls wait (a server answers `503` past a request's
-    /// deadline) until then.
+    /// whole operation succeeds ([`StateDir::store`]): an in-memory copy of the directory's
+    /// database, so that nothing reaches the directory unless it is stored.
     pub fn load(&self, lock: &DirLock) -> Result<Manager, DirError> {
         self.check_lock(lock)?;
-        let manager = self.open_manager()?;
-        manager
-            .db()
-            .begin_outer(std::time::Duration::from_secs(30))
-            .map_err(|e| self.db_error(e))?;
-        Ok(manager)
+        let path = self.state_path();
+        let at = |error| DirError::State {
+            path: path.clone(),
+            error,
+        };
+        let db = match kind_of(&path)? {
+            Kind::V1 => {
+                let bytes = fs::read(&path).map_err(io_error(&path))?;
+                let db = Db::memory().map_err(|e| DirError::Manager(ManagerError::from(e)))?;
+                import_v1(&bytes, &db).map_err(at)?;
+                db
+            }
+            Kind::Missing => return Err(DirError::NotInitialized(self.path.clone())),
+            Kind::Foreign => return Err(at(StateError::WrongMagic)),
+            Kind::Database => Db::copy_of_file(&path).map_err(at)?,
+        };
+        Manager::from_db(db, Box::new(SystemRandom::new())).map_err(at)
     }
 
-    /// Stores what a manager loaded with [`StateDir::load`] under the same `lock` did.
+    /// Stores `manager` (one [`StateDir::load`] gave, or any other) under the same `lock`:
+    /// its [`Manager::save_state`] bytes become the `state` file, replaced atomically and
+    /// durably. For a caller that owns the directory (an embedded manager): a server on it
+    /// at the same time would lose what it wrote.
     pub fn store(&self, lock: &DirLock, manager: &Manager) -> Result<(), DirError> {
         self.check_lock(lock)?;
-        if manager.db().path() != Some(self.state_path().as_path()) {
-            return Err(DirError::Io {
-                path: self.state_path(),
-                source: io::Error::other("the manager was not loaded from this directory"),
-            });
+        let bytes = manager.save_state();
+        if bytes.is_empty() {
+            return Err(DirError::Manager(ManagerError::Storage(
+                "the state could not be copied".into(),
+            )));
         }
-        manager.db().commit_outer().map_err(|e| self.db_error(e))
+        let path = self.state_path();
+        // A version 1 state is kept as it was, beside its successor.
+        let backup = self.path.join(STATE_V1);
+        if kind_of(&path)? == Kind::V1 && !backup.exists() {
+            let v1 = fs::read(&path).map_err(io_error(&path))?;
+            write_private(&backup, &v1)?;
+        }
+        // No other connection is open: a leftover WAL would be read into the new file.
+        for suffix in ["-wal", "-shm"] {
+            remove_if_present(&self.path.join(format!("{STATE}{suffix}")))?;
+        }
+        write_private(&path, &bytes)
     }
 
-    /// The manager on this directory's database.
+    /// The manager on this directory's database (a version 1 state imported first). The
+    /// caller holds the lock.
     pub(crate) fn open_manager(&self) -> Result<Manager, DirError> {
+        if kind_of(&self.state_path())? == Kind::V1 {
+            migrate_v1(&self.path)?;
+        }
         Manager::open_file(
             &self.state_path(),
             Durability::Full,
@@ -496,24 +527,62 @@ fn lock_at(dir: &Path, wait: Option<std::time::Duration>) -> Result<DirLock, Dir
     })
 }
 
-/// The manager stored in `dir`, `None` if there is no state file; a version 1 state file is
-/// imported first. The caller holds the lock.
-fn load(dir: &Path) -> Result<Option<Manager>, DirError> {
-    let path = dir.join(STATE);
+/// Where a version 1 state is imported when a directory is opened.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Import {
+    /// Into the directory's database, at once (servers, administration calls).
+    OnDisk,
+    /// Into memory only: the file stays as it is until [`StateDir::store`] (an embedded
+    /// manager, whose refused commands write nothing).
+    InMemory,
+}
+
+/// What a `state` file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Missing,
+    V1,
+    Database,
+    Foreign,
+}
+
+fn kind_of(path: &Path) -> Result<Kind, DirError> {
     let mut head = [0u8; 16];
-    let read = match fs::File::open(&path) {
-        Ok(mut file) => read_head(&mut file, &mut head).map_err(io_error(&path))?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_error(&path)(e)),
+    let read = match fs::File::open(path) {
+        Ok(mut file) => read_head(&mut file, &mut head).map_err(io_error(path))?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Kind::Missing),
+        Err(e) => return Err(io_error(path)(e)),
     };
     let head = &head[..read];
-    if head.starts_with(STATE_MAGIC) {
-        migrate_v1(dir)?;
-    } else if !head.starts_with(SQLITE_MAGIC) {
-        return Err(DirError::State {
-            path,
-            error: StateError::WrongMagic,
-        });
+    Ok(if head.starts_with(STATE_MAGIC) {
+        Kind::V1
+    } else if head.starts_with(SQLITE_MAGIC) {
+        Kind::Database
+    } else {
+        Kind::Foreign
+    })
+}
+
+/// The manager stored in `dir`, `None` if there is no state file; a version 1 state file is
+/// imported as `import` says. The caller holds the lock.
+fn load(dir: &Path, import: Import) -> Result<Option<Manager>, DirError> {
+    let path = dir.join(STATE);
+    match kind_of(&path)? {
+        Kind::Missing => return Ok(None),
+        Kind::Foreign => {
+            return Err(DirError::State {
+                path,
+                error: StateError::WrongMagic,
+            })
+        }
+        Kind::V1 if import == Import::InMemory => {
+            let bytes = fs::read(&path).map_err(io_error(&path))?;
+            return Manager::load_state(&bytes, Box::new(SystemRandom::new()))
+                .map(Some)
+                .map_err(|error| DirError::State { path, error });
+        }
+        Kind::V1 => migrate_v1(dir)?,
+        Kind::Database => {}
     }
     let manager = Manager::open_file(&path, Durability::Full, Box::new(SystemRandom::new()))
         .map_err(|error| DirError::State {

@@ -266,7 +266,7 @@ fn sample() -> Manager {
 #[test]
 fn a_saved_manager_loads_unchanged_and_keeps_working() {
     let m = sample();
-    let bytes = m.save_state().unwrap();
+    let bytes = m.save_state();
     assert!(bytes.starts_with(b"SQLite format 3\0"));
     let mut loaded = reload(&bytes).unwrap();
     assert_same(&m, &loaded);
@@ -290,7 +290,7 @@ fn a_version_1_state_imports_everything_it_holds() {
     assert_eq!(loaded.trust_anchors(), m.trust_anchors());
     assert_eq!(loaded.instances(), m.instances());
     // What is imported is written as the current version, and keeps working.
-    let again = reload(&loaded.save_state().unwrap()).unwrap();
+    let again = reload(&loaded.save_state()).unwrap();
     assert_same(&loaded, &again);
     let mut d = Device::new(1);
     d.piid = Some(loaded.instances()[0].piid);
@@ -311,7 +311,7 @@ fn times_beyond_the_snapshot_range_round_trip() {
     send(&mut m, &mut d, body, late);
     let end_of_9999: DateTime<Utc> = "9999-12-31T23:59:59Z".parse().unwrap();
     assert_eq!(m.instances()[0].identity_not_after, end_of_9999);
-    let loaded = reload(&m.save_state().unwrap()).unwrap();
+    let loaded = reload(&m.save_state()).unwrap();
     assert_same(&m, &loaded);
     let from_v1 = reload(&v1(&m)).unwrap();
     assert_eq!(from_v1.instances(), m.instances());
@@ -353,7 +353,7 @@ fn wrong_magic_version_and_damage_are_typed_errors() {
 #[test]
 fn a_database_of_a_newer_version_or_not_ours_is_refused() {
     let m = sample();
-    let bytes = m.save_state().unwrap();
+    let bytes = m.save_state();
     // user_version is the big-endian integer at offset 60 of a SQLite file.
     let mut newer = bytes.clone();
     newer[60..64].copy_from_slice(&u32::from(STATE_VERSION + 1).to_be_bytes());
@@ -376,7 +376,7 @@ proptest! {
     #[test]
     fn any_history_round_trips(ops in proptest::collection::vec(op(), 0..24)) {
         let m = build(&ops);
-        let loaded = reload(&m.save_state().unwrap()).unwrap();
+        let loaded = reload(&m.save_state()).unwrap();
         assert_same(&m, &loaded);
         let bytes = v1(&m);
         let imported = reload(&bytes).unwrap();
@@ -396,7 +396,7 @@ proptest! {
             bytes[i] = *byte;
         }
         if let Ok(m) = reload(&redigest(bytes)) {
-            let again = reload(&m.save_state().unwrap()).unwrap();
+            let again = reload(&m.save_state()).unwrap();
             assert_same(&m, &again);
         }
     }
