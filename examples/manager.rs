@@ -35,8 +35,7 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use smart_agent::manager::{
     DirError, InstanceInfo, InstanceQuery, Manager, ManagerError, Server, ServerError,
-    ServerOptions, StateDir,
-    TokenOptions, VirtualAccountId,
+    ServerOptions, StateDir, TokenOptions, VirtualAccountId,
 };
 use smart_agent::{Environment, Tag, Token};
 
