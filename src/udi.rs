@@ -21,6 +21,14 @@ use std::str::FromStr;
 pub struct Uuid(pub [u8; 16]);
 
 impl Uuid {
+    /// A random (version 4) UUID made of 16 random bytes: the version and variant bits are
+    /// set, the rest kept.
+    pub fn from_random(mut bytes: [u8; 16]) -> Uuid {
+        bytes[6] = (bytes[6] & 0x0f) | 0x40;
+        bytes[8] = (bytes[8] & 0x3f) | 0x80;
+        Uuid(bytes)
+    }
+
     /// Parses 32 hex digits without hyphens (either case).
     pub fn parse_simple(s: &str) -> Option<Uuid> {
         if s.len() != 32 {

@@ -65,6 +65,10 @@ fn exporting() -> (Sim, ManagerSigningKey) {
         .trusting(vec![anchor])
         .pool(ENHANCED, 10)
         .usage(ENHANCED, 5)
+        .token(TokenOptions {
+            export_controlled: false,
+            ..TokenOptions::default()
+        })
         .registered();
     (sim, key)
 }
@@ -103,9 +107,14 @@ fn the_token_flag_decides_export_and_evaluation_never_allows_it() {
         .registered();
     assert!(allowed.agent.export_allowed(allowed.now));
     assert!(allowed.status().registration.export_controlled);
+    // The checkbox is ticked by default (004:279): Not Allowed needs it cleared.
     let not = Scenario::new()
         .pool(ENHANCED, 10)
         .usage(ENHANCED, 5)
+        .token(TokenOptions {
+            export_controlled: false,
+            ..TokenOptions::default()
+        })
         .registered();
     assert!(!not.agent.export_allowed(not.now));
     let eval = Scenario::new().usage(ENHANCED, 5).evaluation();
@@ -308,9 +317,37 @@ fn a_permanent_refusal_is_reported_with_the_managers_message_and_not_retried() {
     }
 }
 
+/// The refusal the reference manager gives this registered agent's export key request.
+fn reference_refusal(sim: &mut Sim) -> String {
+    sim.agent.export_request(FEATURE, sim.now).unwrap();
+    sim.pump();
+    sim.take_events()
+        .into_iter()
+        .find(|e| matches!(e.kind, EventKind::ExportKeyRefused { .. }))
+        .expect("refused")
+        .to_string()
+}
+
 #[test]
-fn the_reference_manager_without_key_pools_says_not_supported() {
+fn a_reference_manager_of_an_unrestricted_account_says_keys_are_not_needed() {
     let mut sim = registered();
+    let refused = reference_refusal(&mut sim);
+    assert!(
+        refused.ends_with(
+            "The Smart Account is not under export restrictions: export-controlled \
+             functionality follows the registration token"
+        ),
+        "{refused}"
+    );
+}
+
+#[test]
+fn the_reference_manager_without_the_capability_says_not_supported() {
+    let mut sim = registered();
+    sim.manager
+        .set_export_restricted(smart_agent::manager::DEFAULT_SMART_ACCOUNT, true)
+        .unwrap();
+    sim.manager.set_export_keys_supported(false).unwrap();
     sim.agent.export_request(FEATURE, sim.now).unwrap();
     sim.pump();
     let refused = sim
@@ -388,7 +425,10 @@ fn an_identity_with_its_export_flag_flipped_and_resigned_by_an_untrusted_key_is_
         .pool(ENHANCED, 10)
         .usage(ENHANCED, 5)
         .evaluation();
-    let token = sim.token();
+    let token = sim.token_with(TokenOptions {
+        export_controlled: false,
+        ..TokenOptions::default()
+    });
     sim.agent
         .register(&token, smart_agent::Force::No, sim.now)
         .unwrap();

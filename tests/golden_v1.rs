@@ -689,6 +689,7 @@ fn line(text: &str, names: Option<(&str, Option<&str>)>, counts: [u32; 4]) -> Li
         description,
         purchased,
         in_use,
+        reserved: 0,
         lent_to_lower,
         balance,
     }

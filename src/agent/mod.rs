@@ -28,13 +28,14 @@ mod timers;
 mod view;
 mod write;
 
+pub use crate::codes::ReservationKind;
 pub use events::{Alarm, Event, EventKind};
 pub use exchange::{Transmit, TransmitId};
 pub use export::ExportJobKind;
 pub use failure::{Failure, FailureKind};
 pub use operation::Operation;
 pub use persist::{PartError, RestoreError};
-pub use reservation::{Installed, ReservationKind, KEPT_KEYS};
+pub use reservation::{Installed, KEPT_KEYS};
 pub use timers::TimerReason;
 
 use std::collections::VecDeque;

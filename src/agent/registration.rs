@@ -216,7 +216,11 @@ impl Agent {
             lic.job = None;
             lic.authorization = Default::default();
             lic.dormant = None;
+            // Export keys are bound to the previous piid; the manager frees them with the
+            // instance a (force) reregistration replaces.
+            lic.export = Default::default();
         });
+        self.comm.export = Default::default();
         self.comm.register.succeeded(t);
         self.comm.renew_id = AttemptLog::default();
         self.comm.authorize = AttemptLog::default();

@@ -26,7 +26,7 @@ use super::state::Licensing;
 use super::{Agent, EventKind};
 use crate::codes::{
     AuthorizationCode, ConfirmationCode, LicenseType, PlrClaims, RequestCode, ReservationKeyHash,
-    ReturnCode, ReturnKind, SlrClaims,
+    ReservationKind, ReturnCode, ReturnKind, SlrClaims,
 };
 use crate::crypto::{DeviceKey, Environment, TrustAnchor};
 use crate::entitlement::{is_export_controlled_reservation, Tag};
@@ -35,15 +35,6 @@ use crate::udi::{Udi, Uuid};
 
 /// How many kept reservation keys (outstanding or cancelled requests) an agent holds.
 pub const KEPT_KEYS: usize = 16;
-
-/// Which kind of reservation is installed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-pub enum ReservationKind {
-    /// Specific License Reservation: the tags and counts the code lists.
-    Specific,
-    /// Permanent ("universal") License Reservation: every entitlement.
-    Universal,
-}
 
 /// What [`Agent::reservation_install`] installed; for SLR, the confirmation code to enter
 /// into the manager ("Please enter the confirmation code to CSSM account: <code>").

@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 
 use super::registration::Registration;
-use super::reservation::ReservationKind;
 use super::state::AttemptLog;
 use super::Agent;
 use crate::codes::RequestCode;
+use crate::codes::ReservationKind;
 use crate::status::{
     Attempt, AuthorizationState, AuthorizationStatus, EntitlementStatus, EvaluationStatus,
     InstalledReservation, Outcome, RegistrationState, RegistrationStatus, ReservationStatus,

@@ -366,6 +366,15 @@ pub enum IssueError {
     },
 }
 
+/// Which kind of reservation is installed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum ReservationKind {
+    /// Specific License Reservation: the tags and counts the code lists.
+    Specific,
+    /// Permanent ("universal") License Reservation: every entitlement.
+    Universal,
+}
+
 /// The SHA-256 of a reservation public key, printed in base58: what an authorization code
 /// names as `<reservationKey>` so the device can match it to its request.
 ///

@@ -62,8 +62,11 @@ pub struct LicenseLine {
     pub description: Option<String>,
     /// Licenses bought.
     pub purchased: u32,
-    /// Licenses serving the pool's own tag ("In Use").
+    /// Licenses in use: serving the pool's own tag online, plus those reserved ("In Use",
+    /// printed `N (M Reserved)`, 004:589).
     pub in_use: u32,
+    /// Of `in_use`, the licenses reserved by product instances (SLR and PLR, SPEC §6).
+    pub reserved: u32,
     /// Licenses serving other tags by substitution or dual parenting ("Substitution: To
     /// Lower").
     pub lent_to_lower: u32,
@@ -85,6 +88,8 @@ pub(crate) struct Pool {
 pub(crate) struct VirtualAccount {
     pub id: i64,
     pub pools: BTreeMap<String, Pool>,
+    /// Licenses reserved per tag (SPEC §6): out of the pool for online use.
+    pub reserved: BTreeMap<String, u32>,
 }
 
 impl VirtualAccount {
@@ -107,12 +112,22 @@ impl VirtualAccount {
         }
     }
 
-    /// Purchased count per tag, for the allocator.
+    /// What each pool has for online use, for the allocator: purchased less reserved.
     pub fn purchased(&self) -> BTreeMap<String, u32> {
         self.pools
             .iter()
-            .map(|(tag, p)| (tag.clone(), p.purchased))
+            .map(|(tag, p)| {
+                (
+                    tag.clone(),
+                    p.purchased.saturating_sub(self.reserved_of(tag)),
+                )
+            })
             .collect()
+    }
+
+    /// Licenses of `tag` reserved by product instances.
+    pub fn reserved_of(&self, tag: &str) -> u32 {
+        self.reserved.get(tag).copied().unwrap_or(0)
     }
 
     /// The license report, pools in catalogue order (others after, by tag).
@@ -121,7 +136,13 @@ impl VirtualAccount {
             .pools
             .iter()
             .map(|(tag, pool)| {
-                let in_use = allocation.in_use.get(tag).copied().unwrap_or(0);
+                let reserved = self.reserved_of(tag);
+                let in_use = allocation
+                    .in_use
+                    .get(tag)
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_add(reserved);
                 let lent_to_lower = allocation.lent.get(tag).copied().unwrap_or(0);
                 LicenseLine {
                     tag: pool.tag.clone(),
@@ -129,6 +150,7 @@ impl VirtualAccount {
                     description: pool.description.clone(),
                     purchased: pool.purchased,
                     in_use,
+                    reserved,
                     lent_to_lower,
                     balance: pool
                         .purchased
@@ -290,7 +312,21 @@ pub(crate) fn by_row(db: &Db, row: i64) -> DbResult<VirtualAccount> {
             },
         );
     }
-    Ok(VirtualAccount { id: row, pools })
+    let mut stmt = db.conn().prepare_cached(
+        "SELECT r.tag, SUM(r.held) FROM reserved r JOIN reservations s ON s.piid = r.piid
+         WHERE s.va = ?1 GROUP BY r.tag",
+    )?;
+    let rows = stmt.query_map([row], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut reserved = BTreeMap::new();
+    for held in rows {
+        let (tag, n) = held?;
+        reserved.insert(tag, u32::try_from(n).unwrap_or(u32::MAX));
+    }
+    Ok(VirtualAccount {
+        id: row,
+        pools,
+        reserved,
+    })
 }
 
 /// Grows (or creates) the pool of `tag`. Names given replace the pool's; a new pool

@@ -59,6 +59,9 @@ pub const HCS_CUC_STANDARD: &str =
 /// HCS Emergency Responder User License (tag ours).
 pub const HCS_CER_USER: &str =
     "regid.2017-03.com.cisco.HCS_CER_User,12.0_8f7ee9db-ed58-46d1-a6a7-3c8ff61ebef7";
+pub use crate::entitlement::{
+    EXPY_ADVANCED_ACCOUNT_SECURITY, EXPY_PLR_WITHOUT_EXPORT_CONTROL, EXPY_PLR_WITH_EXPORT_CONTROL,
+};
 /// Cisco Expressway Rich Media Session License.
 pub const EXPY_RMS: &str =
     "regid.2018-09.com.cisco.EXPY_RMS,1.0_3585abe5-bf6a-49ed-a8d6-a17463d0e734";
@@ -66,7 +69,7 @@ pub const EXPY_RMS: &str =
 /// (tag, display name, description), in catalogue order: within a tier chain the higher tiers
 /// come first (the order of reports and grants). The allocator takes tags the other way round,
 /// from the lowest tier up ([`allocation_rank`], SPEC §4).
-const ENTRIES: [(&str, &str, &str); 16] = [
+const ENTRIES: [(&str, &str, &str); 19] = [
     (
         UCM_CUWL,
         "UC Manager CUWL License (12.x)",
@@ -146,6 +149,22 @@ const ENTRIES: [(&str, &str, &str); 16] = [
         EXPY_RMS,
         "Cisco Expressway Rich Media Session License",
         "Cisco Expressway Rich Media Session License",
+    ),
+    // The reservation entitlements of 004:587-589 (tags ours, in `entitlement`).
+    (
+        EXPY_ADVANCED_ACCOUNT_SECURITY,
+        "Expressway Advanced Account Security",
+        "Expressway Advanced Account Security",
+    ),
+    (
+        EXPY_PLR_WITH_EXPORT_CONTROL,
+        "Expressway PLR with Export Control",
+        "Expressway PLR with Export Control",
+    ),
+    (
+        EXPY_PLR_WITHOUT_EXPORT_CONTROL,
+        "Expressway PLR without Export Control",
+        "Expressway PLR without Export Control",
     ),
 ];
 

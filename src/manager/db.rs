@@ -21,10 +21,18 @@
 //! usage           (instance, tag) → count                      (count-0 tags are not kept)
 //! demand          (Virtual Account, tag) → total of its instances' usage  (maintained, SPEC §4)
 //! retired_keys    device key → piid, UDI, why, when            (SPEC §12 single-use keys)
+//! reservations    piid → UDI, Virtual Account, SLR|PLR, reservation key, latest code and its
+//!                 time, expected confirmation, update in transit, export flag   (SPEC §6)
+//! reserved        (reservation, tag) → held (max of old and new while in transit), granted,
+//!                 TERM dates
+//! retired_reservation_keys  reservation key → piid, when (a return code is accepted once)
+//! export_key_pools (Virtual Account, feature) → keys bought                      (SPEC §7)
+//! export_keys     key id → instance, Virtual Account, feature, issued
 //! ```
+//! Smart Accounts carry their reservation entitlement and export restriction; `meta` whether
+//! export authorization keys are granted at all.
 //! Times are two integers (seconds since the epoch, nanoseconds), so that every time chrono
 //! represents round-trips; 64-bit unsigned counters are stored with their bit pattern.
-//! Reservations and export keys (later) are further tables of the same database.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -51,14 +59,17 @@ CREATE TABLE meta (
     environment INTEGER NOT NULL CHECK (environment IN (0, 1)),
     max_protocol_version INTEGER NOT NULL,
     default_va INTEGER NOT NULL REFERENCES virtual_accounts (id),
-    next_order INTEGER NOT NULL
+    next_order INTEGER NOT NULL,
+    export_keys INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE signing_keys (
     seq INTEGER PRIMARY KEY,
     pkcs8 BLOB NOT NULL
 );
 CREATE TABLE smart_accounts (
-    name TEXT PRIMARY KEY
+    name TEXT PRIMARY KEY,
+    reservation INTEGER NOT NULL DEFAULT 0,
+    export_restricted INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE virtual_accounts (
     id INTEGER PRIMARY KEY,
@@ -123,6 +134,48 @@ CREATE TABLE retired_keys (
     retirement INTEGER NOT NULL,
     at_s INTEGER NOT NULL,
     at_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE reservations (
+    piid BLOB PRIMARY KEY,
+    udi TEXT NOT NULL UNIQUE,
+    va INTEGER NOT NULL REFERENCES virtual_accounts (id),
+    kind INTEGER NOT NULL CHECK (kind IN (0, 1)),
+    reservation_key BLOB NOT NULL UNIQUE,
+    code TEXT NOT NULL,
+    issued_ms INTEGER NOT NULL,
+    confirmation INTEGER,
+    in_transit INTEGER NOT NULL,
+    export_controlled INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE reserved (
+    piid BLOB NOT NULL REFERENCES reservations (piid) ON DELETE CASCADE,
+    tag TEXT NOT NULL,
+    held INTEGER NOT NULL,
+    granted INTEGER NOT NULL,
+    start_date TEXT,
+    end_date TEXT,
+    PRIMARY KEY (piid, tag)
+) WITHOUT ROWID;
+CREATE TABLE retired_reservation_keys (
+    reservation_key BLOB PRIMARY KEY,
+    piid BLOB NOT NULL,
+    at_s INTEGER NOT NULL,
+    at_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE export_key_pools (
+    va INTEGER NOT NULL REFERENCES virtual_accounts (id),
+    feature TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    PRIMARY KEY (va, feature)
+) WITHOUT ROWID;
+CREATE TABLE export_keys (
+    key_id BLOB PRIMARY KEY,
+    instance INTEGER NOT NULL REFERENCES instances (ord) ON DELETE CASCADE,
+    va INTEGER NOT NULL REFERENCES virtual_accounts (id),
+    feature TEXT NOT NULL,
+    issued_s INTEGER NOT NULL,
+    issued_ns INTEGER NOT NULL,
+    UNIQUE (instance, feature)
 ) WITHOUT ROWID;
 ";
 
@@ -466,6 +519,11 @@ impl Db {
             "usage",
             "demand",
             "retired_keys",
+            "reservations",
+            "reserved",
+            "retired_reservation_keys",
+            "export_key_pools",
+            "export_keys",
         ];
         let mut out = String::new();
         for table in tables {

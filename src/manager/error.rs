@@ -40,6 +40,37 @@ pub enum ManagerError {
     /// is given).
     #[error("pool name or description starting {0:?} is too long (at most 256 characters)")]
     InvalidText(String),
+    /// The Smart Account is not entitled to License Reservation (SPEC §6).
+    #[error("the Smart Account {0:?} is not entitled to License Reservation (manager account --reservation on)")]
+    ReservationNotAllowed(String),
+    /// The Virtual Account cannot spare the licenses (003:570).
+    #[error("{}", super::reservation::NO_SURPLUS_MESSAGE)]
+    NoSurplus,
+    /// Export-controlled functionality for a Smart Account under export restrictions, whose
+    /// products use export authorization keys instead (SPEC §7).
+    #[error("the Smart Account {0:?} is under export restrictions: export-controlled functionality needs export authorization keys")]
+    ExportRestricted(String),
+    /// The product instance holds a reservation already.
+    #[error("product instance {0} holds a reservation already: update it (reservation update) or return it first")]
+    ReservationExists(String),
+    /// The reservation was returned already (a request code or return code used again).
+    #[error("this reservation was returned already: its licenses are back in the pool (request a new code on the product)")]
+    ReservationReturned,
+    /// No reservation for that instance.
+    #[error("no reservation for product instance {0}")]
+    UnknownReservation(String),
+    /// A reservation that cannot be made as asked; the text says why.
+    #[error("invalid reservation: {0}")]
+    InvalidReservation(&'static str),
+    /// A code (request, confirmation or return) that is not valid, with the product's message.
+    #[error(transparent)]
+    Code(crate::codes::CodeError),
+    /// The code could not be issued.
+    #[error(transparent)]
+    Issue(crate::codes::IssueError),
+    /// An export feature name that is not 1–64 characters of `[A-Za-z0-9_.-]`.
+    #[error("invalid export feature name {0:?}")]
+    InvalidFeature(String),
     /// The manager's database failed (I/O error, full disk, damage); nothing was changed.
     #[error("the manager's database failed: {0}")]
     Storage(String),

@@ -15,7 +15,9 @@ use super::accounts::{self, VirtualAccount};
 use super::catalogue;
 use super::codes;
 use super::db::{Db, DbError};
+use super::export_keys;
 use super::instances::{self, Contact, FreshError, Instance};
+use super::reservation;
 use super::retired::{self, Retirement, Tombstone};
 use super::tokens::{self, TokenRecord, TokenRefusal};
 use super::{Usage, MAX_HOSTNAME_LEN, MAX_IP_LEN, MAX_TAGS_PER_REPORT};
@@ -94,6 +96,19 @@ pub(crate) enum Change {
     Deregister {
         instance: Box<Instance>,
         at: DateTime<Utc>,
+    },
+    /// An export authorization key granted (SPEC §7).
+    ExportGrant {
+        instance: Box<Instance>,
+        feature: String,
+        key_id: Uuid,
+        contact: Contact,
+    },
+    /// An export authorization key given back.
+    ExportReturn {
+        instance: Box<Instance>,
+        key_id: Uuid,
+        contact: Contact,
     },
     /// Nothing changes (a replayed deregister, answered OK).
     Nothing,
@@ -284,11 +299,120 @@ pub(crate) fn plan(db: &Db, ctx: &mut Context<'_>, parsed: &ParsedRequest) -> Re
         RequestKind::RenewId => renew_id(db, ctx, parsed),
         RequestKind::Authorize => authorize(db, ctx, parsed),
         RequestKind::Deregister => deregister(db, ctx, parsed),
-        RequestKind::ExportRequest | RequestKind::ExportReturn => {
-            known_instance(db, ctx, parsed)?;
-            Err(refuse(codes::NOT_SUPPORTED, codes::NOT_SUPPORTED_MESSAGE).into())
-        }
+        RequestKind::ExportRequest => export_request(db, ctx, parsed),
+        RequestKind::ExportReturn => export_return(db, ctx, parsed),
     }
+}
+
+/// The instance and feature of an export key request or return, refused where the manager or
+/// the instance's account does not deal in export keys (SPEC §7, permanent refusals).
+fn export_subject(
+    db: &Db,
+    ctx: &Context<'_>,
+    parsed: &ParsedRequest,
+) -> Result<(Instance, String, Option<String>), NoPlan> {
+    let instance = unexpired(known_instance(db, ctx, parsed)?, ctx.now)?;
+    if !export_keys::supported(db)? {
+        return Err(refuse(codes::NOT_SUPPORTED, codes::NOT_SUPPORTED_MESSAGE).into());
+    }
+    let body = parsed
+        .request
+        .body
+        .as_export()
+        .ok_or_else(|| refuse(codes::MALFORMED, "no export key body"))?;
+    if !crate::codes::is_feature_name(&body.feature) {
+        return Err(refuse(codes::MALFORMED, "the export feature name is not valid").into());
+    }
+    let restricted = reservation::export_restricted(db, instance.virtual_account.smart_account())
+        .map_err(|e| DbError::Failed(e.to_string()))?;
+    if !restricted {
+        return Err(refuse(
+            codes::NOT_RESTRICTED,
+            "The Smart Account is not under export restrictions: export-controlled \
+             functionality follows the registration token",
+        )
+        .into());
+    }
+    Ok((instance, body.feature.clone(), body.key_id.clone()))
+}
+
+fn sign_export_key(
+    ctx: &Context<'_>,
+    instance: &Instance,
+    feature: &str,
+    key_id: Uuid,
+    issued_at: DateTime<Utc>,
+) -> Result<Vec<u8>, Refusal> {
+    let key = crate::codes::ExportKey::issue(
+        key_id,
+        feature,
+        instance.piid,
+        &instance.udi,
+        issued_at,
+        ctx.environment,
+        ctx.key,
+    )
+    .map_err(|_| internal())?;
+    Ok(key.to_string().into_bytes())
+}
+
+/// `exportRequest`: one key of the feature's pool, signed for this instance; a key already
+/// held is answered again (a resent request is the same request).
+fn export_request(db: &Db, ctx: &mut Context<'_>, parsed: &ParsedRequest) -> Result<Plan, NoPlan> {
+    let (instance, feature, _) = export_subject(db, ctx, parsed)?;
+    if let Some(held) = export_keys::held(db, &instance, &feature)? {
+        let document = sign_export_key(ctx, &instance, &feature, held.key_id, held.issued_at)?;
+        return Ok(Plan {
+            piid: Some(instance.piid),
+            document: Some(document),
+            change: Change::Touch {
+                contact: contact(parsed, ctx.now),
+                instance: Box::new(instance),
+            },
+        });
+    }
+    if export_keys::available(db, instance.va, &feature)? == 0 {
+        return Err(refuse(
+            codes::NO_KEYS_AVAILABLE,
+            format!("No export authorization key for {feature} is left in the Virtual Account"),
+        )
+        .into());
+    }
+    let key_id = export_keys::fresh_id(db, &mut *ctx.rng)?.ok_or_else(internal)?;
+    let document = sign_export_key(ctx, &instance, &feature, key_id, ctx.now)?;
+    Ok(Plan {
+        piid: Some(instance.piid),
+        document: Some(document),
+        change: Change::ExportGrant {
+            contact: contact(parsed, ctx.now),
+            instance: Box::new(instance),
+            feature,
+            key_id,
+        },
+    })
+}
+
+/// `exportReturn`: the key goes back to the pool.
+fn export_return(db: &Db, ctx: &mut Context<'_>, parsed: &ParsedRequest) -> Result<Plan, NoPlan> {
+    let (instance, feature, key_id) = export_subject(db, ctx, parsed)?;
+    let held = export_keys::held(db, &instance, &feature)?
+        .filter(|h| key_id.as_deref() == Some(h.key_id.to_string().as_str()));
+    let Some(held) = held else {
+        return Err(refuse(
+            codes::NOT_HELD,
+            format!("This product instance holds no export authorization key for {feature}"),
+        )
+        .into());
+    };
+    Ok(Plan {
+        piid: Some(instance.piid),
+        document: None,
+        change: Change::ExportReturn {
+            contact: contact(parsed, ctx.now),
+            instance: Box::new(instance),
+            key_id: held.key_id,
+        },
+    })
 }
 
 /// `deregister`: the instance goes. One already gone by a deregistration or replaced by a
@@ -694,6 +818,23 @@ pub(crate) fn apply(db: &Db, change: Change) -> Result<(), DbError> {
         Change::Deregister { instance, at } => {
             instances::remove(db, &instance)?;
             retired::retire(db, &instance, Retirement::Deregistered, at)?;
+        }
+        Change::ExportGrant {
+            instance,
+            feature,
+            key_id,
+            contact,
+        } => {
+            export_keys::grant(db, &instance, &feature, key_id, contact.at)?;
+            instances::touch(db, &instance, &contact)?;
+        }
+        Change::ExportReturn {
+            instance,
+            key_id,
+            contact,
+        } => {
+            export_keys::give_back(db, key_id)?;
+            instances::touch(db, &instance, &contact)?;
         }
         Change::Nothing => {}
     }

@@ -428,10 +428,8 @@ pub(crate) fn count(db: &Db, filter: &Filter) -> DbResult<u64> {
 /// A random (version 4) piid not in use (nor retired).
 pub(crate) fn fresh_piid(db: &Db, rng: &mut dyn Random) -> Result<Uuid, FreshError> {
     for _ in 0..4 {
-        let mut bytes: [u8; 16] = random_array(rng).map_err(|_| FreshError::Random)?;
-        bytes[6] = (bytes[6] & 0x0f) | 0x40;
-        bytes[8] = (bytes[8] & 0x3f) | 0x80;
-        let piid = Uuid(bytes);
+        let bytes: [u8; 16] = random_array(rng).map_err(|_| FreshError::Random)?;
+        let piid = Uuid::from_random(bytes);
         let taken = key_of(db, &piid)?.is_some() || super::retired::by_piid(db, &piid)?.is_some();
         if !taken {
             return Ok(piid);

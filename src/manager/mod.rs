@@ -41,8 +41,10 @@ pub mod catalogue;
 pub use crate::wire::codes;
 mod db;
 mod error;
+mod export_keys;
 mod handle;
 mod instances;
+mod reservation;
 mod retired;
 pub mod server;
 pub mod state_dir;
@@ -63,7 +65,11 @@ pub use accounts::{LicenseLine, VirtualAccountId, MAX_POOL_TEXT};
 pub use catalogue::{catalogue, CatalogueEntry};
 pub use db::SCHEMA_VERSION;
 pub use error::ManagerError;
+pub use export_keys::ExportKeyPool;
 pub use instances::InstanceInfo;
+pub use reservation::{
+    IssuedReservation, ReservationInfo, ReservedLicense, ReturnedReservation, NO_SURPLUS_MESSAGE,
+};
 pub use server::{Server, ServerError, ServerOptions};
 pub use state_dir::{DirError, DirLock, StateDir};
 pub use state_file::{StateError, STATE_MAGIC, STATE_VERSION};
@@ -532,6 +538,11 @@ impl Manager {
         self.admin(|db, rng| {
             let row = accounts::va_id(db, va)?
                 .ok_or_else(|| ManagerError::UnknownVirtualAccount(va.clone()))?;
+            let restricted = reservation::export_restricted(db, va.smart_account())?;
+            let options = TokenOptions {
+                export_controlled: options.export_controlled && !restricted,
+                ..options
+            };
             tokens::create(db, row, options, now, rng)
         })
     }

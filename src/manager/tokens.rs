@@ -17,7 +17,9 @@ pub struct TokenOptions {
     /// How many registrations it allows; `None` for no limit (the default).
     pub max_uses: Option<u32>,
     /// "Allow export-controlled functionality on the products registered with this token"
-    /// (SPEC §7); written into every identity certificate it yields. Default off.
+    /// (SPEC §7); written into every identity certificate it yields. Ticked by default
+    /// (004:279); for a Smart Account under export restrictions the option does not exist and
+    /// its tokens never allow it (004:281).
     pub export_controlled: bool,
 }
 
@@ -26,7 +28,7 @@ impl Default for TokenOptions {
         TokenOptions {
             expires_after: TimeDelta::days(30),
             max_uses: None,
-            export_controlled: false,
+            export_controlled: true,
         }
     }
 }

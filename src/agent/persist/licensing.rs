@@ -24,9 +24,10 @@ use crate::agent::authorization::Authorization;
 use crate::agent::evaluation::Evaluation;
 use crate::agent::export::{Export, ExportJob, ExportJobKind, HeldKey};
 use crate::agent::registration::{RegisterJob, Registration};
-use crate::agent::reservation::{Reservation, ReservationKind};
+use crate::agent::reservation::Reservation;
 use crate::agent::state::{Kept, KeptGrant, Licensing, Settings};
 use crate::codes::ExportKey;
+use crate::codes::ReservationKind;
 use chrono::{DateTime, Utc};
 
 use crate::codec::{Reader, Writer};

@@ -18,7 +18,8 @@ fn register_issues_a_365_day_identity_in_the_tokens_account() {
     assert_eq!(cert.not_after, t0() + days(365));
     assert_eq!(cert.smart_account, "BU Production Test");
     assert_eq!(cert.virtual_account, "TAC-CollabTesting");
-    assert!(!cert.export_controlled);
+    // The token's export checkbox is ticked by default (004:279).
+    assert!(cert.export_controlled);
     assert_eq!(cert.environment, Environment::Development);
     let instances = m.instances();
     assert_eq!(instances.len(), 1);
