@@ -181,6 +181,16 @@ pub(crate) fn parse_identity(
     Ok(cert)
 }
 
+/// Verifies the signature of `cert`, parsed from `raw` by `parse_identity(raw, None)`: with
+/// that parse, the same as `parse_identity(raw, Some(trust))`, without parsing again.
+pub(crate) fn verify_identity(
+    raw: &[u8],
+    cert: &IdentityCertificate,
+    trust: (&[TrustAnchor], Environment),
+) -> Result<(), DocumentError> {
+    check_signature(raw, "identity", cert.environment, Some(trust))
+}
+
 /// The manager's verdict for one tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum GrantStatus {
@@ -385,6 +395,16 @@ pub(crate) fn parse_grant(
         environment,
         entries: xml.entries.into_iter().map(validate_entry).collect(),
     })
+}
+
+/// Verifies the signature of `grant`, parsed from `raw` by `parse_grant(raw, None)`: with that
+/// parse, the same as `parse_grant(raw, Some(trust))`, without parsing again.
+pub(crate) fn verify_grant(
+    raw: &[u8],
+    grant: &Grant,
+    trust: (&[TrustAnchor], Environment),
+) -> Result<(), DocumentError> {
+    check_signature(raw, "grant", grant.environment, Some(trust))
 }
 
 #[cfg(all(test, feature = "manager"))]

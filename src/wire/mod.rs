@@ -31,7 +31,7 @@ pub use send::SendFailure;
 
 #[cfg(feature = "manager")]
 pub use documents::{encode_grant, encode_identity};
-pub(crate) use documents::{parse_grant, parse_identity};
+pub(crate) use documents::{parse_grant, parse_identity, verify_identity};
 pub use request::encode_request;
 #[cfg(feature = "manager")]
 pub use response::encode_response;

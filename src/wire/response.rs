@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::documents::{parse_grant, parse_identity, Grant, IdentityCertificate};
+use super::documents::{
+    parse_grant, parse_identity, verify_grant, verify_identity, Grant, IdentityCertificate,
+};
 use super::{AnswerError, RequestKind};
 use crate::codes::ExportKey;
 use crate::crypto::{verify_manager_signature, Environment, TrustAnchor};
@@ -117,8 +119,9 @@ pub struct ParsedResponse {
     pub response: Response,
     signed_bytes: Vec<u8>,
     signature: Vec<u8>,
-    identity_raw: Option<Vec<u8>>,
-    grant_raw: Option<Vec<u8>>,
+    /// The nested documents, verbatim, with what they say (signature not yet verified).
+    identity: Option<(Vec<u8>, IdentityCertificate)>,
+    grant: Option<(Vec<u8>, Grant)>,
     export_key: Option<ExportKey>,
 }
 
@@ -166,14 +169,20 @@ pub fn decode_response(raw: &[u8], max_len: usize) -> Result<ParsedResponse, Ans
             .ok_or_else(|| malformed("environment"))?,
     };
     let nested = |name: &str| element_span(raw, &["body", name]).map(|r| raw[r].to_vec());
-    let identity_raw = nested("identity");
-    let grant_raw = nested("grant");
-    if let Some(doc) = &identity_raw {
-        parse_identity(doc, None).map_err(|e| e.into_identity())?;
-    }
-    if let Some(doc) = &grant_raw {
-        parse_grant(doc, None).map_err(|e| e.into_grant())?;
-    }
+    let identity = match nested("identity") {
+        Some(doc) => {
+            let certificate = parse_identity(&doc, None).map_err(|e| e.into_identity())?;
+            Some((doc, certificate))
+        }
+        None => None,
+    };
+    let grant = match nested("grant") {
+        Some(doc) => {
+            let grant = parse_grant(&doc, None).map_err(|e| e.into_grant())?;
+            Some((doc, grant))
+        }
+        None => None,
+    };
     let export_key = match nested("exportAuthorization") {
         Some(doc) => Some(
             std::str::from_utf8(&doc)
@@ -188,8 +197,8 @@ pub fn decode_response(raw: &[u8], max_len: usize) -> Result<ParsedResponse, Ans
         response,
         signed_bytes: signed.signed_bytes(),
         signature: signed.signature,
-        identity_raw,
-        grant_raw,
+        identity,
+        grant,
         export_key,
     })
 }
@@ -260,7 +269,7 @@ pub(crate) fn verify_response(
     if expected.kind != RequestKind::Register && resp.piid != expected.piid {
         return Err(AnswerError::PiidMismatch);
     }
-    let trust = Some((anchors, environment));
+    let trust = (anchors, environment);
     let answer = match &resp.status {
         ResponseStatus::VersionTooHigh => Answer::VersionTooHigh,
         ResponseStatus::Failed { code, message } => Answer::Failed {
@@ -268,23 +277,25 @@ pub(crate) fn verify_response(
             message: message.clone(),
         },
         ResponseStatus::Ok => match expected.kind {
+            // The nested documents parsed without error in `decode_response`; verifying the
+            // signature of that parse is `parse_identity` / `parse_grant` with the anchors.
             RequestKind::Register | RequestKind::RenewId => {
-                let raw = parsed
-                    .identity_raw
+                let (raw, certificate) = parsed
+                    .identity
                     .clone()
                     .ok_or_else(|| AnswerError::Malformed("no identity certificate".into()))?;
-                let certificate = parse_identity(&raw, trust).map_err(|e| e.into_identity())?;
+                verify_identity(&raw, &certificate, trust).map_err(|e| e.into_identity())?;
                 if resp.piid != Some(certificate.piid) {
                     return Err(AnswerError::PiidMismatch);
                 }
                 Answer::Identity { raw, certificate }
             }
             RequestKind::Authorize => {
-                let raw = parsed
-                    .grant_raw
+                let (raw, grant) = parsed
+                    .grant
                     .clone()
                     .ok_or_else(|| AnswerError::Malformed("no grant".into()))?;
-                let grant = parse_grant(&raw, trust).map_err(|e| e.into_grant())?;
+                verify_grant(&raw, &grant, trust).map_err(|e| e.into_grant())?;
                 if Some(grant.piid) != expected.piid {
                     return Err(AnswerError::PiidMismatch);
                 }
