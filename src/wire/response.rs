@@ -11,7 +11,7 @@ use crate::codes::ExportKey;
 use crate::crypto::{verify_manager_signature, Environment, TrustAnchor};
 use crate::time::parse as parse_time;
 use crate::udi::Uuid;
-use crate::xmlsig::enveloped::{element_span, locate};
+use crate::xmlsig::enveloped::{element_spans, locate};
 #[cfg(feature = "manager")]
 use {
     crate::crypto::{ManagerSigningKey, RandomError},
@@ -168,22 +168,24 @@ pub fn decode_response(raw: &[u8], max_len: usize) -> Result<ParsedResponse, Ans
         environment: Environment::parse(&xml.environment)
             .ok_or_else(|| malformed("environment"))?,
     };
-    let nested = |name: &str| element_span(raw, &["body", name]).map(|r| raw[r].to_vec());
-    let identity = match nested("identity") {
+    let [identity, grant, export_key] =
+        element_spans(raw, "body", ["identity", "grant", "exportAuthorization"])
+            .map(|span| span.map(|r| raw[r].to_vec()));
+    let identity = match identity {
         Some(doc) => {
             let certificate = parse_identity(&doc, None).map_err(|e| e.into_identity())?;
             Some((doc, certificate))
         }
         None => None,
     };
-    let grant = match nested("grant") {
+    let grant = match grant {
         Some(doc) => {
             let grant = parse_grant(&doc, None).map_err(|e| e.into_grant())?;
             Some((doc, grant))
         }
         None => None,
     };
-    let export_key = match nested("exportAuthorization") {
+    let export_key = match export_key {
         Some(doc) => Some(
             std::str::from_utf8(&doc)
                 .map_err(|_| AnswerError::ExportKey("not UTF-8".into()))
