@@ -386,6 +386,9 @@ pub(crate) fn parse_grant(
     let bad = |what: &str| DocumentError::Malformed(format!("grant: bad {what}"));
     let environment = Environment::parse(&xml.environment).ok_or_else(|| bad("environment"))?;
     check_signature(raw, "grant", environment, anchors)?;
+    // Collected in place, the entries would keep the buffer of the larger XML entries.
+    let mut entries: Vec<GrantEntry> = xml.entries.into_iter().map(validate_entry).collect();
+    entries.shrink_to_fit();
     Ok(Grant {
         piid: xml.piid.parse().map_err(|_| bad("piid"))?,
         udi: Udi::parse_code_form(&xml.udi).map_err(|_| bad("udi"))?,
@@ -393,7 +396,7 @@ pub(crate) fn parse_grant(
         issued_at: parse_time(&xml.issued_at).ok_or_else(|| bad("issuedAt"))?,
         not_after: parse_time(&xml.not_after).ok_or_else(|| bad("notAfter"))?,
         environment,
-        entries: xml.entries.into_iter().map(validate_entry).collect(),
+        entries,
     })
 }
 
