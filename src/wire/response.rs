@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::documents::{
-    parse_grant, parse_identity, verify_grant, verify_identity, Grant, IdentityCertificate,
+    parse_grant_located, parse_identity_located, verify_grant, verify_identity, Grant,
+    IdentityCertificate, Located,
 };
 use super::{AnswerError, RequestKind};
 use crate::codes::ExportKey;
@@ -119,9 +120,10 @@ pub struct ParsedResponse {
     pub response: Response,
     signed_bytes: Vec<u8>,
     signature: Vec<u8>,
-    /// The nested documents, verbatim, with what they say (signature not yet verified).
-    identity: Option<(Vec<u8>, IdentityCertificate)>,
-    grant: Option<(Vec<u8>, Grant)>,
+    /// The nested documents, verbatim, with what they say and where their signature is (not
+    /// yet verified).
+    identity: Option<(Vec<u8>, IdentityCertificate, Located)>,
+    grant: Option<(Vec<u8>, Grant, Located)>,
     export_key: Option<ExportKey>,
 }
 
@@ -173,15 +175,16 @@ pub fn decode_response(raw: &[u8], max_len: usize) -> Result<ParsedResponse, Ans
             .map(|span| span.map(|r| raw[r].to_vec()));
     let identity = match identity {
         Some(doc) => {
-            let certificate = parse_identity(&doc, None).map_err(|e| e.into_identity())?;
-            Some((doc, certificate))
+            let (certificate, located) =
+                parse_identity_located(&doc, None).map_err(|e| e.into_identity())?;
+            Some((doc, certificate, located))
         }
         None => None,
     };
     let grant = match grant {
         Some(doc) => {
-            let grant = parse_grant(&doc, None).map_err(|e| e.into_grant())?;
-            Some((doc, grant))
+            let (grant, located) = parse_grant_located(&doc, None).map_err(|e| e.into_grant())?;
+            Some((doc, grant, located))
         }
         None => None,
     };
@@ -282,26 +285,32 @@ pub(crate) fn verify_response(
             // The nested documents parsed without error in `decode_response`; verifying the
             // signature of that parse is `parse_identity` / `parse_grant` with the anchors.
             RequestKind::Register | RequestKind::RenewId => {
-                let (raw, certificate) = parsed
+                let (raw, certificate, located) = parsed
                     .identity
-                    .clone()
+                    .as_ref()
                     .ok_or_else(|| AnswerError::Malformed("no identity certificate".into()))?;
-                verify_identity(&raw, &certificate, trust).map_err(|e| e.into_identity())?;
+                verify_identity(located, certificate, trust).map_err(|e| e.into_identity())?;
                 if resp.piid != Some(certificate.piid) {
                     return Err(AnswerError::PiidMismatch);
                 }
-                Answer::Identity { raw, certificate }
+                Answer::Identity {
+                    raw: raw.clone(),
+                    certificate: certificate.clone(),
+                }
             }
             RequestKind::Authorize => {
-                let (raw, grant) = parsed
+                let (raw, grant, located) = parsed
                     .grant
-                    .clone()
+                    .as_ref()
                     .ok_or_else(|| AnswerError::Malformed("no grant".into()))?;
-                verify_grant(&raw, &grant, trust).map_err(|e| e.into_grant())?;
+                verify_grant(located, grant, trust).map_err(|e| e.into_grant())?;
                 if Some(grant.piid) != expected.piid {
                     return Err(AnswerError::PiidMismatch);
                 }
-                Answer::Grant { raw, grant }
+                Answer::Grant {
+                    raw: raw.clone(),
+                    grant: grant.clone(),
+                }
             }
             RequestKind::ExportRequest => {
                 let key = parsed

@@ -27,7 +27,10 @@ use crate::crypto::{Environment, TrustAnchor};
 use crate::snapshot::{SnapshotError, SnapshotParts};
 use crate::time::storable;
 use crate::udi::Udi;
-use crate::wire::{parse_grant, parse_identity, verify_identity, IdentityCertificate};
+use crate::wire::{
+    parse_grant, parse_identity, parse_identity_located, verify_identity, IdentityCertificate,
+    Located,
+};
 
 pub(crate) use communication::encode as encode_communication;
 pub(crate) use licensing::encode as encode_licensing;
@@ -78,16 +81,17 @@ struct Activated {
 /// Verifies a kept registration for `udi` against `trust`: the identity certificate must be
 /// signed by a trusted key of this environment and certify this UDI and the kept device key.
 /// `untrusted_before` says the grant was already kept untrusted; `parsed` is the certificate
-/// as `parse_identity(&kept.raw, None)` read it, if the caller has it.
+/// and its signature as `parse_identity_located(&kept.raw, None)` read them, if the caller
+/// has them.
 fn activate(
     kept: &Kept,
     udi: &Udi,
     trust: (&[TrustAnchor], Environment),
     untrusted_before: bool,
-    parsed: Option<IdentityCertificate>,
+    parsed: Option<(IdentityCertificate, Located)>,
 ) -> Result<Activated, String> {
     let cert = match parsed {
-        Some(cert) => verify_identity(&kept.raw, &cert, trust).map(|()| cert),
+        Some((cert, located)) => verify_identity(&located, &cert, trust).map(|()| cert),
         None => parse_identity(&kept.raw, Some(trust)),
     }
     .map_err(|e| e.to_string())?;
@@ -159,10 +163,10 @@ pub(crate) fn restore(
     let stored_cert = stored
         .registered
         .as_ref()
-        .and_then(|kept| parse_identity(&kept.raw, None).ok());
+        .and_then(|kept| parse_identity_located(&kept.raw, None).ok());
     let lapsed_at = stored_cert
         .as_ref()
-        .map(|cert| cert.not_after)
+        .map(|(cert, _)| cert.not_after)
         .filter(|at| *at <= t);
     let keep_lapse_evaluation = |lic: &mut Licensing| {
         if let Some(at) = lapsed_at {
