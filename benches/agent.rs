@@ -492,6 +492,18 @@ impl Bare {
         self.verify_envelope();
         self.verify_grant();
     }
+    /// The agent's share of them: it signs the request and verifies the answer and the grant.
+    fn agent_ops(&self) {
+        self.sign_request();
+        self.verify_envelope();
+        self.verify_grant();
+    }
+    /// The manager's share: it verifies the request and signs the grant and the answer.
+    fn manager_ops(&self) {
+        self.verify_request();
+        self.sign_grant();
+        self.sign_envelope();
+    }
     /// Issue 14's four-op floor.
     fn four_ops(&self) {
         self.kib_ed25519_sign();
@@ -535,34 +547,42 @@ fn bench_crypto(c: &mut Criterion, b: &Bare) {
 // The agent
 // ---------------------------------------------------------------------------------------------
 
-/// One authorize with a usage change, in process; returns whether it succeeded.
-fn round_trip(o: &mut Online, tag: &Tag, count: u32) -> bool {
+/// One authorize with a usage change, in process: whether it succeeded, and the time spent in
+/// `Manager::handle`.
+fn round_trip(o: &mut Online, tag: &Tag, count: u32) -> (bool, Duration) {
     o.now += TimeDelta::seconds(1);
     let now = o.now;
     o.agent.set_usage(tag, count, now).expect("declared");
     o.agent.renew_auth(now).expect("registered");
     let tx = o.agent.poll_transmit(now).expect("an authorize request");
+    let started = Instant::now();
     let answer = o.manager.handle(&tx.body, now);
+    let manager = started.elapsed();
     o.agent.handle_response(tx.id, Ok(answer), now);
     let mut authorized = false;
     while let Some(event) = o.agent.poll_event() {
         authorized |= matches!(event.kind, EventKind::Authorized { .. });
     }
-    authorized
+    (authorized, manager)
 }
 
-/// Times one round trip; every report changes the usage (the first tag's count goes 2, 3, 2, …).
-fn timed_round_trip(o: &mut Online, tag: &Tag) -> Duration {
+/// Times one round trip, and the manager's part of it; every report changes the usage (the
+/// first tag's count goes 2, 3, 2, …).
+fn timed_round_trip_split(o: &mut Online, tag: &Tag) -> (Duration, Duration) {
     let count = if o.agent.status(o.now).entitlements[0].count == 2 {
         3
     } else {
         2
     };
     let started = Instant::now();
-    let authorized = round_trip(o, tag, count);
+    let (authorized, manager) = round_trip(o, tag, count);
     let spent = started.elapsed();
     assert!(authorized, "every round trip is authorized");
-    spent
+    (spent, manager)
+}
+
+fn timed_round_trip(o: &mut Online, tag: &Tag) -> Duration {
+    timed_round_trip_split(o, tag).0
 }
 
 /// Times one SLR install into an agent restored (untimed) with its request outstanding.
@@ -668,92 +688,128 @@ fn timed(floor: impl FnOnce()) -> Duration {
     started.elapsed()
 }
 
-/// `rounds` rounds (after a tenth as many for warm-up), each timing `op` once and then each
-/// floor once. Prints, per floor, the median over the rounds of op ÷ floor, with the medians
-/// of both; `target` is the ratio the first floor must not exceed.
-fn paired(
-    what: &str,
-    rounds: usize,
-    target: f64,
-    mut op: impl FnMut() -> Duration,
-    floors: &mut [(&str, &mut dyn FnMut() -> Duration)],
-) {
+fn ns(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e9
+}
+
+/// `rounds` rounds (after a tenth as many for warm-up) of `sample`, which times the operation
+/// and its floors back to back, in nanoseconds.
+fn rounds_of<const N: usize>(rounds: usize, mut sample: impl FnMut() -> [f64; N]) -> Vec<[f64; N]> {
     for _ in 0..rounds / 10 {
-        op();
-        for (_, floor) in floors.iter_mut() {
-            floor();
-        }
+        sample();
     }
-    let mut ops = Vec::with_capacity(rounds);
-    let mut sides: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); floors.len()];
-    let mut ratios: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); floors.len()];
-    for _ in 0..rounds {
-        let t = op().as_secs_f64() * 1e9;
-        ops.push(t);
-        for (i, (_, floor)) in floors.iter_mut().enumerate() {
-            let f = floor().as_secs_f64() * 1e9;
-            sides[i].push(f);
-            ratios[i].push(t / f);
-        }
-    }
-    let t = median(ops);
-    for (i, ((name, _), (side, ratio))) in
-        floors.iter().zip(sides.into_iter().zip(ratios)).enumerate()
-    {
-        let r = median(ratio);
-        let verdict = match (i, r <= target) {
-            (0, true) => format!(" (target ≤ {target}×: met)"),
-            (0, false) => format!(" (target ≤ {target}×: MISSED)"),
-            _ => String::new(),
-        };
-        println!(
-            "  {what}: {} vs {name} {}: {r:.2}×{verdict}",
-            fmt_ns(t),
-            fmt_ns(median(side))
-        );
-    }
+    (0..rounds).map(|_| sample()).collect()
+}
+
+/// Prints the median over `rows` of column `of` ÷ column `to` (each round's own ratio), with
+/// the medians of both columns; with a target, whether it is met.
+fn ratio<const N: usize>(
+    rows: &[[f64; N]],
+    what: &str,
+    of: usize,
+    to: usize,
+    floor: &str,
+    target: Option<f64>,
+) {
+    let r = median(rows.iter().map(|row| row[of] / row[to]).collect());
+    let verdict = match target {
+        Some(max) if r <= max => format!(" (target ≤ {max}×: met)"),
+        Some(max) => format!(" (target ≤ {max}×: MISSED)"),
+        None => String::new(),
+    };
+    println!(
+        "  {what}: {} vs {floor} {}: {r:.2}×{verdict}",
+        fmt_ns(median(rows.iter().map(|row| row[of]).collect())),
+        fmt_ns(median(rows.iter().map(|row| row[to]).collect()))
+    );
 }
 
 fn print_ratios(o: &mut Online, r: &Reservation, b: &Bare, rounds: usize) {
     println!("\nratios, paired in {rounds} rounds each (median of the per-round ratios):");
     let tag = tags()[0].clone();
-    paired(
+    let rows = rounds_of(rounds, || {
+        let (total, manager) = timed_round_trip_split(o, &tag);
+        [
+            ns(total),
+            ns(timed(|| b.round_trip_ops())),
+            ns(timed(|| b.four_ops())),
+            ns(total - manager),
+            ns(timed(|| b.agent_ops())),
+            ns(manager),
+            ns(timed(|| b.manager_ops())),
+        ]
+    });
+    ratio(
+        &rows,
         "authorize round trip",
-        rounds,
-        1.5,
-        || timed_round_trip(o, &tag),
-        &mut [
-            ("its 6 signature operations", &mut || {
-                timed(|| b.round_trip_ops())
-            }),
-            ("the four-op floor", &mut || timed(|| b.four_ops())),
-        ],
+        0,
+        1,
+        "its 6 signature operations",
+        Some(1.5),
     );
-    paired(
-        "SLR install",
-        rounds,
-        1.3,
-        || timed_install(r),
-        &mut [("one ECDSA verify", &mut || timed(|| b.verify_slr()))],
+    ratio(
+        &rows,
+        "authorize round trip",
+        0,
+        2,
+        "the four-op floor",
+        None,
     );
+    ratio(
+        &rows,
+        "  its agent side",
+        3,
+        4,
+        "Ed25519 sign + 2 ECDSA verifies",
+        None,
+    );
+    ratio(
+        &rows,
+        "  its manager side (Manager::handle)",
+        5,
+        6,
+        "Ed25519 verify + 2 ECDSA signs",
+        None,
+    );
+
+    let rows = rounds_of(rounds, || {
+        [
+            ns(timed_install(r)),
+            ns(timed(|| b.verify_slr())),
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+        ]
+    });
+    ratio(&rows, "SLR install", 0, 1, "one ECDSA verify", Some(1.3));
+
     let snapshot = o.agent.snapshot();
-    paired(
+    let rows = rounds_of(rounds, || {
+        [
+            ns(timed_restore(&snapshot, &o.anchors, o.now)),
+            ns(timed(|| b.restore_ops())),
+            ns(timed(|| {
+                b.restore_ops();
+                b.derive_device_key();
+            })),
+        ]
+    });
+    ratio(
+        &rows,
         "restore (registered, 6 tags)",
-        rounds,
-        1.3,
-        || timed_restore(&snapshot, &o.anchors, o.now),
-        &mut [
-            ("its 2 ECDSA verifies", &mut || timed(|| b.restore_ops())),
-            (
-                "2 ECDSA verifies + the device key's derivation",
-                &mut || {
-                    timed(|| {
-                        b.restore_ops();
-                        b.derive_device_key();
-                    })
-                },
-            ),
-        ],
+        0,
+        1,
+        "its 2 ECDSA verifies",
+        Some(1.3),
+    );
+    ratio(
+        &rows,
+        "restore (registered, 6 tags)",
+        0,
+        2,
+        "2 ECDSA verifies + the device key's derivation",
+        None,
     );
 }
 
