@@ -11,6 +11,7 @@
 //! so it cannot be the seam that tests replace.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use ring::rand::SecureRandom as _;
@@ -148,25 +149,32 @@ impl fmt::Display for Environment {
 }
 
 /// The device's Ed25519 key, made from a 32-byte seed. `Debug` shows only the public key.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct DeviceKey {
     seed: [u8; 32],
-    public: [u8; 32],
+    /// The key pair, made from the seed once and shared by clones: making it costs a
+    /// base-point multiplication, as much again as a signature.
+    pair: Option<Arc<signature::Ed25519KeyPair>>,
 }
+
+impl PartialEq for DeviceKey {
+    /// The same seed is the same key (the pair is made from it).
+    fn eq(&self, other: &DeviceKey) -> bool {
+        self.seed == other.seed
+    }
+}
+
+impl Eq for DeviceKey {}
 
 impl DeviceKey {
     /// The key for `seed`.
     pub fn from_seed(seed: [u8; 32]) -> DeviceKey {
-        // from_seed_unchecked only fails for a seed of the wrong length, which the type rules out.
-        let public = match signature::Ed25519KeyPair::from_seed_unchecked(&seed) {
-            Ok(pair) => {
-                let mut p = [0u8; 32];
-                p.copy_from_slice(pair.public_key().as_ref());
-                p
-            }
-            Err(_) => [0u8; 32],
-        };
-        DeviceKey { seed, public }
+        // from_seed_unchecked only fails for a seed of the wrong length, which the type rules
+        // out; without a pair the public key and signatures read as zeros.
+        let pair = signature::Ed25519KeyPair::from_seed_unchecked(&seed)
+            .ok()
+            .map(Arc::new);
+        DeviceKey { seed, pair }
     }
 
     /// A fresh key from `rng`.
@@ -181,13 +189,17 @@ impl DeviceKey {
 
     /// The 32-byte public key.
     pub fn public_key(&self) -> [u8; 32] {
-        self.public
+        let mut p = [0u8; 32];
+        if let Some(pair) = &self.pair {
+            p.copy_from_slice(pair.public_key().as_ref());
+        }
+        p
     }
 
     /// Signs `msg` (64 bytes, deterministic).
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
         let mut out = [0u8; 64];
-        if let Ok(pair) = signature::Ed25519KeyPair::from_seed_unchecked(&self.seed) {
+        if let Some(pair) = &self.pair {
             out.copy_from_slice(pair.sign(msg).as_ref());
         }
         out
@@ -196,7 +208,7 @@ impl DeviceKey {
 
 impl fmt::Debug for DeviceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DeviceKey(public {})", B64.encode(self.public))
+        write!(f, "DeviceKey(public {})", B64.encode(self.public_key()))
     }
 }
 

@@ -34,44 +34,64 @@ impl Uuid {
         if s.len() != 32 {
             return None;
         }
-        let mut out = [0u8; 16];
-        for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
-        // from_str_radix accepts a leading '+'; reject anything but hex digits.
-        s.bytes()
-            .all(|b| b.is_ascii_hexdigit())
-            .then_some(Uuid(out))
+        Uuid::from_hex_digits(s.bytes())
     }
 
     /// Parses the hyphenated 8-4-4-4-12 form (either case).
     pub fn parse_hyphenated(s: &str) -> Option<Uuid> {
         let b = s.as_bytes();
-        if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
+        if b.len() != 36 || HYPHENS.iter().any(|&i| b[i] != b'-') {
             return None;
         }
-        let simple: String = s.chars().filter(|&c| c != '-').collect();
-        Uuid::parse_simple(&simple)
+        let digits = b
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !HYPHENS.contains(i))
+            .map(|(_, &d)| d);
+        Uuid::from_hex_digits(digits)
+    }
+
+    /// The UUID of exactly 32 hex digits (either case), two a byte.
+    fn from_hex_digits(mut digits: impl Iterator<Item = u8>) -> Option<Uuid> {
+        fn value(digit: u8) -> Option<u8> {
+            (digit as char).to_digit(16).map(|v| v as u8)
+        }
+        let mut out = [0u8; 16];
+        for byte in &mut out {
+            *byte = value(digits.next()?)? << 4 | value(digits.next()?)?;
+        }
+        digits.next().is_none().then_some(Uuid(out))
     }
 
     /// The 32 lowercase hex digits without hyphens.
     pub fn simple(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        let mut out = String::with_capacity(32);
+        for b in self.0 {
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xf)] as char);
+        }
+        out
     }
 }
 
+/// Where the hyphenated form has its hyphens.
+const HYPHENS: [usize; 4] = [8, 13, 18, 23];
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 impl fmt::Display for Uuid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.simple();
-        write!(
-            f,
-            "{}-{}-{}-{}-{}",
-            &s[0..8],
-            &s[8..12],
-            &s[12..16],
-            &s[16..20],
-            &s[20..32]
-        )
+        let mut out = [b'-'; 36];
+        let mut at = 0;
+        for b in self.0 {
+            if HYPHENS.contains(&at) {
+                at += 1;
+            }
+            out[at] = HEX[usize::from(b >> 4)];
+            out[at + 1] = HEX[usize::from(b & 0xf)];
+            at += 2;
+        }
+        // Only ASCII hex digits and hyphens were written.
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
 }
 

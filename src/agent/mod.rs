@@ -298,7 +298,10 @@ impl Agent {
     pub fn declare(&mut self, tag: Tag, now: DateTime<Utc>) {
         let t = self.observe(now);
         if !self.lic.usage.iter().any(|(d, _)| *d == tag) {
-            self.write_licensing(t, |lic| lic.usage.push((tag, 0)));
+            self.write_licensing(t, |lic| {
+                lic.usage.push((tag, 0));
+                lic.usage.shrink_to_fit(); // kept for the agent's life
+            });
         }
         self.check_thresholds(t);
     }
@@ -437,7 +440,13 @@ impl Agent {
     /// The next event, oldest first.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if self.events.is_empty() && self.events.capacity() > 0 {
+            // Drained: the queue's memory goes back (an agent spends nearly all its life with
+            // no event waiting).
+            self.events = VecDeque::new();
+        }
+        event
     }
 
     /// The earliest deadline and its reason; call [`Agent::handle_timeout`] (then

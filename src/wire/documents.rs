@@ -96,7 +96,7 @@ fn check_signature(
     root: &str,
     environment: Environment,
     anchors: Option<(&[TrustAnchor], Environment)>,
-) -> Result<(), DocumentError> {
+) -> Result<Located, DocumentError> {
     let signed =
         locate(raw).map_err(|e| DocumentError::Malformed(AnswerError::from(e).to_string()))?;
     if signed.root != root {
@@ -105,17 +105,36 @@ fn check_signature(
             signed.root
         )));
     }
-    if let Some((anchors, expected)) = anchors {
-        verify_manager_signature(
-            anchors,
-            expected,
-            environment,
-            &signed.signed_bytes(),
-            &signed.signature,
-        )
-        .map_err(DocumentError::Signature)?;
+    let located = Located {
+        signed_bytes: signed.signed_bytes(),
+        signature: signed.signature,
+    };
+    if let Some(trust) = anchors {
+        verify_located(&located, environment, trust)?;
     }
-    Ok(())
+    Ok(located)
+}
+
+/// A signed document's signature, located: the bytes it covers and the signature itself.
+#[derive(Clone, Debug)]
+pub(crate) struct Located {
+    signed_bytes: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+fn verify_located(
+    located: &Located,
+    environment: Environment,
+    (anchors, expected): (&[TrustAnchor], Environment),
+) -> Result<(), DocumentError> {
+    verify_manager_signature(
+        anchors,
+        expected,
+        environment,
+        &located.signed_bytes,
+        &located.signature,
+    )
+    .map_err(DocumentError::Signature)
 }
 
 /// Why a signed document was not accepted.
@@ -154,11 +173,19 @@ pub(crate) fn parse_identity(
     raw: &[u8],
     anchors: Option<(&[TrustAnchor], Environment)>,
 ) -> Result<IdentityCertificate, DocumentError> {
+    parse_identity_located(raw, anchors).map(|(cert, _)| cert)
+}
+
+/// [`parse_identity`], also returning where its signature is (for [`verify_identity`]).
+pub(crate) fn parse_identity_located(
+    raw: &[u8],
+    anchors: Option<(&[TrustAnchor], Environment)>,
+) -> Result<(IdentityCertificate, Located), DocumentError> {
     let xml: IdentityXml = quick_xml::de::from_str(text(raw).map_err(DocumentError::Malformed)?)
         .map_err(|e| DocumentError::Malformed(format!("identity: {e}")))?;
     let bad = |what: &str| DocumentError::Malformed(format!("identity: bad {what}"));
     let environment = Environment::parse(&xml.environment).ok_or_else(|| bad("environment"))?;
-    check_signature(raw, "identity", environment, anchors)?;
+    let located = check_signature(raw, "identity", environment, anchors)?;
     let public_key: [u8; 32] = B64
         .decode(&xml.public_key)
         .ok()
@@ -178,7 +205,17 @@ pub(crate) fn parse_identity(
     if cert.not_after <= cert.not_before {
         return Err(bad("validity"));
     }
-    Ok(cert)
+    Ok((cert, located))
+}
+
+/// Verifies the signature of `cert` where `parse_identity_located(raw, None)` located it:
+/// with that parse, the same as `parse_identity(raw, Some(trust))`, without parsing again.
+pub(crate) fn verify_identity(
+    located: &Located,
+    cert: &IdentityCertificate,
+    trust: (&[TrustAnchor], Environment),
+) -> Result<(), DocumentError> {
+    verify_located(located, cert.environment, trust)
 }
 
 /// The manager's verdict for one tag.
@@ -371,20 +408,42 @@ pub(crate) fn parse_grant(
     raw: &[u8],
     anchors: Option<(&[TrustAnchor], Environment)>,
 ) -> Result<Grant, DocumentError> {
+    parse_grant_located(raw, anchors).map(|(grant, _)| grant)
+}
+
+/// [`parse_grant`], also returning where its signature is (for [`verify_grant`]).
+pub(crate) fn parse_grant_located(
+    raw: &[u8],
+    anchors: Option<(&[TrustAnchor], Environment)>,
+) -> Result<(Grant, Located), DocumentError> {
     let xml: GrantXml = quick_xml::de::from_str(text(raw).map_err(DocumentError::Malformed)?)
         .map_err(|e| DocumentError::Malformed(format!("grant: {e}")))?;
     let bad = |what: &str| DocumentError::Malformed(format!("grant: bad {what}"));
     let environment = Environment::parse(&xml.environment).ok_or_else(|| bad("environment"))?;
-    check_signature(raw, "grant", environment, anchors)?;
-    Ok(Grant {
+    let located = check_signature(raw, "grant", environment, anchors)?;
+    // Collected in place, the entries would keep the buffer of the larger XML entries.
+    let mut entries: Vec<GrantEntry> = xml.entries.into_iter().map(validate_entry).collect();
+    entries.shrink_to_fit();
+    let grant = Grant {
         piid: xml.piid.parse().map_err(|_| bad("piid"))?,
         udi: Udi::parse_code_form(&xml.udi).map_err(|_| bad("udi"))?,
         sequence: xml.sequence,
         issued_at: parse_time(&xml.issued_at).ok_or_else(|| bad("issuedAt"))?,
         not_after: parse_time(&xml.not_after).ok_or_else(|| bad("notAfter"))?,
         environment,
-        entries: xml.entries.into_iter().map(validate_entry).collect(),
-    })
+        entries,
+    };
+    Ok((grant, located))
+}
+
+/// Verifies the signature of `grant` where `parse_grant_located(raw, None)` located it: with
+/// that parse, the same as `parse_grant(raw, Some(trust))`, without parsing again.
+pub(crate) fn verify_grant(
+    located: &Located,
+    grant: &Grant,
+    trust: (&[TrustAnchor], Environment),
+) -> Result<(), DocumentError> {
+    verify_located(located, grant.environment, trust)
 }
 
 #[cfg(all(test, feature = "manager"))]

@@ -31,7 +31,9 @@ pub use send::SendFailure;
 
 #[cfg(feature = "manager")]
 pub use documents::{encode_grant, encode_identity};
-pub(crate) use documents::{parse_grant, parse_identity};
+pub(crate) use documents::{
+    parse_grant, parse_identity, parse_identity_located, verify_identity, Located,
+};
 pub use request::encode_request;
 #[cfg(feature = "manager")]
 pub use response::encode_response;

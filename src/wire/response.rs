@@ -3,13 +3,16 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::documents::{parse_grant, parse_identity, Grant, IdentityCertificate};
+use super::documents::{
+    parse_grant_located, parse_identity_located, verify_grant, verify_identity, Grant,
+    IdentityCertificate, Located,
+};
 use super::{AnswerError, RequestKind};
 use crate::codes::ExportKey;
 use crate::crypto::{verify_manager_signature, Environment, TrustAnchor};
 use crate::time::parse as parse_time;
 use crate::udi::Uuid;
-use crate::xmlsig::enveloped::{element_span, locate};
+use crate::xmlsig::enveloped::{element_spans, locate};
 #[cfg(feature = "manager")]
 use {
     crate::crypto::{ManagerSigningKey, RandomError},
@@ -117,8 +120,10 @@ pub struct ParsedResponse {
     pub response: Response,
     signed_bytes: Vec<u8>,
     signature: Vec<u8>,
-    identity_raw: Option<Vec<u8>>,
-    grant_raw: Option<Vec<u8>>,
+    /// The nested documents, verbatim, with what they say and where their signature is (not
+    /// yet verified).
+    identity: Option<(Vec<u8>, IdentityCertificate, Located)>,
+    grant: Option<(Vec<u8>, Grant, Located)>,
     export_key: Option<ExportKey>,
 }
 
@@ -165,16 +170,25 @@ pub fn decode_response(raw: &[u8], max_len: usize) -> Result<ParsedResponse, Ans
         environment: Environment::parse(&xml.environment)
             .ok_or_else(|| malformed("environment"))?,
     };
-    let nested = |name: &str| element_span(raw, &["body", name]).map(|r| raw[r].to_vec());
-    let identity_raw = nested("identity");
-    let grant_raw = nested("grant");
-    if let Some(doc) = &identity_raw {
-        parse_identity(doc, None).map_err(|e| e.into_identity())?;
-    }
-    if let Some(doc) = &grant_raw {
-        parse_grant(doc, None).map_err(|e| e.into_grant())?;
-    }
-    let export_key = match nested("exportAuthorization") {
+    let [identity, grant, export_key] =
+        element_spans(raw, "body", ["identity", "grant", "exportAuthorization"])
+            .map(|span| span.map(|r| raw[r].to_vec()));
+    let identity = match identity {
+        Some(doc) => {
+            let (certificate, located) =
+                parse_identity_located(&doc, None).map_err(|e| e.into_identity())?;
+            Some((doc, certificate, located))
+        }
+        None => None,
+    };
+    let grant = match grant {
+        Some(doc) => {
+            let (grant, located) = parse_grant_located(&doc, None).map_err(|e| e.into_grant())?;
+            Some((doc, grant, located))
+        }
+        None => None,
+    };
+    let export_key = match export_key {
         Some(doc) => Some(
             std::str::from_utf8(&doc)
                 .map_err(|_| AnswerError::ExportKey("not UTF-8".into()))
@@ -188,8 +202,8 @@ pub fn decode_response(raw: &[u8], max_len: usize) -> Result<ParsedResponse, Ans
         response,
         signed_bytes: signed.signed_bytes(),
         signature: signed.signature,
-        identity_raw,
-        grant_raw,
+        identity,
+        grant,
         export_key,
     })
 }
@@ -260,7 +274,7 @@ pub(crate) fn verify_response(
     if expected.kind != RequestKind::Register && resp.piid != expected.piid {
         return Err(AnswerError::PiidMismatch);
     }
-    let trust = Some((anchors, environment));
+    let trust = (anchors, environment);
     let answer = match &resp.status {
         ResponseStatus::VersionTooHigh => Answer::VersionTooHigh,
         ResponseStatus::Failed { code, message } => Answer::Failed {
@@ -268,27 +282,35 @@ pub(crate) fn verify_response(
             message: message.clone(),
         },
         ResponseStatus::Ok => match expected.kind {
+            // The nested documents parsed without error in `decode_response`; verifying the
+            // signature of that parse is `parse_identity` / `parse_grant` with the anchors.
             RequestKind::Register | RequestKind::RenewId => {
-                let raw = parsed
-                    .identity_raw
-                    .clone()
+                let (raw, certificate, located) = parsed
+                    .identity
+                    .as_ref()
                     .ok_or_else(|| AnswerError::Malformed("no identity certificate".into()))?;
-                let certificate = parse_identity(&raw, trust).map_err(|e| e.into_identity())?;
+                verify_identity(located, certificate, trust).map_err(|e| e.into_identity())?;
                 if resp.piid != Some(certificate.piid) {
                     return Err(AnswerError::PiidMismatch);
                 }
-                Answer::Identity { raw, certificate }
+                Answer::Identity {
+                    raw: raw.clone(),
+                    certificate: certificate.clone(),
+                }
             }
             RequestKind::Authorize => {
-                let raw = parsed
-                    .grant_raw
-                    .clone()
+                let (raw, grant, located) = parsed
+                    .grant
+                    .as_ref()
                     .ok_or_else(|| AnswerError::Malformed("no grant".into()))?;
-                let grant = parse_grant(&raw, trust).map_err(|e| e.into_grant())?;
+                verify_grant(located, grant, trust).map_err(|e| e.into_grant())?;
                 if Some(grant.piid) != expected.piid {
                     return Err(AnswerError::PiidMismatch);
                 }
-                Answer::Grant { raw, grant }
+                Answer::Grant {
+                    raw: raw.clone(),
+                    grant: grant.clone(),
+                }
             }
             RequestKind::ExportRequest => {
                 let key = parsed

@@ -200,37 +200,63 @@ pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, EnvelopedError> {
     })
 }
 
-/// Finds the byte range of the first element reached by `path` below the root (e.g.
-/// `["body", "grant"]`), including its start and end tags.
-pub(crate) fn element_span(raw: &[u8], path: &[&str]) -> Option<Range<usize>> {
+/// The byte ranges, start and end tags included, of the first element named each of `names`
+/// among the children of the root's children named `parent` (e.g. `"body"` and `["identity",
+/// "grant"]`), in one pass and without allocating. The search ends where the document stops
+/// being well formed; what was found before stays found.
+pub(crate) fn element_spans<const N: usize>(
+    raw: &[u8],
+    parent: &str,
+    names: [&str; N],
+) -> [Option<Range<usize>>; N] {
+    let mut found: [Option<Range<usize>>; N] = std::array::from_fn(|_| None);
     let mut reader = Reader::from_reader(raw);
-    let mut stack: Vec<String> = Vec::new();
-    let mut start: Option<usize> = None;
+    // Elements open, and whether the open child of the root is a `parent`.
+    let mut depth = 0usize;
+    let mut in_parent = false;
+    // The element being spanned: its index in `names` and where it starts.
+    let mut open: Option<(usize, usize)> = None;
+    // The index of `name` in `names` if it is still to be found.
+    let wanted = |found: &[Option<Range<usize>>; N], name: &str| {
+        names
+            .iter()
+            .position(|n| *n == name)
+            .filter(|&i| found[i].is_none())
+    };
     loop {
         let before = reader.buffer_position() as usize;
-        match reader.read_event().ok()? {
+        let Ok(event) = reader.read_event() else {
+            return found;
+        };
+        match event {
             Event::Start(e) => {
-                stack.push(name_of(e.name().as_ref()));
-                if start.is_none() && stack.len() == path.len() + 1 && stack[1..] == *path {
-                    start = Some(before);
+                depth += 1;
+                let qname = e.name();
+                let name: &str = qname.as_ref();
+                if depth == 2 {
+                    in_parent = name == parent;
+                } else if depth == 3 && in_parent {
+                    open = wanted(&found, name).map(|i| (i, before));
                 }
             }
             Event::Empty(e) => {
-                stack.push(name_of(e.name().as_ref()));
-                if start.is_none() && stack.len() == path.len() + 1 && stack[1..] == *path {
-                    return Some(before..reader.buffer_position() as usize);
-                }
-                stack.pop();
-            }
-            Event::End(_) => {
-                if let Some(s) = start {
-                    if stack.len() == path.len() + 1 {
-                        return Some(s..reader.buffer_position() as usize);
+                let qname = e.name();
+                let name: &str = qname.as_ref();
+                if depth == 2 && in_parent {
+                    if let Some(i) = wanted(&found, name) {
+                        found[i] = Some(before..reader.buffer_position() as usize);
                     }
                 }
-                stack.pop();
             }
-            Event::Eof => return None,
+            Event::End(_) => {
+                if depth == 3 {
+                    if let Some((i, start)) = open.take() {
+                        found[i] = Some(start..reader.buffer_position() as usize);
+                    }
+                }
+                depth = depth.saturating_sub(1);
+            }
+            Event::Eof => return found,
             _ => {}
         }
     }
@@ -309,12 +335,28 @@ mod tests {
     #[test]
     fn nested_signed_elements_are_found_by_path() {
         let doc = b"<r><body><grant><x/><signature>AA==</signature></grant></body><signature>AAEC</signature></r>";
-        let span = element_span(doc, &["body", "grant"]).unwrap();
+        let [grant, identity] = element_spans(doc, "body", ["grant", "identity"]);
         assert_eq!(
-            &doc[span],
+            &doc[grant.unwrap()],
             b"<grant><x/><signature>AA==</signature></grant>"
         );
-        assert!(element_span(doc, &["body", "identity"]).is_none());
+        assert!(identity.is_none());
+        // The first of each name, under any <body> child of the root, empty or not; nothing
+        // deeper, nothing under another parent, nothing past a break in the document.
+        let doc = b"<r><x><a>0</a></x><body><b><a>1</a></b><a>2</a><a>3</a></body>\
+            <body><c/></body><a>4</a><body><d>5</d><e>";
+        let spans =
+            element_spans(doc, "body", ["a", "b", "c", "d", "e"]).map(|s| s.map(|r| &doc[r]));
+        assert_eq!(
+            spans,
+            [
+                Some(&b"<a>2</a>"[..]),
+                Some(&b"<b><a>1</a></b>"[..]),
+                Some(&b"<c/>"[..]),
+                Some(&b"<d>5</d>"[..]),
+                None
+            ]
+        );
         let signed = sign_document("<r><a/></r>", "r", &[1, 2]);
         assert_eq!(signed, b"<r><a/><signature>AQI=</signature></r>");
     }

@@ -199,6 +199,7 @@ pub(crate) fn decode(bytes: &[u8], version: u16) -> Result<Stored, PartError> {
         }
         usage.push((tag, count));
     }
+    usage.shrink_to_fit(); // kept for the agent's life
     let evaluation = Evaluation {
         remaining: r.delta()?,
         counting_since: r.opt(Reader::time)?,

@@ -27,7 +27,10 @@ use crate::crypto::{Environment, TrustAnchor};
 use crate::snapshot::{SnapshotError, SnapshotParts};
 use crate::time::storable;
 use crate::udi::Udi;
-use crate::wire::{parse_grant, parse_identity};
+use crate::wire::{
+    parse_grant, parse_identity, parse_identity_located, verify_identity, IdentityCertificate,
+    Located,
+};
 
 pub(crate) use communication::encode as encode_communication;
 pub(crate) use licensing::encode as encode_licensing;
@@ -77,14 +80,21 @@ struct Activated {
 
 /// Verifies a kept registration for `udi` against `trust`: the identity certificate must be
 /// signed by a trusted key of this environment and certify this UDI and the kept device key.
-/// `untrusted_before` says the grant was already kept untrusted.
+/// `untrusted_before` says the grant was already kept untrusted; `parsed` is the certificate
+/// and its signature as `parse_identity_located(&kept.raw, None)` read them, if the caller
+/// has them.
 fn activate(
     kept: &Kept,
     udi: &Udi,
     trust: (&[TrustAnchor], Environment),
     untrusted_before: bool,
+    parsed: Option<(IdentityCertificate, Located)>,
 ) -> Result<Activated, String> {
-    let cert = parse_identity(&kept.raw, Some(trust)).map_err(|e| e.to_string())?;
+    let cert = match parsed {
+        Some((cert, located)) => verify_identity(&located, &cert, trust).map(|()| cert),
+        None => parse_identity(&kept.raw, Some(trust)),
+    }
+    .map_err(|e| e.to_string())?;
     if cert.udi != *udi || cert.public_key != kept.key.public_key() {
         return Err("the certificate is not this instance's".to_string());
     }
@@ -150,11 +160,13 @@ pub(crate) fn restore(
 
     // An identity that lapsed before the restore started the evaluation clock at its not-after
     // (SPEC §12); setting the identity aside must not forgive that time.
-    let lapsed_at = stored
+    let stored_cert = stored
         .registered
         .as_ref()
-        .and_then(|kept| parse_identity(&kept.raw, None).ok())
-        .map(|cert| cert.not_after)
+        .and_then(|kept| parse_identity_located(&kept.raw, None).ok());
+    let lapsed_at = stored_cert
+        .as_ref()
+        .map(|(cert, _)| cert.not_after)
         .filter(|at| *at <= t);
     let keep_lapse_evaluation = |lic: &mut Licensing| {
         if let Some(at) = lapsed_at {
@@ -185,7 +197,7 @@ pub(crate) fn restore(
     }
     let untrusted_before = lic.authorization.grant_untrusted;
     if let Some(kept) = stored.registered {
-        match activate(&kept, &lic.udi, trust, untrusted_before) {
+        match activate(&kept, &lic.udi, trust, untrusted_before, stored_cert) {
             Ok(active) => {
                 lic.registration = Registration::Registered(Box::new(active.identity));
                 lic.authorization = active.authorization;
@@ -215,7 +227,7 @@ pub(crate) fn restore(
         // A dormant registration comes back when the anchors (or the UDI) fit again, unless
         // the product has started a new registration meanwhile.
         if let Some(kept) = lic.dormant.take() {
-            match activate(&kept, &lic.udi, trust, false) {
+            match activate(&kept, &lic.udi, trust, false, None) {
                 Ok(active) => {
                     lic.registration = Registration::Registered(Box::new(active.identity));
                     lic.authorization = active.authorization;
