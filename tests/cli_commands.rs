@@ -1148,9 +1148,10 @@ fn a_misspelt_command_gets_a_suggestion() {
             &["show", "license", "statsu"],
             "tip: a similar value exists: 'status'",
         ),
+        // Changed on purpose (issue 12): `reservation` is a similar subcommand too.
         (
             &["license", "smart", "regster", "idtoken", "x"],
-            "tip: some similar subcommands exist: 'deregister', 'register'",
+            "tip: some similar subcommands exist: 'reservation', 'deregister', 'register'",
         ),
     ] {
         cli.unchanged(|| cli.license(t0(), args))
