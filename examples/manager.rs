@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --example manager --features manager -- serve --state DIR --listen 127.0.0.1:8443
 //! cargo run --example manager --features manager -- pool add <tag> <count> [--state DIR]
-//! cargo run --example manager --features manager -- token create [--state DIR]
+//! cargo run --example manager --features manager -- token create [--no-export] [--state DIR]
 //! cargo run --example manager --features manager -- --help
 //! ```
 //! Without `--state`, the administration commands work on the embedded manager of the
@@ -151,9 +151,13 @@ enum Pool {
 enum TokenCommand {
     /// Make a token (printed on the last line)
     Create {
-        /// Allow export-controlled functionality on the products registered with it
-        #[arg(long)]
+        /// Allow export-controlled functionality on the products registered with it (the
+        /// default: the checkbox is ticked, 004:279)
+        #[arg(long, overrides_with = "no_export")]
         export: bool,
+        /// Do not allow it (the administrator unticks the checkbox)
+        #[arg(long, overrides_with = "export")]
+        no_export: bool,
         /// Days it is valid, 1 to 365
         #[arg(long, value_name = "DAYS", default_value_t = 30, value_parser = parse_days)]
         expires: i64,
@@ -368,6 +372,7 @@ fn pool_add(
 fn token_create(
     dir: StateDir,
     export: bool,
+    explicit_export: bool,
     expires: i64,
     uses: Option<u32>,
 ) -> Result<(), Failure> {
@@ -377,12 +382,21 @@ fn token_create(
         max_uses: uses,
     };
     let selected = selected_account(&dir)?;
-    let (token, va, expires) = dir.update(|m, now| {
+    let (token, va, expires, restricted) = dir.update(|m, now| {
         let va = current(m, &selected)?;
+        let restricted = m.is_export_restricted(va.smart_account())?;
+        if explicit_export && restricted {
+            // The checkbox does not exist for such an account (004:281).
+            return Err(ManagerError::ExportRestricted(
+                va.smart_account().to_string(),
+            ));
+        }
         let token = m.create_token(&va, options, now)?;
-        Ok((token, va, now + options.expires_after))
+        Ok((token, va, now + options.expires_after, restricted))
     })?;
-    let export = if options.export_controlled {
+    let export = if restricted {
+        "export-controlled functionality not allowed (the Smart Account is under export restrictions)"
+    } else if options.export_controlled {
         "export-controlled functionality allowed"
     } else {
         "export-controlled functionality not allowed"
@@ -599,10 +613,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
             command:
                 TokenCommand::Create {
                     export,
+                    no_export,
                     expires,
                     uses,
                 },
-        } => token_create(state_dir(state)?, export, expires, uses),
+        } => token_create(state_dir(state)?, !no_export, export, expires, uses),
         Command::Token {
             command: TokenCommand::Revoke { token },
         } => token_revoke(state_dir(state)?, token),

@@ -457,8 +457,10 @@ fn deregister_while_unregistered_is_405_and_nothing_written() {
 fn deregister_gives_the_licenses_back_and_resumes_evaluation() {
     let cli = registered();
     let now = t0() + days(3);
+    // The token allows export-controlled functionality (the default, 004:279), so the
+    // deregistration takes it away with the alert.
     cli.license(now, &["license", "smart", "deregister"])
-        .expect(0, "Deregistration succeeded\n", "");
+        .expect(0, &format!("{EXPORT_NOT_ALLOWED}Deregistration succeeded\n"), "");
     cli.manager(&["instances"])
         .expect(0, "no product instances\n", "");
     cli.manager(&["licenses"]).expect(
@@ -488,7 +490,7 @@ fn deregister_while_the_manager_is_offline_completes_locally_with_exit_2() {
         .expect(
             2,
             &format!(
-            "Communication with Smart Software Licensing failed: {SEND_ERROR} ({OFFLINE_DETAIL})\n\
+            "{EXPORT_NOT_ALLOWED}Communication with Smart Software Licensing failed: {SEND_ERROR} ({OFFLINE_DETAIL})\n\
                  {DEREGISTERED_LOCALLY}  [SmartLicensingDeregistrationFailure]\n"
         ),
             &line(DEREGISTERED_LOCALLY),
