@@ -36,12 +36,12 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
+use smart_agent::codes::ReservationKind;
 use smart_agent::manager::{
     DirError, InstanceInfo, InstanceQuery, IssuedReservation, Manager, ManagerError,
-    ReservationInfo, ReservedLicense, Server, ServerError, ServerOptions, StateDir,
-    TokenOptions, VirtualAccountId,
+    ReservationInfo, ReservedLicense, Server, ServerError, ServerOptions, StateDir, TokenOptions,
+    VirtualAccountId,
 };
-use smart_agent::codes::ReservationKind;
 use smart_agent::udi::{Udi, Uuid};
 use smart_agent::{Environment, Tag, Token};
 
@@ -940,7 +940,9 @@ fn export_key_list(dir: StateDir) -> Result<(), Failure> {
     })??;
     println!("{}", shown(&va.to_string()));
     if !supported {
-        println!("(export authorization keys are not supported by this manager: serve --no-export-keys)");
+        println!(
+            "(export authorization keys are not supported by this manager: serve --no-export-keys)"
+        );
     }
     println!("Feature\tTotal\tIn Use");
     for p in pools {
