@@ -460,7 +460,11 @@ fn deregister_gives_the_licenses_back_and_resumes_evaluation() {
     // The token allows export-controlled functionality (the default, 004:279), so the
     // deregistration takes it away with the alert.
     cli.license(now, &["license", "smart", "deregister"])
-        .expect(0, &format!("{EXPORT_NOT_ALLOWED}Deregistration succeeded\n"), "");
+        .expect(
+            0,
+            &format!("{EXPORT_NOT_ALLOWED}Deregistration succeeded\n"),
+            "",
+        );
     cli.manager(&["instances"])
         .expect(0, "no product instances\n", "");
     cli.manager(&["licenses"]).expect(

@@ -264,9 +264,13 @@ fn token_create_says_what_the_token_allows_and_prints_it_on_its_own_last_line() 
     ] {
         let run = cli.manager(&[&["token", "create"][..], args].concat());
         assert!(
-            run.ok().lines().next().unwrap_or_default().ends_with(&format!(
-                "any number of registrations, export-controlled functionality {allowed}:"
-            )),
+            run.ok()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .ends_with(&format!(
+                    "any number of registrations, export-controlled functionality {allowed}:"
+                )),
             "{args:?}: {}",
             run.stdout
         );

@@ -444,7 +444,11 @@ fn deregistration_resumes_the_evaluation_where_it_stopped() {
     // The token allows export-controlled functionality (the default, 004:279), so the
     // deregistration takes it away with the alert.
     cli.license(t(40), &["license", "smart", "deregister"])
-        .expect(0, &format!("{EXPORT_NOT_ALLOWED}Deregistration succeeded\n"), "");
+        .expect(
+            0,
+            &format!("{EXPORT_NOT_ALLOWED}Deregistration succeeded\n"),
+            "",
+        );
     let eighty = "  Evaluation Mode: In Use\n  Evaluation Period Remaining: 80 days, 0 hours, 0 minutes, 0 seconds\n";
     assert!(status(&cli, t(40)).ends_with(eighty));
     let out = status(&cli, t(41) + hours(2));
