@@ -317,3 +317,137 @@ fn export_command_words_are_the_seeds() {
             "",
         );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Export authorization keys against the embedded manager (SPEC §7, 003:825-827)
+// ---------------------------------------------------------------------------------------------
+
+/// `license smart export <rest…>`.
+fn export(cli: &Cli, rest: &[&str]) -> Run {
+    let mut args = vec!["license", "smart", "export"];
+    args.extend_from_slice(rest);
+    cli.license(t0(), &args)
+}
+
+#[test]
+fn a_restricted_accounts_instance_requests_and_returns_an_export_key_from_the_manager() {
+    let cli = Cli::new();
+    cli.declare(t0(), &[ENHANCED]);
+    cli.pool(ENHANCED, 10);
+    cli.manager(&["account", "--export-restricted", "on"])
+        .expect(
+            0,
+            "Reference Smart Account / DEFAULT\nExport restrictions: on\n",
+            "",
+        );
+    // Its tokens never allow export-controlled functionality (004:281), whatever is asked.
+    cli.unchanged(|| cli.manager(&["token", "create", "--export"])).expect(
+        1,
+        "",
+        "manager token create: the Smart Account \"Reference Smart Account\" is under export restrictions: export-controlled functionality needs export authorization keys\n",
+    );
+    let run = cli.manager(&["token", "create"]);
+    assert!(
+        run.ok().lines().next().unwrap_or_default().ends_with(
+            "export-controlled functionality not allowed (the Smart Account is under export restrictions):"
+        ),
+        "{}",
+        run.stdout
+    );
+    cli.license(
+        t0(),
+        &["license", "smart", "register", "idtoken", run.last_line()],
+    )
+    .ok();
+    let status = cli.license(t0(), &["show", "license", "status"]);
+    assert!(
+        status
+            .ok()
+            .contains("  Export-Controlled Functionality: Not Allowed\n"),
+        "{}",
+        status.stdout
+    );
+    // None bought yet: the manager's permanent refusal, reported with its message.
+    let none = format!("No export authorization key for {FEATURE} is left in the Virtual Account");
+    export(&cli, &["request", "local", FEATURE]).expect(
+        2,
+        &format!("Export authorization key for {FEATURE} refused: {none}\n"),
+        &format!("{none}\n"),
+    );
+    cli.manager(&["export-key", "add", FEATURE, "1"]).expect(
+        0,
+        &format!("{FEATURE}: total 1, in use 0\n"),
+        "",
+    );
+    export(&cli, &["request", "local", FEATURE]).expect(
+        0,
+        &format!("Export authorization key granted for {FEATURE}\n"),
+        "",
+    );
+    cli.manager(&["export-key", "list"]).expect(
+        0,
+        &format!("Reference Smart Account / DEFAULT\nFeature\tTotal\tIn Use\n{FEATURE}\t1\t1\n"),
+        "",
+    );
+    let all = cli.license(t0(), &["show", "license", "all"]);
+    assert!(
+        all.ok().contains(&format!(
+            "Export Authorization Keys\n=========================\n{FEATURE}:\n  Status: AUTHORIZED\n  Issued: Jan 4 10:00:00 2027 UTC\n"
+        )),
+        "{}",
+        all.stdout
+    );
+    export(&cli, &["return", "local", FEATURE]).expect(
+        0,
+        &format!("Export authorization key returned for {FEATURE}\n"),
+        "",
+    );
+    cli.manager(&["export-key", "list"]).expect(
+        0,
+        &format!("Reference Smart Account / DEFAULT\nFeature\tTotal\tIn Use\n{FEATURE}\t1\t0\n"),
+        "",
+    );
+    cli.unchanged(|| export(&cli, &["return", "local", FEATURE]))
+        .expect(
+            1,
+            "",
+            &format!("No export authorization key is held for {FEATURE}\n"),
+        );
+    // Bad feature names and counts: the manager's refusal, or a usage error.
+    cli.unchanged(|| cli.manager(&["export-key", "add", "bad feature", "1"]))
+        .expect(
+            1,
+            "",
+            "manager export-key add: invalid export feature name \"bad feature\"\n",
+        );
+    let run = cli.unchanged(|| cli.manager(&["export-key", "add", FEATURE, "x"]));
+    run.usage_error(2, "invalid value 'x' for '<COUNT>'");
+}
+
+#[test]
+fn an_unrestricted_account_uses_the_token_flag_and_a_no_export_token_makes_not_allowed() {
+    let cli = Cli::new();
+    cli.declare(t0(), &[ENHANCED]);
+    cli.pool(ENHANCED, 10);
+    cli.manager(&["export-key", "add", FEATURE, "1"]).ok();
+    let token = cli.token(&["--no-export"]);
+    cli.license(t0(), &["license", "smart", "register", "idtoken", &token])
+        .ok();
+    let status = cli.license(t0(), &["show", "license", "status"]);
+    assert!(
+        status
+            .ok()
+            .contains("  Export-Controlled Functionality: Not Allowed\n"),
+        "{}",
+        status.stdout
+    );
+    let message = "The Smart Account is not under export restrictions: export-controlled functionality follows the registration token";
+    export(&cli, &["request", "local", FEATURE]).expect(
+        2,
+        &format!("Export authorization key for {FEATURE} refused: {message}\n"),
+        &format!("{message}\n"),
+    );
+    // Not Allowed before, so the deregistration raises no alert.
+    cli.license(t0(), &["license", "smart", "deregister"])
+        .expect(0, "Deregistration succeeded\n", "");
+}
