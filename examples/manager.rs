@@ -3,7 +3,10 @@
 //! ```text
 //! cargo run --example manager --features manager -- serve --state DIR --listen 127.0.0.1:8443
 //! cargo run --example manager --features manager -- pool add <tag> <count> [--state DIR]
-//! cargo run --example manager --features manager -- token create [--state DIR]
+//! cargo run --example manager --features manager -- token create [--no-export] [--state DIR]
+//! cargo run --example manager --features manager -- account --reservation on
+//! cargo run --example manager --features manager -- reservation authorize <request code> --license <tag>=<n>
+//! cargo run --example manager --features manager -- export-key add <feature> <count>
 //! cargo run --example manager --features manager -- --help
 //! ```
 //! Without `--state`, the administration commands work on the embedded manager of the
@@ -31,12 +34,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
+use smart_agent::codes::ReservationKind;
 use smart_agent::manager::{
-    DirError, InstanceInfo, InstanceQuery, Manager, ManagerError, Server, ServerError,
-    ServerOptions, StateDir, TokenOptions, VirtualAccountId,
+    DirError, InstanceInfo, InstanceQuery, IssuedReservation, Manager, ManagerError,
+    ReservationInfo, ReservedLicense, Server, ServerError, ServerOptions, StateDir, TokenOptions,
+    VirtualAccountId,
 };
+use smart_agent::udi::{Udi, Uuid};
 use smart_agent::{Environment, Tag, Token};
 
 use text::{shown, shown_lines};
@@ -89,8 +95,14 @@ enum Command {
         /// and ::1 (repeat for more)
         #[arg(long = "host", value_name = "NAME")]
         hosts: Vec<String>,
+        /// Answer every export authorization key request "not supported" (SPEC §7); without
+        /// it the manager grants them
+        #[arg(long)]
+        no_export_keys: bool,
     },
-    /// Select the Smart and Virtual Account later commands use (made if new); alone: list them
+    /// Select the Smart and Virtual Account later commands use (made if new); alone: list them.
+    /// --reservation and --export-restricted set the Smart Account's entitlements (the
+    /// selected one's without --smart/--virtual, the selection then unchanged)
     Account {
         /// The Smart Account [default: the manager's default]
         #[arg(long = "smart", value_name = "NAME")]
@@ -98,6 +110,13 @@ enum Command {
         /// The Virtual Account [default: the manager's default]
         #[arg(long = "virtual", value_name = "NAME")]
         virtual_account: Option<String>,
+        /// Entitle the Smart Account to License Reservation (SLR and PLR), or take it away
+        #[arg(long, value_enum, value_name = "on|off")]
+        reservation: Option<Switch>,
+        /// Put the Smart Account under export restrictions (its tokens never allow
+        /// export-controlled functionality; its products use export authorization keys)
+        #[arg(long, value_enum, value_name = "on|off")]
+        export_restricted: Option<Switch>,
     },
     /// Licenses of the selected Virtual Account
     Pool {
@@ -121,6 +140,16 @@ enum Command {
     },
     /// The licenses table of the selected Virtual Account (004:586)
     Licenses,
+    /// License Reservation (SLR and PLR) from the selected Virtual Account
+    Reservation {
+        #[command(subcommand)]
+        command: ReservationCommand,
+    },
+    /// Export authorization keys of the selected Virtual Account
+    ExportKey {
+        #[command(subcommand)]
+        command: ExportKeyCommand,
+    },
     /// The virtual clock
     Clock {
         #[command(subcommand)]
@@ -151,9 +180,13 @@ enum Pool {
 enum TokenCommand {
     /// Make a token (printed on the last line)
     Create {
-        /// Allow export-controlled functionality on the products registered with it
-        #[arg(long)]
+        /// Allow export-controlled functionality on the products registered with it (the
+        /// default: the checkbox is ticked, 004:279)
+        #[arg(long, overrides_with = "no_export")]
         export: bool,
+        /// Do not allow it (the administrator unticks the checkbox)
+        #[arg(long, overrides_with = "export")]
+        no_export: bool,
         /// Days it is valid, 1 to 365
         #[arg(long, value_name = "DAYS", default_value_t = 30, value_parser = parse_days)]
         expires: i64,
@@ -166,6 +199,87 @@ enum TokenCommand {
         #[arg(value_parser = parse_token, allow_hyphen_values = true)]
         token: Token,
     },
+}
+
+#[derive(Subcommand)]
+enum ReservationCommand {
+    /// Turn a product's reservation request code into an authorization code (printed on the
+    /// last line): an SLR of the --license counts, or a PLR of the --plr entitlement
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["licenses", "plr"])))]
+    Authorize {
+        /// The product's request code (CB-…)
+        #[arg(value_name = "REQUEST-CODE", allow_hyphen_values = true)]
+        request_code: String,
+        /// A license to reserve: TAG=COUNT, or TAG=COUNT,START,END (YYYY-MM-DD) for a TERM
+        /// license (repeat for more)
+        #[arg(long = "license", value_name = "TAG=COUNT[,START,END]", value_parser = parse_reserved)]
+        licenses: Vec<ReservedLicense>,
+        /// A Permanent License Reservation of this PLR entitlement instead (one license)
+        #[arg(long, value_name = "TAG", value_parser = parse_tag, conflicts_with = "licenses")]
+        plr: Option<Tag>,
+        /// Allow export-controlled functionality (the account must permit export)
+        #[arg(long)]
+        export: bool,
+    },
+    /// A newer code for an instance's reservation (printed on the last line): an SLR's new
+    /// counts, or one more PLR entitlement added to a PLR's set
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["licenses", "plr"])))]
+    Update {
+        /// The instance: its UDI or its product instance id
+        #[arg(value_name = "UDI|PIID")]
+        instance: String,
+        /// The SLR's new content: TAG=COUNT[,START,END] (repeat for more)
+        #[arg(long = "license", value_name = "TAG=COUNT[,START,END]", value_parser = parse_reserved)]
+        licenses: Vec<ReservedLicense>,
+        /// The PLR entitlement to add to a PLR's set
+        #[arg(long, value_name = "TAG", value_parser = parse_tag, conflicts_with = "licenses")]
+        plr: Option<Tag>,
+    },
+    /// Enter the product's confirmation code for the latest code of an instance's SLR
+    Confirm {
+        /// The instance: its UDI or its product instance id
+        #[arg(value_name = "UDI|PIID")]
+        instance: String,
+        /// The confirmation code the product printed
+        #[arg(value_name = "CODE")]
+        code: String,
+    },
+    /// Enter a product's return code: the reservation's licenses go back to the pools
+    Return {
+        /// The return code the product printed
+        #[arg(value_name = "RETURN-CODE", allow_hyphen_values = true)]
+        code: String,
+    },
+    /// The reservations: a header line, then piid, UDI, Virtual Account, type, licenses
+    /// held, state, export
+    List,
+}
+
+#[derive(Subcommand)]
+enum ExportKeyCommand {
+    /// Buy export authorization keys for a feature
+    Add {
+        /// The feature, e.g. CUCM_Export_Restricted_Authorization_Key
+        #[arg(value_name = "FEATURE", allow_hyphen_values = true)]
+        feature: String,
+        /// How many to add
+        #[arg(value_parser = parse_count, allow_hyphen_values = true)]
+        count: u32,
+    },
+    /// The selected Virtual Account's keys: a header line, then feature, total, in use
+    List,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    On,
+    Off,
+}
+
+impl Switch {
+    fn on(self) -> bool {
+        self == Switch::On
+    }
 }
 
 #[derive(Subcommand)]
@@ -197,6 +311,29 @@ fn parse_tag(s: &str) -> Result<Tag, String> {
 fn parse_count(s: &str) -> Result<u32, String> {
     s.parse()
         .map_err(|_| format!("a whole number from 0 to {}", u32::MAX))
+}
+
+/// `TAG=COUNT` or `TAG=COUNT,START,END` (a tag holds commas but no `=`).
+fn parse_reserved(s: &str) -> Result<ReservedLicense, String> {
+    const USAGE: &str = "TAG=COUNT, or TAG=COUNT,START,END with dates as YYYY-MM-DD";
+    let (tag, rest) = s.split_once('=').ok_or_else(|| USAGE.to_string())?;
+    let tag = parse_tag(tag)?;
+    let mut parts = rest.split(',');
+    let count: u32 = parts
+        .next()
+        .and_then(|c| c.parse().ok())
+        .filter(|c| *c >= 1)
+        .ok_or_else(|| format!("a count from 1 to {} ({USAGE})", u32::MAX))?;
+    let date = |d: Option<&str>| {
+        d.and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            .ok_or_else(|| format!("a TERM license's start and end dates ({USAGE})"))
+    };
+    let term = match (parts.next(), parts.next(), parts.next()) {
+        (None, _, _) => None,
+        (start, end, None) => Some((date(start)?, date(end)?)),
+        _ => return Err(USAGE.to_string()),
+    };
+    Ok(ReservedLicense { tag, count, term })
 }
 
 fn parse_days(s: &str) -> Result<i64, String> {
@@ -301,6 +438,7 @@ fn serve(
     environment: Option<Env>,
     virtual_clock: bool,
     hosts: Vec<String>,
+    export_keys: bool,
 ) -> Result<(), Failure> {
     if state.exists() && !state.is_dir() {
         return Err(Failure(format!(
@@ -318,6 +456,8 @@ fn serve(
     options.hosts = hosts;
     let server = Server::start(state, options)?;
     let dir = server.state_dir();
+    // Before the address is printed, so no agent sees the previous setting.
+    dir.update(|m, _| m.set_export_keys_supported(export_keys))?;
     let clock = if dir.has_virtual_clock() {
         format!("virtual ({})", dir.clock_path().display())
     } else {
@@ -332,6 +472,9 @@ fn serve(
     )?;
     writeln!(out, "environment: {}", server.environment())?;
     writeln!(out, "clock: {clock}")?;
+    if !export_keys {
+        writeln!(out, "export authorization keys: not supported")?;
+    }
     writeln!(out, "listening: {}", server.addr())?;
     out.flush()?;
     drop(out);
@@ -368,6 +511,7 @@ fn pool_add(
 fn token_create(
     dir: StateDir,
     export: bool,
+    explicit_export: bool,
     expires: i64,
     uses: Option<u32>,
 ) -> Result<(), Failure> {
@@ -377,12 +521,21 @@ fn token_create(
         max_uses: uses,
     };
     let selected = selected_account(&dir)?;
-    let (token, va, expires) = dir.update(|m, now| {
+    let (token, va, expires, restricted) = dir.update(|m, now| {
         let va = current(m, &selected)?;
+        let restricted = m.is_export_restricted(va.smart_account())?;
+        if explicit_export && restricted {
+            // The checkbox does not exist for such an account (004:281).
+            return Err(ManagerError::ExportRestricted(
+                va.smart_account().to_string(),
+            ));
+        }
         let token = m.create_token(&va, options, now)?;
-        Ok((token, va, now + options.expires_after))
+        Ok((token, va, now + options.expires_after, restricted))
     })?;
-    let export = if options.export_controlled {
+    let export = if restricted {
+        "export-controlled functionality not allowed (the Smart Account is under export restrictions)"
+    } else if options.export_controlled {
         "export-controlled functionality allowed"
     } else {
         "export-controlled functionality not allowed"
@@ -440,12 +593,56 @@ fn current(
     }
 }
 
+/// What `account` sets on the Smart Account besides selecting.
+struct AccountFlags {
+    reservation: Option<bool>,
+    export_restricted: Option<bool>,
+}
+
+impl AccountFlags {
+    fn any(&self) -> bool {
+        self.reservation.is_some() || self.export_restricted.is_some()
+    }
+
+    fn apply(&self, m: &mut Manager, smart: &str) -> Result<(), ManagerError> {
+        if let Some(on) = self.reservation {
+            m.set_reservation_allowed(smart, on)?;
+        }
+        if let Some(on) = self.export_restricted {
+            m.set_export_restricted(smart, on)?;
+        }
+        Ok(())
+    }
+
+    fn print(&self) {
+        let word = |on: bool| if on { "on" } else { "off" };
+        if let Some(on) = self.reservation {
+            println!("License Reservation: {}", word(on));
+        }
+        if let Some(on) = self.export_restricted {
+            println!("Export restrictions: {}", word(on));
+        }
+    }
+}
+
 fn account(
     dir: StateDir,
     smart: Option<String>,
     virtual_account: Option<String>,
+    flags: AccountFlags,
 ) -> Result<(), Failure> {
     let selected = selected_account(&dir)?;
+    if smart.is_none() && virtual_account.is_none() && flags.any() {
+        // The selected account's Smart Account; the selection stays.
+        let va = dir.update(|m, _| {
+            let va = current(m, &selected)?;
+            flags.apply(m, va.smart_account())?;
+            Ok(va)
+        })?;
+        println!("{}", shown(&va.to_string()));
+        flags.print();
+        return Ok(());
+    }
     if smart.is_none() && virtual_account.is_none() {
         let (current, all) = dir.read(|m, _| (current(m, &selected), m.virtual_accounts()))?;
         let current = current?;
@@ -469,15 +666,18 @@ fn account(
             Ok(()) | Err(ManagerError::DuplicateSmartAccount(_)) => {}
             Err(e) => return Err(e),
         }
-        match m.add_virtual_account(&smart, &virtual_account) {
-            Ok(va) => Ok(va),
-            Err(ManagerError::DuplicateVirtualAccount(va)) => Ok(va),
-            Err(e) => Err(e),
-        }
+        let va = match m.add_virtual_account(&smart, &virtual_account) {
+            Ok(va) => va,
+            Err(ManagerError::DuplicateVirtualAccount(va)) => va,
+            Err(e) => return Err(e),
+        };
+        flags.apply(m, &smart)?;
+        Ok(va)
     })?;
     smart_agent::store::AtomicFile::new(dir.path().join("account"))
         .store(format!("{smart}\t{virtual_account}\n").as_bytes())?;
     println!("{}", shown(&va.to_string()));
+    flags.print();
     Ok(())
 }
 
@@ -502,11 +702,16 @@ fn licenses(dir: StateDir) -> Result<(), Failure> {
         } else {
             format!("To Lower: -{}", l.lent_to_lower)
         };
+        // 004:589: "4 (4 Reserved)".
+        let in_use = if l.reserved == 0 {
+            l.in_use.to_string()
+        } else {
+            format!("{} ({} Reserved)", l.in_use, l.reserved)
+        };
         println!(
-            "{}\t{}\t{}\t{substitution}\t+ {}",
+            "{}\t{}\t{in_use}\t{substitution}\t+ {}",
             shown(&name),
             l.purchased,
-            l.in_use,
             l.balance
         );
     }
@@ -559,6 +764,193 @@ fn instances(dir: StateDir, limit: usize, udi: Option<String>) -> Result<(), Fai
     Ok(())
 }
 
+fn kind_word(kind: ReservationKind) -> &'static str {
+    match kind {
+        ReservationKind::Specific => "SLR",
+        ReservationKind::Universal => "PLR",
+    }
+}
+
+/// A code the manager issued: what it is, then the code alone on the last line.
+fn print_issued(issued: &IssuedReservation, udi: &str) {
+    let what = match issued.kind {
+        ReservationKind::Specific => "Specific License Reservation",
+        ReservationKind::Universal => "Permanent License Reservation",
+    };
+    println!(
+        "{what} authorization code for {}, product instance {} (install it on the product):",
+        shown(udi),
+        issued.piid
+    );
+    println!("{}", issued.code);
+}
+
+fn reservation_authorize(
+    dir: StateDir,
+    request_code: String,
+    licenses: Vec<ReservedLicense>,
+    plr: Option<Tag>,
+    export: bool,
+) -> Result<(), Failure> {
+    let selected = selected_account(&dir)?;
+    let (issued, udi) = dir.update(|m, now| {
+        let va = current(m, &selected)?;
+        let issued =
+            m.authorize_reservation(&va, &request_code, &licenses, plr.as_ref(), export, now)?;
+        let udi = m
+            .reservations()
+            .into_iter()
+            .find(|r| r.piid == issued.piid)
+            .map(|r| r.udi.to_string())
+            .unwrap_or_default();
+        Ok((issued, udi))
+    })?;
+    print_issued(&issued, &udi);
+    Ok(())
+}
+
+fn reservation_update(
+    dir: StateDir,
+    instance: String,
+    licenses: Vec<ReservedLicense>,
+    plr: Option<Tag>,
+) -> Result<(), Failure> {
+    let (issued, udi) = dir.update(|m, now| {
+        let issued = m.update_reservation(&instance, &licenses, plr.as_ref(), now)?;
+        let udi = m
+            .reservations()
+            .into_iter()
+            .find(|r| r.piid == issued.piid)
+            .map(|r| r.udi.to_string())
+            .unwrap_or_default();
+        Ok((issued, udi))
+    })?;
+    print_issued(&issued, &udi);
+    Ok(())
+}
+
+fn reservation_confirm(dir: StateDir, instance: String, code: String) -> Result<(), Failure> {
+    let info = dir.update(|m, _| {
+        m.confirm_reservation(&instance, &code)?;
+        let piid = instance.parse::<Uuid>().ok();
+        let udi = instance.parse::<Udi>().ok();
+        Ok(m.reservations()
+            .into_iter()
+            .find(|r| Some(r.piid) == piid || udi.as_ref() == Some(&r.udi)))
+    })?;
+    match info {
+        Some(r) => println!(
+            "confirmed: {} holds {}",
+            shown(&r.udi.to_string()),
+            held(&r)
+        ),
+        None => println!("confirmed"),
+    }
+    Ok(())
+}
+
+fn reservation_return(dir: StateDir, code: String) -> Result<(), Failure> {
+    let returned = dir.update(|m, now| m.return_reservation(&code, now))?;
+    let freed: Vec<String> = returned
+        .freed
+        .iter()
+        .map(|(t, n)| format!("{t}={n}"))
+        .collect();
+    println!(
+        "returned: product instance {} ({}); back in the pool: {}",
+        returned.piid,
+        shown(&returned.udi.to_string()),
+        if freed.is_empty() {
+            "-".to_string()
+        } else {
+            freed.join(" ")
+        }
+    );
+    Ok(())
+}
+
+fn held(r: &ReservationInfo) -> String {
+    if r.held.is_empty() {
+        return "-".to_string();
+    }
+    r.held
+        .iter()
+        .map(|(t, n)| format!("{t}={n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn reservation_list(dir: StateDir) -> Result<(), Failure> {
+    let all = dir.read(|m, _| m.reservations())?;
+    if all.is_empty() {
+        println!("no reservations");
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Product Instance ID\tUDI\tVirtual Account\tType\tLicenses\tState\tExport"
+    )?;
+    for r in &all {
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            r.piid,
+            shown(&r.udi.to_string()),
+            shown(&r.virtual_account.to_string()),
+            kind_word(r.kind),
+            held(r),
+            if r.in_transit {
+                "update in transit"
+            } else {
+                "reserved"
+            },
+            if r.export_controlled {
+                "allowed"
+            } else {
+                "not allowed"
+            }
+        )?;
+    }
+    Ok(())
+}
+
+fn export_key_add(dir: StateDir, feature: String, count: u32) -> Result<(), Failure> {
+    let selected = selected_account(&dir)?;
+    let pool = dir.update(|m, _| {
+        let va = current(m, &selected)?;
+        m.add_export_keys(&va, &feature, count)?;
+        Ok(m.export_key_pools(&va)
+            .into_iter()
+            .find(|p| p.feature == feature))
+    })?;
+    if let Some(p) = pool {
+        println!("{}: total {}, in use {}", p.feature, p.total, p.in_use);
+    }
+    Ok(())
+}
+
+fn export_key_list(dir: StateDir) -> Result<(), Failure> {
+    let selected = selected_account(&dir)?;
+    let (va, pools, supported) = dir.read(|m, _| {
+        current(m, &selected).map(|va| {
+            let pools = m.export_key_pools(&va);
+            (va, pools, m.export_keys_supported())
+        })
+    })??;
+    println!("{}", shown(&va.to_string()));
+    if !supported {
+        println!(
+            "(export authorization keys are not supported by this manager: serve --no-export-keys)"
+        );
+    }
+    println!("Feature\tTotal\tIn Use");
+    for p in pools {
+        println!("{}\t{}\t{}", p.feature, p.total, p.in_use);
+    }
+    Ok(())
+}
+
 fn clock_set(dir: StateDir, now: DateTime<Utc>) -> Result<(), Failure> {
     dir.set_clock(now)?;
     println!("clock: {}", rfc3339(now));
@@ -577,15 +969,33 @@ fn run(cli: Cli) -> Result<(), Failure> {
             environment,
             virtual_clock,
             hosts,
+            no_export_keys,
         } => {
             // main checked it is there.
             let state = state.unwrap_or_default();
-            serve(state, listen, environment, virtual_clock, hosts)
+            serve(
+                state,
+                listen,
+                environment,
+                virtual_clock,
+                hosts,
+                !no_export_keys,
+            )
         }
         Command::Account {
             smart,
             virtual_account,
-        } => account(state_dir(state)?, smart, virtual_account),
+            reservation,
+            export_restricted,
+        } => account(
+            state_dir(state)?,
+            smart,
+            virtual_account,
+            AccountFlags {
+                reservation: reservation.map(Switch::on),
+                export_restricted: export_restricted.map(Switch::on),
+            },
+        ),
         Command::Pool {
             command:
                 Pool::Add {
@@ -599,15 +1009,44 @@ fn run(cli: Cli) -> Result<(), Failure> {
             command:
                 TokenCommand::Create {
                     export,
+                    no_export,
                     expires,
                     uses,
                 },
-        } => token_create(state_dir(state)?, export, expires, uses),
+        } => token_create(state_dir(state)?, !no_export, export, expires, uses),
         Command::Token {
             command: TokenCommand::Revoke { token },
         } => token_revoke(state_dir(state)?, token),
         Command::Instances { limit, udi } => instances(state_dir(state)?, limit, udi),
         Command::Licenses => licenses(state_dir(state)?),
+        Command::Reservation { command } => {
+            let dir = state_dir(state)?;
+            match command {
+                ReservationCommand::Authorize {
+                    request_code,
+                    licenses,
+                    plr,
+                    export,
+                } => reservation_authorize(dir, request_code, licenses, plr, export),
+                ReservationCommand::Update {
+                    instance,
+                    licenses,
+                    plr,
+                } => reservation_update(dir, instance, licenses, plr),
+                ReservationCommand::Confirm { instance, code } => {
+                    reservation_confirm(dir, instance, code)
+                }
+                ReservationCommand::Return { code } => reservation_return(dir, code),
+                ReservationCommand::List => reservation_list(dir),
+            }
+        }
+        Command::ExportKey { command } => {
+            let dir = state_dir(state)?;
+            match command {
+                ExportKeyCommand::Add { feature, count } => export_key_add(dir, feature, count),
+                ExportKeyCommand::List => export_key_list(dir),
+            }
+        }
         Command::Clock {
             command: Clock::Set { time },
         } => clock_set(state_dir(state)?, time),
@@ -664,6 +1103,17 @@ fn command_name(c: &Command) -> &'static str {
         } => "token revoke",
         Command::Instances { .. } => "instances",
         Command::Licenses => "licenses",
+        Command::Reservation { command } => match command {
+            ReservationCommand::Authorize { .. } => "reservation authorize",
+            ReservationCommand::Update { .. } => "reservation update",
+            ReservationCommand::Confirm { .. } => "reservation confirm",
+            ReservationCommand::Return { .. } => "reservation return",
+            ReservationCommand::List => "reservation list",
+        },
+        Command::ExportKey { command } => match command {
+            ExportKeyCommand::Add { .. } => "export-key add",
+            ExportKeyCommand::List => "export-key list",
+        },
         Command::Clock { .. } => "clock set",
     }
 }

@@ -148,8 +148,9 @@ pub mod wire;
 pub mod xmlsig;
 
 pub use agent::{
-    Agent, Alarm, Config, ConfigError, Event, EventKind, Failure, FailureKind, Force, Installed,
-    Operation, PartError, ReservationKind, RestoreError, TimerReason, Transmit, TransmitId,
+    Agent, Alarm, Config, ConfigError, Event, EventKind, ExportKeyState, ExportKeyStatus, Failure,
+    FailureKind, Force, Installed, Operation, PartError, ReservationKind, RestoreError,
+    TimerReason, Transmit, TransmitId,
 };
 pub use crypto::{
     DeterministicRandom, Environment, ManagerPublicKey, Random, SystemRandom, TrustAnchor,

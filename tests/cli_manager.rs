@@ -215,6 +215,7 @@ fn pool_add_past_the_largest_count_fails_with_exit_1() {
 #[test]
 fn token_create_says_what_the_token_allows_and_prints_it_on_its_own_last_line() {
     let cli = harness();
+    // The checkbox is ticked by default (004:279).
     let run = cli.manager(&["token", "create"]);
     let lines: Vec<&str> = run.ok().lines().collect();
     assert_eq!(
@@ -222,7 +223,7 @@ fn token_create_says_what_the_token_allows_and_prints_it_on_its_own_last_line() 
         Some(
             "Registration token for Reference Smart Account / DEFAULT, valid until \
              2027-02-03T10:00:00Z, any number of registrations, export-controlled \
-             functionality not allowed:"
+             functionality allowed:"
         ),
         "{}",
         run.stdout
@@ -244,17 +245,36 @@ fn token_create_says_what_the_token_allows_and_prints_it_on_its_own_last_line() 
         "7",
         "--uses",
         "2",
-        "--export",
+        "--no-export",
     ]);
     assert_eq!(
         run.ok().lines().next(),
         Some(
             "Registration token for Reference Smart Account / DEFAULT, valid until \
-             2027-01-11T10:00:00Z, 2 registration(s), export-controlled functionality allowed:"
+             2027-01-11T10:00:00Z, 2 registration(s), export-controlled functionality not allowed:"
         ),
         "{}",
         run.stdout
     );
+    // --export is still accepted; the last of the two wins.
+    for (args, allowed) in [
+        (&["--export"][..], "allowed"),
+        (&["--no-export", "--export"], "allowed"),
+        (&["--export", "--no-export"], "not allowed"),
+    ] {
+        let run = cli.manager(&[&["token", "create"][..], args].concat());
+        assert!(
+            run.ok()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .ends_with(&format!(
+                    "any number of registrations, export-controlled functionality {allowed}:"
+                )),
+            "{args:?}: {}",
+            run.stdout
+        );
+    }
 }
 
 #[test]
@@ -285,7 +305,11 @@ fn token_create_with_bad_options_is_exit_2() {
 
 #[test]
 fn export_controlled_functionality_follows_the_token() {
-    for (options, allowed) in [(&["--export"][..], "Allowed"), (&[], "Not Allowed")] {
+    for (options, allowed) in [
+        (&[][..], "Allowed"),
+        (&["--export"], "Allowed"),
+        (&["--no-export"], "Not Allowed"),
+    ] {
         let cli = harness();
         cli.pool(ENHANCED, 10);
         let token = cli.token(options);

@@ -23,6 +23,11 @@ struct Served {
 
 impl Served {
     fn start() -> Served {
+        Served::start_with(&[])
+    }
+
+    /// `serve` with more options.
+    fn start_with(options: &[&str]) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("ssm");
         let mut child = Command::new(example("manager"))
@@ -30,6 +35,7 @@ impl Served {
             .arg("--state")
             .arg(&state)
             .args(["--listen", "127.0.0.1:0", "--virtual-clock"])
+            .args(options)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -465,4 +471,42 @@ fn manager_trust_adds_a_rotated_key_that_the_flags_may_then_name() {
     all.extend(["show", "license", "status"]);
     let status = cli.license(t0() + hours(1), &all).ok().to_string();
     assert!(status.contains("  Status: REGISTERED\n"), "{status}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// serve --no-export-keys (SPEC §7)
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_manager_served_without_export_keys_answers_not_supported_and_the_agent_says_so() {
+    const FEATURE: &str = "CUCM_Export_Restricted_Authorization_Key";
+    const NOT_SUPPORTED: &str =
+        "Export authorization keys are not supported by this Smart Software Manager";
+    let served = Served::start_with(&["--no-export-keys"]);
+    served.admin(&["account", "--export-restricted", "on"]).ok();
+    served.admin(&["export-key", "add", FEATURE, "1"]).ok();
+    served.admin(&["export-key", "list"]).expect(
+        0,
+        &format!(
+            "Reference Smart Account / DEFAULT\n\
+             (export authorization keys are not supported by this manager: serve --no-export-keys)\n\
+             Feature\tTotal\tIn Use\n{FEATURE}\t1\t0\n"
+        ),
+        "",
+    );
+    let (cli, options) = registered_remotely(&served);
+    let mut args: Vec<&str> = options.iter().map(String::as_str).collect();
+    args.extend(["license", "smart", "export", "request", "local", FEATURE]);
+    cli.license(t0(), &args).expect(
+        2,
+        &format!("Export authorization key for {FEATURE} refused: {NOT_SUPPORTED}\n"),
+        &format!("{NOT_SUPPORTED}\n"),
+    );
+    // Nothing was granted.
+    let list = served.admin(&["export-key", "list"]);
+    assert!(
+        list.ok().ends_with(&format!("{FEATURE}\t1\t0\n")),
+        "{}",
+        list.stdout
+    );
 }

@@ -463,3 +463,51 @@ fn an_identity_with_its_export_flag_flipped_and_resigned_by_an_untrusted_key_is_
     );
     assert!(!sim.agent.export_allowed(sim.now));
 }
+
+#[test]
+fn export_key_status_lists_requests_with_their_retry_keys_held_and_returns() {
+    use smart_agent::{ExportKeyState, ExportKeyStatus};
+    let (mut sim, key) = exporting();
+    assert_eq!(sim.agent.export_key_status(), vec![]);
+    sim.agent.export_request(FEATURE, sim.now).unwrap();
+    let requested = ExportKeyStatus {
+        feature: FEATURE.into(),
+        state: ExportKeyState::Requested,
+        issued: None,
+        next_attempt: None,
+    };
+    assert_eq!(sim.agent.export_key_status(), vec![requested.clone()]);
+    // A failed attempt: the retry time is shown.
+    let tx = sim.agent.poll_transmit(sim.now).unwrap();
+    sim.agent
+        .handle_response(tx.id, Err(SendError::Timeout), sim.now);
+    let retry = sim.agent.poll_timeout().unwrap().0;
+    assert_eq!(retry, sim.now + minutes(15));
+    assert_eq!(
+        sim.agent.export_key_status(),
+        vec![ExportKeyStatus {
+            next_attempt: Some(retry),
+            ..requested
+        }]
+    );
+    sim.now = retry;
+    sim.agent.handle_timeout(sim.now);
+    exchange(&mut sim, &key, ResponseStatus::Ok);
+    let held = ExportKeyStatus {
+        feature: FEATURE.into(),
+        state: ExportKeyState::Held,
+        issued: Some(retry),
+        next_attempt: None,
+    };
+    assert_eq!(sim.agent.export_key_status(), vec![held.clone()]);
+    sim.agent.export_return(FEATURE, sim.now).unwrap();
+    assert_eq!(
+        sim.agent.export_key_status(),
+        vec![ExportKeyStatus {
+            state: ExportKeyState::Returning,
+            ..held
+        }]
+    );
+    exchange(&mut sim, &key, ResponseStatus::Ok);
+    assert_eq!(sim.agent.export_key_status(), vec![]);
+}

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use smart_agent::{Environment, TransportSettings, Udi};
 
 use crate::show::{self, Zone};
-use crate::{harness, smart, Run};
+use crate::{export, governor, harness, reservation, smart, Run};
 
 const ABOUT: &str = "A product's licensing commands, one invocation per command: the smart-agent \
 crate's example harness, with its state in a directory and the reference manager embedded (or \
@@ -174,7 +174,21 @@ pub enum Command {
         #[command(subcommand)]
         command: Smart,
     },
-    /// The product's status displays: `show license status | all | summary | usage | udi`
+    /// Expressway's configuration: `xconfiguration License Smart ReservationEnable: On|Off`
+    #[command(name = "xconfiguration")]
+    Xconfiguration {
+        #[command(subcommand)]
+        what: XconfigLicense,
+    },
+    /// Expressway's commands: `xcommand License Smart Reservation Request | Install "<code>" |
+    /// Return | ReturnAuthorization "<code>" | Cancel`
+    #[command(name = "xcommand")]
+    Xcommand {
+        #[command(subcommand)]
+        what: XcommandLicense,
+    },
+    /// The product's status displays: `show license status | all | summary | usage | udi |
+    /// reservation`
     Show {
         #[command(subcommand)]
         what: Show,
@@ -216,6 +230,22 @@ pub enum Command {
         #[arg(value_enum, value_name = "on|off")]
         setting: OnOff,
     },
+    /// Encrypted calls or registrations starting or ending, for Expressway's export-limit
+    /// governor (with --product expressway)
+    Session {
+        #[command(subcommand)]
+        what: SessionCommand,
+    },
+    /// WebRTC on Expressway: the export control limit is 2244 while it is on, else 2500
+    Webrtc {
+        #[arg(value_enum, value_name = "on|off")]
+        setting: OnOff,
+    },
+    /// The instance is a VCS: the export control limit always applies
+    Vcs {
+        #[arg(value_enum, value_name = "on|off")]
+        setting: OnOff,
+    },
     /// Check URL, DNS, TCP or proxy, TLS and the manager, step by step
     Diagnose,
     /// The event and alarm log
@@ -235,6 +265,22 @@ pub enum Command {
     },
     /// A narrated lifecycle in virtual time, in a temporary directory
     Demo,
+}
+
+#[derive(Subcommand)]
+pub enum SessionCommand {
+    /// Start encrypted sessions, all or none (refused at the limit)
+    Start {
+        /// How many [default: 1]
+        #[arg(value_parser = parse_count, allow_hyphen_values = true)]
+        n: Option<u32>,
+    },
+    /// End encrypted sessions (never below zero)
+    End {
+        /// How many [default: 1]
+        #[arg(value_parser = parse_count, allow_hyphen_values = true)]
+        n: Option<u32>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -263,6 +309,166 @@ pub enum Smart {
         #[arg(value_enum, ignore_case = true, value_name = "ID|auth")]
         what: Renew,
     },
+    /// License Reservation (SLR and PLR), for a network that never reaches a manager
+    Reservation {
+        #[command(subcommand)]
+        command: Reservation,
+    },
+    /// Export authorization keys, for Smart Accounts under export restrictions
+    Export {
+        #[command(subcommand)]
+        command: Export,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum Reservation {
+    /// Turn License Reservation on (only while unregistered)
+    Enable,
+    /// Turn it off (refused while a code is installed)
+    Disable,
+    /// Print the reservation request code to enter into the manager (the same until cancel)
+    Request,
+    /// Cancel the request in progress (a code issued for it can still be returned)
+    Cancel,
+    /// Install the authorization code from the manager (a newer one updates it)
+    Install {
+        /// The code, quoted: "<specificPLR>…</specificPLR>" or a PLR code
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true, value_name = "CODE")]
+        code: Vec<String>,
+    },
+    /// Install the authorization code from a file: a path or a file:// URL
+    InstallFile {
+        /// <path> or file:///<path> (the harness reads local files only)
+        #[arg(allow_hyphen_values = true, value_name = "URL")]
+        url: String,
+    },
+    /// Return the installed reservation: print the return code to enter into the manager
+    Return,
+    /// A return code for an authorization code that was never installed
+    ReturnAuthorization {
+        /// The code, quoted
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true, value_name = "CODE")]
+        code: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum Export {
+    /// Ask the manager for an export authorization key: `request local <feature>`
+    Request {
+        #[arg(value_enum, value_name = "local")]
+        local: LocalWord,
+        /// The export feature, e.g. CUCM_Export_Restricted_Authorization_Key
+        #[arg(allow_hyphen_values = true, value_name = "FEATURE")]
+        feature: String,
+    },
+    /// Give a key back: `return local <feature>`
+    Return {
+        #[arg(value_enum, value_name = "local")]
+        local: LocalWord,
+        #[arg(allow_hyphen_values = true, value_name = "FEATURE")]
+        feature: String,
+    },
+    /// Stop the automatic retry of a failed request or return
+    Cancel,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LocalWord {
+    /// The key is for this product instance
+    Local,
+}
+
+/// `xconfiguration License Smart …` (Expressway's words).
+#[derive(Subcommand)]
+pub enum XconfigLicense {
+    #[command(name = "License")]
+    License {
+        #[command(subcommand)]
+        what: XconfigLicenseSmart,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum XconfigLicenseSmart {
+    #[command(name = "Smart")]
+    Smart {
+        #[command(subcommand)]
+        what: XconfigSmart,
+    },
+}
+
+/// `xcommand License Smart …` (Expressway's words).
+#[derive(Subcommand)]
+pub enum XcommandLicense {
+    #[command(name = "License")]
+    License {
+        #[command(subcommand)]
+        what: XcommandLicenseSmart,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum XcommandLicenseSmart {
+    #[command(name = "Smart")]
+    Smart {
+        #[command(subcommand)]
+        what: XcommandSmart,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum XconfigSmart {
+    /// Reservation on or off (004:491)
+    #[command(name = "ReservationEnable:", alias = "ReservationEnable")]
+    ReservationEnable {
+        #[arg(value_enum, ignore_case = true, value_name = "On|Off")]
+        setting: XOnOff,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum XcommandSmart {
+    /// License Reservation (004:491-498)
+    #[command(name = "Reservation")]
+    Reservation {
+        #[command(subcommand)]
+        what: XReservation,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum XReservation {
+    /// Print the reservation request code
+    #[command(name = "Request")]
+    Request,
+    /// Install the authorization code: Install "<code>" or Install <code>
+    #[command(name = "Install")]
+    Install {
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true, value_name = "CODE")]
+        code: Vec<String>,
+    },
+    /// Print the return code for the installed code
+    #[command(name = "Return")]
+    Return,
+    /// Print the return code for a code never installed
+    #[command(name = "ReturnAuthorization")]
+    ReturnAuthorization {
+        #[arg(required = true, num_args = 1.., allow_hyphen_values = true, value_name = "CODE")]
+        code: Vec<String>,
+    },
+    /// Cancel the request in progress
+    #[command(name = "Cancel")]
+    Cancel,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum XOnOff {
+    #[value(name = "On")]
+    On,
+    #[value(name = "Off")]
+    Off,
 }
 
 #[derive(Subcommand)]
@@ -294,9 +500,9 @@ pub enum Renew {
 
 #[derive(Subcommand)]
 pub enum Show {
-    /// `show license status | all | summary | usage | udi`
+    /// `show license status | all | summary | usage | udi | reservation`
     License {
-        #[arg(value_enum, value_name = "status|all|summary|usage|udi")]
+        #[arg(value_enum, value_name = "status|all|summary|usage|udi|reservation")]
         display: Display,
     },
 }
@@ -308,6 +514,7 @@ pub enum Display {
     Summary,
     Usage,
     Udi,
+    Reservation,
 }
 
 #[derive(Subcommand)]
@@ -386,15 +593,62 @@ impl Command {
                 Smart::Deregister => smart::deregister(),
                 Smart::Renew { what: Renew::Id } => smart::renew_id(),
                 Smart::Renew { what: Renew::Auth } => smart::renew_auth(),
+                Smart::Reservation { command } => match command {
+                    Reservation::Enable => reservation::enable(reservation::Words::Ucm),
+                    Reservation::Disable => reservation::disable(reservation::Words::Ucm),
+                    Reservation::Request => reservation::request(),
+                    Reservation::Cancel => reservation::cancel(reservation::Words::Ucm),
+                    Reservation::Install { code } => reservation::install(code),
+                    Reservation::InstallFile { url } => reservation::install_file(url),
+                    Reservation::Return => reservation::give_back(),
+                    Reservation::ReturnAuthorization { code } => {
+                        reservation::return_authorization(code)
+                    }
+                },
+                Smart::Export { command } => match command {
+                    Export::Request { feature, .. } => export::request(feature),
+                    Export::Return { feature, .. } => export::give_back(feature),
+                    Export::Cancel => export::cancel(),
+                },
+            },
+            Command::Xconfiguration {
+                what:
+                    XconfigLicense::License {
+                        what:
+                            XconfigLicenseSmart::Smart {
+                                what: XconfigSmart::ReservationEnable { setting },
+                            },
+                    },
+            } => match setting {
+                XOnOff::On => reservation::enable(reservation::Words::Expressway),
+                XOnOff::Off => reservation::disable(reservation::Words::Expressway),
+            },
+            Command::Xcommand {
+                what:
+                    XcommandLicense::License {
+                        what:
+                            XcommandLicenseSmart::Smart {
+                                what: XcommandSmart::Reservation { what },
+                            },
+                    },
+            } => match what {
+                XReservation::Request => reservation::request(),
+                XReservation::Install { code } => reservation::install(code),
+                XReservation::Return => reservation::give_back(),
+                XReservation::ReturnAuthorization { code } => {
+                    reservation::return_authorization(code)
+                }
+                XReservation::Cancel => reservation::cancel(reservation::Words::Expressway),
             },
             Command::Show {
                 what: Show::License { display },
             } => show::show(match display {
-                Display::Status => show::status,
+                Display::Status => |v, style| show::status(&v.status, style),
                 Display::All => show::all,
-                Display::Summary => show::summary,
-                Display::Usage => show::usage,
-                Display::Udi => show::udi_display,
+                Display::Summary => |v, style| show::summary(&v.status, style),
+                Display::Usage => |v, style| show::usage(&v.status, style),
+                Display::Udi => |v, style| show::udi_display(&v.status, style),
+                Display::Reservation => |v, style| show::reservation(&v.status, style),
             }),
             Command::Declare { tag } => harness::declare(tag),
             Command::Usage { tag, count } => harness::usage(tag, count),
@@ -417,6 +671,14 @@ impl Command {
             Command::Privacy { setting } => harness::privacy(matches!(setting, OnOff::On)),
             Command::Host { name, ip } => harness::host(name, ip),
             Command::Subscriber { setting } => harness::subscriber(matches!(setting, OnOff::On)),
+            Command::Session {
+                what: SessionCommand::Start { n },
+            } => governor::start(n.unwrap_or(1)),
+            Command::Session {
+                what: SessionCommand::End { n },
+            } => governor::end(n.unwrap_or(1)),
+            Command::Webrtc { setting } => governor::webrtc(matches!(setting, OnOff::On)),
+            Command::Vcs { setting } => governor::vcs(matches!(setting, OnOff::On)),
             Command::Diagnose => harness::diagnose(),
             Command::Events => harness::events(),
             Command::Tick => harness::tick(),

@@ -14,11 +14,14 @@ const ENHANCED: &str =
     "regid.2016-07.com.cisco.UCM_Enhanced,12.0_66d0d1cf-4863-4761-91d0-d01d3eb1949a";
 const BASIC: &str = "regid.2016-07.com.cisco.UCM_Basic,12.0_ef827a2f-f4ae-4ebb-887f-052737063d3a";
 const UDI: &str = "PID:UCM,SN:37624,UUID:6fe83addc80240bc92dc071ac7a37624";
+const EXPRESSWAY_UDI: &str = "PID:Expressway,SN:0B070519,UUID:320ac19c1e2f4a5b8c9d0e1f2a3b4c5d";
 
 struct Demo {
     globals: Globals,
     out: String,
     now: DateTime<Utc>,
+    /// The Expressway part: its own directory, Expressway's words.
+    expressway: bool,
 }
 
 impl Demo {
@@ -40,16 +43,39 @@ impl Demo {
     /// events it caused (the catch-up's included). Stops the demo on an unexpected refusal.
     fn license(&mut self, words: &str) -> Result<(), Outcome> {
         let args: Vec<String> = words.split(' ').map(str::to_string).collect();
+        self.run(&args, words, false)
+    }
+
+    /// The same for a command the product refuses on purpose (exit 1 is shown, not an error).
+    fn license_refused(&mut self, words: &str) -> Result<(), Outcome> {
+        let args: Vec<String> = words.split(' ').map(str::to_string).collect();
+        self.run(&args, words, true)
+    }
+
+    /// The same with the words as given (a code with spaces is one of them); `shown` is how
+    /// the command line is narrated.
+    fn run(&mut self, args: &[String], shown: &str, refusal_shown: bool) -> Result<(), Outcome> {
+        let words = shown;
+        let product = match (self.globals.style.vocabulary, self.expressway) {
+            (smart_agent::Vocabulary::Expressway, true) => "--product expressway ",
+            _ => "",
+        };
         self.say(&format!(
-            "$ license --now {} {words}",
+            "$ license --now {} {product}{words}",
             self.now.format("%Y-%m-%dT%H:%M:%SZ")
         ));
-        let command = crate::parse(&args)
+        let command = crate::parse(args)
             .map_err(|_| Outcome::refused(format!("demo: no command {words}")))?
             .command
             .run();
-        let mut session = Session::open(&self.globals, "UCM", &Mode::Normal)?;
+        let pid = if self.expressway { "Expressway" } else { "UCM" };
+        let mut session = Session::open(&self.globals, pid, &Mode::Normal)?;
         let outcome = command(&mut session);
+        if outcome.exit == 1 && refusal_shown {
+            session.abandon();
+            self.say(&format!("(exit 1: {})", outcome.stderr.trim_end()));
+            return Ok(());
+        }
         let events: Vec<Event> = session
             .catch_up_events()
             .into_iter()
@@ -62,6 +88,7 @@ impl Demo {
         if outcome.exit == 1 {
             return Err(outcome);
         }
+        crate::governor::sync(&mut session);
         session.commit()?;
         if words.starts_with("show") {
             self.out.push_str(&outcome.stdout);
@@ -153,7 +180,7 @@ pub fn run(g: &Globals) -> Outcome {
     let start: DateTime<Utc> = DateTime::from_timestamp(1_799_056_800, 0).unwrap_or_default();
     let mut demo = Demo {
         globals: Globals {
-            state: dir.path().to_path_buf(),
+            state: dir.path().join("ucm"),
             now: Some(start),
             udi: UDI.parse().ok(),
             style: Style {
@@ -165,6 +192,7 @@ pub fn run(g: &Globals) -> Outcome {
         },
         out: String::new(),
         now: start,
+        expressway: false,
     };
     match script(&mut demo) {
         Ok(()) => Outcome::ok(demo.out),
@@ -259,5 +287,23 @@ fn script(d: &mut Demo) -> Result<(), Outcome> {
     d.license("show license status")?;
     d.say("\nThe event and alarm log keeps everything (its first lines):");
     d.license("events")?;
+
+    d.milestone(
+        "9. An Expressway: the export limit of 2500 encrypted sessions, its alarms and low watermark",
+    );
+    d.say("(a new instance, in its own state directory, printing Expressway's words)");
+    d.expressway = true;
+    d.globals.state = d.globals.state.with_file_name("expressway");
+    d.globals.udi = EXPRESSWAY_UDI.parse().ok();
+    d.globals.style.vocabulary = smart_agent::Vocabulary::Expressway;
+    d.license("session start 2249")?;
+    d.license("session start 1")?;
+    d.license("session start 250")?;
+    d.license_refused("session start 1")?;
+    d.license("session end 25")?;
+    d.license_refused("session start 1")?;
+    d.license("session end 1")?;
+    d.license("webrtc on")?;
+    d.license("show license all")?;
     Ok(())
 }

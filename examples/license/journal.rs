@@ -4,11 +4,11 @@
 //! A commit first writes the journal — every file it is about to write (or remove), the
 //! embedded manager's new state with a hash of the state it replaces, and the manager's new
 //! clock — atomically; that write is the commit point. Then it writes the files in order
-//! (manager state, manager clock, agent snapshot, record, `manager-offline`, event log, then
-//! removes what the record replaces) and removes the journal. An invocation that finds a
-//! journal (a crash after the commit point) finishes it before anything else; one that finds
-//! none sees the old directory, the requests its crashed predecessor made in memory lost like
-//! answers that never came back (nothing of them reached a file).
+//! (manager state, manager clock, agent snapshot, record, `export-limit`, `manager-offline`,
+//! event log, then removes what the record replaces) and removes the journal. An invocation
+//! that finds a journal (a crash after the commit point) finishes it before anything else; one
+//! that finds none sees the old directory, the requests its crashed predecessor made in memory
+//! lost like answers that never came back (nothing of them reached a file).
 //!
 //! Layout (the crate's big-endian codec): `SMAGCLIJ`, version `u16` (1), the manager state
 //! (optional: SHA-256 of the state it replaces, new state bytes), the manager clock (optional

@@ -20,10 +20,13 @@ mod catchup;
 mod cli;
 mod demo;
 mod eventlog;
+mod export;
+mod governor;
 mod harness;
 mod journal;
 mod outcome;
 mod record;
+mod reservation;
 mod session;
 mod show;
 mod smart;
@@ -139,6 +142,9 @@ fn run_once(args: &[String]) -> Option<Outcome> {
         session.abandon(); // refused: nothing is written, not even the catch-up
         return Some(outcome);
     }
+    // The export-limit key may have come or gone (the command, or a retry that fell due):
+    // the governor learns it, and its alarms are logged.
+    governor::sync(&mut session);
     match session.commit() {
         Ok(session::Committed::Done) => Some(outcome),
         Ok(session::Committed::Raced) => None,

@@ -28,6 +28,7 @@ use smart_agent::{
 
 use crate::catchup::{self, Recording};
 use crate::eventlog::Log;
+use crate::governor::Governor;
 use crate::journal::{self, Journal, ManagerWrite};
 pub use crate::outcome::{Outcome, Unusable};
 use crate::record::{self, Record, Remote};
@@ -147,6 +148,10 @@ pub struct Session {
     staging: Option<(PathBuf, PathBuf)>,
     /// The directory's record as it will be written.
     pub record: Record,
+    /// Expressway's export-limit governor, once used (`DIR/export-limit`).
+    pub governor: Option<Governor>,
+    /// Log entries that are not the agent's events (the governor's alarms), at `now`.
+    extra_log: Vec<String>,
     /// The highest time the directory had seen before this invocation.
     seen_before: Option<DateTime<Utc>>,
     /// What the directory held.
@@ -495,6 +500,13 @@ impl Session {
             contents.log_text = None;
             contents.snapshot = None;
         }
+        let governor = match &contents.export_limit {
+            Some(text) => Some(
+                Governor::load(text)
+                    .map_err(|e| Outcome::unusable_at(&dir.join(statedir::EXPORT_LIMIT), e))?,
+            ),
+            None => None,
+        };
         let mut session = Session {
             now,
             style: Style {
@@ -513,6 +525,8 @@ impl Session {
             dir,
             staging,
             record: Record { udi, manager },
+            governor,
+            extra_log: Vec::new(),
             seen_before,
             contents,
             _lock: lock_file,
@@ -640,8 +654,16 @@ impl Session {
                 l.count,
             );
         }
+        for message in &self.extra_log {
+            log.push(self.now, message, None, 1);
+        }
         log.bound();
         log
+    }
+
+    /// Logs a message that is not an agent event (a governor alarm) at `now`.
+    pub fn log_extra(&mut self, message: String) {
+        self.extra_log.push(message);
     }
 
     /// Forgets the invocation: nothing was written to the state directory; a staging
@@ -678,6 +700,13 @@ impl Session {
                 statedir::SETTINGS.into(),
                 Some(self.record.format().into_bytes()),
             ));
+        }
+        if let Some(governor) = &self.governor {
+            let text = governor.text();
+            if governor.loaded.as_deref() != Some(text.as_str()) {
+                j.files
+                    .push((statedir::EXPORT_LIMIT.into(), Some(text.into_bytes())));
+            }
         }
         if let Some(embedded) = &self.embedded {
             let offline = embedded.offline.load(Ordering::SeqCst);

@@ -2,8 +2,12 @@
 //! printed from the agent's plain-data `Status` (SPEC §10).
 
 use chrono::{DateTime, FixedOffset, Offset, TimeDelta, Utc};
-use smart_agent::status::{Attempt, Outcome};
-use smart_agent::{RegistrationState, Status, TagStatus, Vocabulary};
+use smart_agent::export_limit::ExportLimit;
+use smart_agent::status::{Attempt, InstalledReservation, Outcome};
+use smart_agent::{
+    ExportKeyState, ExportKeyStatus, RegistrationState, ReservationKind, Status, TagStatus,
+    Vocabulary,
+};
 
 use crate::text::shown;
 
@@ -113,12 +117,10 @@ fn remaining(d: TimeDelta) -> String {
     )
 }
 
-/// The opening lines both `status` and `summary` share, up to the accounts.
-fn registration_head(enabled: &str, st: &Status, v: Vocabulary) -> Vec<String> {
+/// The registration lines both `status` and `summary` share, up to the accounts.
+fn registration_head(st: &Status, v: Vocabulary) -> Vec<String> {
     let r = &st.registration;
     let mut out = vec![
-        enabled.to_string(),
-        String::new(),
         "Registration:".to_string(),
         format!("  Status: {}", r.state.text(v)),
     ];
@@ -131,12 +133,25 @@ fn registration_head(enabled: &str, st: &Status, v: Vocabulary) -> Vec<String> {
     out
 }
 
+/// What the displays print: the agent's status, its export keys, and the product's
+/// export-limit governor once used.
+pub struct View {
+    pub status: Status,
+    pub export_keys: Vec<ExportKeyStatus>,
+    pub governor: Option<ExportLimit>,
+}
+
 /// The `show license status` block.
 pub fn status(st: &Status, style: &Style) -> String {
     let v = style.vocabulary;
     let z = &style.zone;
     let r = &st.registration;
-    let mut out = registration_head("Smart Licensing is ENABLED", st, v);
+    let mut out = vec!["Smart Licensing is ENABLED".to_string(), String::new()];
+    if st.reservation.enabled {
+        out.push("License Reservation is ENABLED".to_string());
+        out.push(String::new());
+    }
+    out.extend(registration_head(st, v));
     out.push(format!(
         "  Export-Controlled Functionality: {}",
         if r.export_controlled {
@@ -145,6 +160,9 @@ pub fn status(st: &Status, style: &Style) -> String {
             "Not Allowed"
         }
     ));
+    if let Some(code) = &st.reservation.request_code {
+        out.push(format!("  Reservation Request Code: {code}"));
+    }
     if let Some(initial) = &r.initial_registration {
         attempt(style, "Initial Registration", initial, &mut out);
     }
@@ -239,14 +257,134 @@ pub fn udi(st: &Status) -> String {
     format!("UDI: {}\n", st.udi)
 }
 
-/// `show license all`: status, usage, product information, agent version.
-pub fn all(st: &Status, style: &Style) -> String {
+/// `show license all`: status, usage, the export keys and (Expressway) the export control
+/// limit when there is something to show, product information, agent version.
+pub fn all(view: &View, style: &Style) -> String {
+    let st = &view.status;
+    let mut extra = String::new();
+    if !view.export_keys.is_empty() {
+        extra.push_str(&export_keys(&view.export_keys, style));
+        extra.push('\n');
+    }
+    if let (Some(g), Vocabulary::Expressway) = (&view.governor, style.vocabulary) {
+        extra.push_str(&crate::governor::section(g));
+        extra.push('\n');
+    }
     format!(
-        "Smart Licensing Status\n=======================\n{}\n{}\nProduct Information\n===================\n{}\nAgent Version\n=============\nSmart Agent for Licensing: {AGENT_VERSION}\n",
+        "Smart Licensing Status\n=======================\n{}\n{}\n{extra}Product Information\n===================\n{}\nAgent Version\n=============\nSmart Agent for Licensing: {AGENT_VERSION}\n",
         status(st, style),
         usage(st, style),
         udi(st)
     )
+}
+
+/// The export authorization key section of `show license all` (ours): one block per key held
+/// or asked for.
+fn export_keys(keys: &[ExportKeyStatus], style: &Style) -> String {
+    let cli = style.vocabulary == Vocabulary::Cli;
+    let mut out = vec![
+        "Export Authorization Keys".to_string(),
+        "=========================".to_string(),
+    ];
+    for (i, k) in keys.iter().enumerate() {
+        if i > 0 {
+            out.push(String::new());
+        }
+        let state = match (k.state, cli) {
+            (ExportKeyState::Held, true) => "AUTHORIZED",
+            (ExportKeyState::Held, false) => "Authorized",
+            (ExportKeyState::Untrusted, true) => "NOT TRUSTED (kept, not used)",
+            (ExportKeyState::Untrusted, false) => "Not Trusted (kept, not used)",
+            (ExportKeyState::Requested, true) => "REQUEST PENDING",
+            (ExportKeyState::Requested, false) => "Request Pending",
+            (ExportKeyState::Returning, true) => "RETURN PENDING",
+            (ExportKeyState::Returning, false) => "Return Pending",
+        };
+        out.push(format!("{}:", shown(&k.feature)));
+        out.push(format!("  Status: {state}"));
+        if let Some(issued) = k.issued {
+            out.push(format!("  Issued: {}", style.zone.date(issued)));
+        }
+        if let Some(next) = k.next_attempt {
+            out.push(format!("  Next Attempt: {}", style.zone.date(next)));
+        }
+    }
+    out.join("\n") + "\n"
+}
+
+/// `show license reservation` (layout `show-license-reservation.slr.txt`).
+pub fn reservation(st: &Status, style: &Style) -> String {
+    let res = &st.reservation;
+    if !res.enabled {
+        return "License reservation: DISABLED\n".to_string();
+    }
+    let udi = st.udi.long_form();
+    let mut out = vec![
+        "License reservation: ENABLED".to_string(),
+        String::new(),
+        "Overall status:".to_string(),
+        format!("  Active: {udi}"),
+    ];
+    match &res.installed {
+        None => {
+            match &res.request_code {
+                Some(code) => {
+                    out.push("      Reservation status: REQUEST IN PROGRESS".to_string());
+                    out.push(format!("      Reservation Request Code: {code}"));
+                }
+                None => out.push("      Reservation status: NOT INSTALLED".to_string()),
+            }
+            return out.join("\n") + "\n";
+        }
+        Some(installed) => installed_lines(installed, &udi, style, &mut out),
+    }
+    out.join("\n") + "\n"
+}
+
+fn installed_lines(i: &InstalledReservation, udi: &str, style: &Style, out: &mut Vec<String>) {
+    let kind = match i.kind {
+        ReservationKind::Specific => "SPECIFIC",
+        ReservationKind::Universal => "UNIVERSAL",
+    };
+    out.push(format!(
+        "      Reservation status: {kind} INSTALLED on {}",
+        style.zone.date(i.installed_at)
+    ));
+    if !i.trusted {
+        out.push(
+            "      Not in use: the code is not signed by a trusted Smart Software Manager"
+                .to_string(),
+        );
+    }
+    if let Some(confirmation) = &i.confirmation {
+        out.push(format!("      Last Confirmation code: {confirmation}"));
+    }
+    out.push(String::new());
+    out.push("Specified license reservations:".to_string());
+    for e in &i.entitlements {
+        out.push(format!(
+            "  {} ({}):",
+            shown(e.display_name.as_deref().unwrap_or("")),
+            e.tag.as_str()
+        ));
+        out.push(format!(
+            "    Description: {}",
+            shown(e.description.as_deref().unwrap_or("null"))
+        ));
+        out.push(format!("    Total reserved count: {}", e.count));
+        out.push("    Term information:".to_string());
+        out.push(format!("      Active: {udi}"));
+        out.push(format!("        License type: {}", e.license_type));
+        if let (Some(start), Some(end)) = (e.start_date, e.end_date) {
+            out.push(format!(
+                "          Start Date: {}, End Date: {}{}",
+                start.format("%Y-%b-%d UTC"),
+                end.format("%Y-%b-%d UTC"),
+                if e.expired { " (expired)" } else { "" }
+            ));
+        }
+        out.push(format!("          Term Count: {}", e.count));
+    }
 }
 
 /// `show license summary`.
@@ -254,7 +392,8 @@ pub fn summary(st: &Status, style: &Style) -> String {
     let v = style.vocabulary;
     let z = &style.zone;
     let r = &st.registration;
-    let mut out = registration_head("Smart Licensing is ENABLED.", st, v);
+    let mut out = vec!["Smart Licensing is ENABLED.".to_string(), String::new()];
+    out.extend(registration_head(st, v));
     if r.state == RegistrationState::Registered {
         out.push(format!(
             "  Last Renewal Attempt: {}",
@@ -324,9 +463,19 @@ pub fn summary(st: &Status, style: &Style) -> String {
     out.join("\n") + "\n"
 }
 
-/// `show license <display>`.
-pub fn show(print: fn(&Status, &Style) -> String) -> crate::Run {
-    Box::new(move |s| crate::session::Outcome::ok(print(&s.status(), &s.style)))
+/// `show license <display>`. The export-controlled line is the agent's one answer for the
+/// flag, `export_allowed` (SPEC §7).
+pub fn show(print: fn(&View, &Style) -> String) -> crate::Run {
+    Box::new(move |s| {
+        let mut status = s.status();
+        status.registration.export_controlled = s.driver.agent().export_allowed(s.now);
+        let view = View {
+            status,
+            export_keys: s.driver.agent().export_key_status(),
+            governor: s.governor.as_ref().map(|g| g.limit.clone()),
+        };
+        crate::session::Outcome::ok(print(&view, &s.style))
+    })
 }
 
 /// `show license udi`, in the shape of the other displays.

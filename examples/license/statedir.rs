@@ -10,6 +10,7 @@
 //! DIR/events.log      the event and alarm log (crate::eventlog; v1 and v2)
 //! DIR/manager/        the embedded reference manager (a manager state directory)
 //! DIR/manager-offline present while `manager offline`
+//! DIR/export-limit    Expressway's export-limit governor (crate::governor); absent: defaults
 //! DIR/commit          present only while a commit is written (crate::journal)
 //! ```
 //!
@@ -37,20 +38,22 @@ pub const SNAPSHOT: &str = "agent.snapshot";
 pub const EVENTS: &str = "events.log";
 pub const MANAGER: &str = "manager";
 pub const OFFLINE: &str = "manager-offline";
+pub const EXPORT_LIMIT: &str = "export-limit";
 /// The embedded manager's state file (see `smart_agent::manager::state_dir`).
 pub const MANAGER_STATE: &str = "state";
 
 /// The harness's own files (besides `lock` and `manager/`).
-const OWN_FILES: [&str; 6] = [
+const OWN_FILES: [&str; 7] = [
     SETTINGS,
     UDI,
     SNAPSHOT,
     EVENTS,
     OFFLINE,
+    EXPORT_LIMIT,
     crate::journal::FILE,
 ];
 /// The files a commit journal may write or remove.
-pub const JOURNALED: [&str; 5] = [SNAPSHOT, SETTINGS, OFFLINE, EVENTS, UDI];
+pub const JOURNALED: [&str; 6] = [SNAPSHOT, SETTINGS, OFFLINE, EXPORT_LIMIT, EVENTS, UDI];
 
 /// Size limits no genuine file reaches.
 const UDI_LIMIT: u64 = 4 << 10;
@@ -163,6 +166,8 @@ pub struct Contents {
     pub log: Log,
     pub log_text: Option<String>,
     pub offline: bool,
+    /// `export-limit`'s text, if the governor was used.
+    pub export_limit: Option<String>,
     /// `manager/` is there (with its state file, for a state directory).
     pub manager_dir: bool,
 }
@@ -252,6 +257,12 @@ pub fn read_contents(root: &Path, found: Found) -> Result<Contents, Outcome> {
     let log = text(&path, required(&path, EVENTS_LIMIT)?)?;
     contents.log = Log::parse(&log).map_err(|e| Outcome::unusable_at(&path, e))?;
     contents.log_text = Some(log);
+    let path = root.join(EXPORT_LIMIT);
+    if let Some(bytes) = read(&path, FLAG_LIMIT)? {
+        let text = text(&path, bytes)?;
+        crate::governor::Stored::parse(&text).map_err(|e| Outcome::unusable_at(&path, e))?;
+        contents.export_limit = Some(text);
+    }
     Ok(contents)
 }
 

@@ -32,6 +32,34 @@ pub enum ExportJobKind {
     Return,
 }
 
+/// One export authorization key as a product shows it (`show license all`): a key held, or a
+/// request or return not yet settled by the manager.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ExportKeyStatus {
+    /// The feature, e.g. `CUCM_Export_Restricted_Authorization_Key`.
+    pub feature: String,
+    /// Held, asked for, or being returned.
+    pub state: ExportKeyState,
+    /// When the manager issued the key held (signed into it).
+    pub issued: Option<DateTime<Utc>>,
+    /// For a request or return that failed: when it is tried again (`None`: at once, or not
+    /// failed yet).
+    pub next_attempt: Option<DateTime<Utc>>,
+}
+
+/// Where an export authorization key stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum ExportKeyState {
+    /// Held and trusted: [`Agent::export_key_allowed`] answers yes.
+    Held,
+    /// Held but it does not verify against the trust anchors configured now: kept, unused.
+    Untrusted,
+    /// Asked for; the manager has not granted it yet.
+    Requested,
+    /// Held and being given back; the manager has not confirmed it yet.
+    Returning,
+}
+
 /// A request or return the product asked for and the manager has not settled yet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ExportJob {
@@ -173,6 +201,61 @@ impl Agent {
             .filter(|k| k.trusted)
             .map(|k| k.key.feature().to_string())
             .collect()
+    }
+
+    /// Every key held and every request or return not yet settled, keys in the order granted
+    /// then requests in the order asked (a key being returned shows as [`ExportKeyState::Returning`]).
+    pub fn export_key_status(&self) -> Vec<ExportKeyStatus> {
+        let export = &self.lic.export;
+        let log = &self.comm.export;
+        let next = |first: bool| {
+            if first && log.failures > 0 {
+                log.next_retry
+            } else {
+                None
+            }
+        };
+        let first = export.jobs.first();
+        let is_first = |kind: ExportJobKind, feature: &str| {
+            first.is_some_and(|j| j.kind == kind && j.feature == feature)
+        };
+        let mut out: Vec<ExportKeyStatus> = export
+            .keys
+            .iter()
+            .map(|k| {
+                let feature = k.key.feature();
+                let returning = export
+                    .jobs
+                    .iter()
+                    .any(|j| j.kind == ExportJobKind::Return && j.feature == feature);
+                ExportKeyStatus {
+                    feature: feature.to_string(),
+                    state: match (returning, k.trusted) {
+                        (true, _) => ExportKeyState::Returning,
+                        (false, true) => ExportKeyState::Held,
+                        (false, false) => ExportKeyState::Untrusted,
+                    },
+                    issued: Some(k.key.issued_at()),
+                    next_attempt: next(returning && is_first(ExportJobKind::Return, feature)),
+                }
+            })
+            .collect();
+        for job in export
+            .jobs
+            .iter()
+            .filter(|j| j.kind == ExportJobKind::Request)
+        {
+            if out.iter().any(|k| k.feature == job.feature) {
+                continue;
+            }
+            out.push(ExportKeyStatus {
+                feature: job.feature.clone(),
+                state: ExportKeyState::Requested,
+                issued: None,
+                next_attempt: next(is_first(ExportJobKind::Request, &job.feature)),
+            });
+        }
+        out
     }
 
     /// Export keys need a registered instance, not in reservation mode (405).

@@ -31,7 +31,7 @@ mod write;
 pub use crate::codes::ReservationKind;
 pub use events::{Alarm, Event, EventKind};
 pub use exchange::{Transmit, TransmitId};
-pub use export::ExportJobKind;
+pub use export::{ExportJobKind, ExportKeyState, ExportKeyStatus};
 pub use failure::{Failure, FailureKind};
 pub use operation::Operation;
 pub use persist::{PartError, RestoreError};

@@ -38,6 +38,10 @@ pub const SEED_UDI: &str = "PID:UCM,SN:37624,UUID:6fe83addc80240bc92dc071ac7a376
 // The SPEC's exact messages (seed 000:1526-1576), copied here rather than taken from the crate
 // ---------------------------------------------------------------------------------------------
 
+/// The alert line when an Allowed export flag is lost (SPEC §7: deregistration, identity
+/// lapse, dormant identity); tokens allow it by default (004:279).
+pub const EXPORT_NOT_ALLOWED: &str =
+    "Export-Controlled Functionality: Not Allowed  [SmartLicenseExportControlNotAllowed]\n";
 /// 400 register (000:1545), locally and from the manager.
 pub const TOKEN_MESSAGE: &str = "The Product Instance Registration Token you have entered is either invalid or has been expired. Ensure that you have pasted the entire token and that the token has not expired";
 /// 405 register while registered (000:1547).
