@@ -539,8 +539,9 @@ fn demo_exits_0_quickly_with_each_milestone_heading() {
         .collect();
     assert_eq!(
         numbers,
-        // Changed on purpose (issue 13): an Expressway's export limit follows.
-        ["1", "2", "3", "4", "5", "6", "7", "8", "9"],
+        // Changed on purpose (issue 13): an Expressway's export limit follows; then (issues
+        // 12 and 13) an SLR round trip and an export authorization key.
+        ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"],
         "{}",
         run.stdout
     );
@@ -638,4 +639,39 @@ fn demo_speaks_the_products_words_and_zone() {
         );
     }
     assert!(out.contains(" IST  "), "{out}");
+}
+
+#[test]
+fn demo_reserves_by_codes_alone_returns_them_and_uses_an_export_key() {
+    let cli = Cli::new();
+    let run = demo(&cli);
+    let out = &run.stdout;
+    let sections = milestones(out);
+    let slr = &sections[9].1;
+    let mut from = 0;
+    for step in [
+        "Enter the following reservation request code into the CSSM:\n  CB-",
+        "$ manager reservation authorize CB-",
+        "Please enter the confirmation code to CSSM account: ",
+        "  Status: REGISTERED - SPECIFIC LICENSE RESERVATION\n",
+        "  Status: AUTHORIZED - RESERVED on ",
+        "    Total reserved count: 5\n",
+        "Enter the following return code into the CSSM:\n  C",
+        "  back in the pool: regid.2016-07.com.cisco.UCM_Enhanced,",
+    ] {
+        match slr[from..].find(step) {
+            Some(i) => from += i + step.len(),
+            None => panic!("{step:?} missing after byte {from} of:\n{slr}"),
+        }
+    }
+    let export = &sections[10].1;
+    let granted = export
+        .find("Export authorization key granted for CUCM_Export_Restricted_Authorization_Key")
+        .unwrap_or_else(|| panic!("{export}"));
+    let returned = export
+        .find("Export authorization key returned for CUCM_Export_Restricted_Authorization_Key")
+        .unwrap_or_else(|| panic!("{export}"));
+    assert!(granted < returned);
+    // The restricted account's token cannot allow the flag.
+    assert!(export.contains("  Export-Controlled Functionality: Not Allowed\n"));
 }

@@ -1,10 +1,12 @@
 //! `license demo`: a narrated lifecycle in virtual time against the embedded manager, in a
 //! fresh temporary directory, through the same commands a user types: evaluation, a token
 //! that allows export-controlled functionality, registration, two years of renewals, an
-//! outage past the 90-day deadline and the recovery, out of compliance and back, deregister.
+//! outage past the 90-day deadline and the recovery, out of compliance and back, deregister;
+//! then an Expressway's export limit, an air-gapped instance's Specific License Reservation
+//! (request, authorization and confirmation codes, return) and an export authorization key.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use smart_agent::manager::{StateDir, TokenOptions};
+use smart_agent::manager::{ReservedLicense, StateDir, TokenOptions};
 use smart_agent::{Event, Tag};
 
 use crate::session::{Globals, ManagerChoice, Mode, Outcome, Session};
@@ -15,6 +17,8 @@ const ENHANCED: &str =
 const BASIC: &str = "regid.2016-07.com.cisco.UCM_Basic,12.0_ef827a2f-f4ae-4ebb-887f-052737063d3a";
 const UDI: &str = "PID:UCM,SN:37624,UUID:6fe83addc80240bc92dc071ac7a37624";
 const EXPRESSWAY_UDI: &str = "PID:Expressway,SN:0B070519,UUID:320ac19c1e2f4a5b8c9d0e1f2a3b4c5d";
+const AIR_GAPPED_UDI: &str = "PID:UCM,SN:AIRGAP01,UUID:5c0de1a2b3c4d5e6f708192a3b4c5d6e";
+const EXPORT_FEATURE: &str = "CUCM_Export_Restricted_Authorization_Key";
 
 struct Demo {
     globals: Globals,
@@ -41,20 +45,25 @@ impl Demo {
 
     /// Runs one harness command as `license --now <t> <words>`, printing its output and the
     /// events it caused (the catch-up's included). Stops the demo on an unexpected refusal.
-    fn license(&mut self, words: &str) -> Result<(), Outcome> {
+    fn license(&mut self, words: &str) -> Result<String, Outcome> {
         let args: Vec<String> = words.split(' ').map(str::to_string).collect();
         self.run(&args, words, false)
     }
 
     /// The same for a command the product refuses on purpose (exit 1 is shown, not an error).
-    fn license_refused(&mut self, words: &str) -> Result<(), Outcome> {
+    fn license_refused(&mut self, words: &str) -> Result<String, Outcome> {
         let args: Vec<String> = words.split(' ').map(str::to_string).collect();
         self.run(&args, words, true)
     }
 
     /// The same with the words as given (a code with spaces is one of them); `shown` is how
-    /// the command line is narrated.
-    fn run(&mut self, args: &[String], shown: &str, refusal_shown: bool) -> Result<(), Outcome> {
+    /// the command line is narrated. Returns what the command printed (a code to pass on).
+    fn run(
+        &mut self,
+        args: &[String],
+        shown: &str,
+        refusal_shown: bool,
+    ) -> Result<String, Outcome> {
         let words = shown;
         let product = match (self.globals.style.vocabulary, self.expressway) {
             (smart_agent::Vocabulary::Expressway, true) => "--product expressway ",
@@ -74,7 +83,7 @@ impl Demo {
         if outcome.exit == 1 && refusal_shown {
             session.abandon();
             self.say(&format!("(exit 1: {})", outcome.stderr.trim_end()));
-            return Ok(());
+            return Ok(String::new());
         }
         let events: Vec<Event> = session
             .catch_up_events()
@@ -123,7 +132,7 @@ impl Demo {
                 outcome.stderr.trim_end()
             ));
         }
-        Ok(())
+        Ok(outcome.stdout)
     }
 
     /// Events with dates; a run of the same event is shown by its first and last.
@@ -292,6 +301,7 @@ fn script(d: &mut Demo) -> Result<(), Outcome> {
         "9. An Expressway: the export limit of 2500 encrypted sessions, its alarms and low watermark",
     );
     d.say("(a new instance, in its own state directory, printing Expressway's words)");
+    let vocabulary = d.globals.style.vocabulary;
     d.expressway = true;
     d.globals.state = d.globals.state.with_file_name("expressway");
     d.globals.udi = EXPRESSWAY_UDI.parse().ok();
@@ -305,5 +315,89 @@ fn script(d: &mut Demo) -> Result<(), Outcome> {
     d.license("session end 1")?;
     d.license("webrtc on")?;
     d.license("show license all")?;
+
+    d.milestone("10. An air-gapped Unified CM: Specific License Reservation, only codes travel");
+    d.say("(a new instance that never reaches a manager; the administrator pastes its codes)");
+    d.expressway = false;
+    d.globals.state = d.globals.state.with_file_name("air-gapped");
+    d.globals.udi = AIR_GAPPED_UDI.parse().ok();
+    d.globals.style.vocabulary = vocabulary;
+    d.license(&format!("declare {ENHANCED}"))?;
+    d.license(&format!("usage {ENHANCED} 4"))?;
+    d.license("license smart reservation enable")?;
+    let request = last_line(&d.license("license smart reservation request")?);
+    let default_va = d.manager("account --reservation on", |m, _| {
+        m.set_reservation_allowed(smart_agent::manager::DEFAULT_SMART_ACCOUNT, true)?;
+        Ok(m.default_virtual_account())
+    })?;
+    d.manager(&format!("pool add {ENHANCED} 10"), |m, _| {
+        m.add_licenses(&default_va, &enhanced, 10, None, None)
+    })?;
+    let licenses = [ReservedLicense::perpetual(enhanced.clone(), 5)];
+    let issued = d.manager(
+        &format!("reservation authorize {request} --license {ENHANCED}=5"),
+        |m, now| m.authorize_reservation(&default_va, &request, &licenses, None, false, now),
+    )?;
+    d.say(&format!(
+        "  {}… (the authorization code: {} characters, pasted as is)",
+        issued.code.get(..60).unwrap_or(&issued.code),
+        issued.code.len()
+    ));
+    let words = ["license", "smart", "reservation", "install", &issued.code];
+    let installed = d.run(
+        &words.map(str::to_string),
+        "license smart reservation install \"<specificPLR>…</specificPLR>\"",
+        false,
+    )?;
+    let confirmation = last_line(&installed)
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let piid = issued.piid.to_string();
+    d.manager(
+        &format!("reservation confirm {piid} {confirmation}"),
+        |m, _| m.confirm_reservation(&piid, &confirmation),
+    )?;
+    d.license("show license status")?;
+    d.license("show license reservation")?;
+    let returned = last_line(&d.license("license smart reservation return")?);
+    let freed = d.manager(&format!("reservation return {returned}"), |m, now| {
+        m.return_reservation(&returned, now)
+    })?;
+    for (tag, count) in &freed.freed {
+        d.say(&format!("  back in the pool: {tag}={count}"));
+    }
+
+    d.milestone(
+        "11. An account under export restrictions: an export authorization key instead of the flag",
+    );
+    d.globals.state = d.globals.state.with_file_name("ucm");
+    d.globals.udi = UDI.parse().ok();
+    d.manager("account --export-restricted on", |m, _| {
+        m.set_export_restricted("BU Production Test", true)
+    })?;
+    d.manager(&format!("export-key add {EXPORT_FEATURE} 1"), |m, _| {
+        m.add_export_keys(&va, EXPORT_FEATURE, 1)
+    })?;
+    let token = d.manager("token create", |m, now| {
+        m.create_token(&va, TokenOptions::default(), now)
+    })?;
+    d.license(&format!(
+        "license smart register idtoken {}",
+        token.expose()
+    ))?;
+    d.license(&format!(
+        "license smart export request local {EXPORT_FEATURE}"
+    ))?;
+    d.license("show license status")?;
+    d.license(&format!(
+        "license smart export return local {EXPORT_FEATURE}"
+    ))?;
     Ok(())
+}
+
+/// The last line a command printed: the code it makes.
+fn last_line(out: &str) -> String {
+    out.lines().last().unwrap_or_default().trim().to_string()
 }
