@@ -382,7 +382,7 @@ impl Manager {
         let parsed = match wire::decode_request(request, MAX_REQUEST_LEN) {
             Ok(parsed) if handle::echoable(&parsed.request.nonce) => parsed,
             Ok(_) => return Ok(self.malformed(request, "the nonce cannot be echoed".into(), now)),
-            Err(e) => return Ok(self.malformed(request, e.to_string(), now)),
+            Err(e) => return Ok(self.malformed(request, request_error(&e), now)),
         };
         self.refresh()?;
         let request = &parsed.request;
@@ -466,6 +466,7 @@ impl Manager {
         wire::encode_response(&response, &[], self.key()).unwrap_or_default()
     }
 
+    /// A `MALFORMED` answer saying `why` the request could not be read.
     fn malformed(&self, raw: &[u8], why: String, now: DateTime<Utc>) -> Vec<u8> {
         let (kind, nonce, piid) = handle::recover_envelope(raw);
         let status = ResponseStatus::Failed {
@@ -647,5 +648,20 @@ impl Manager {
     /// SQLite's integrity check of the state: `"ok"`, or what is damaged.
     pub fn integrity_check(&self) -> Result<String, ManagerError> {
         Ok(self.db.integrity_check()?)
+    }
+}
+
+/// Why a request could not be read, in the manager's words: the wire decoder shares its error
+/// type with the agent's answers, whose texts say "answer".
+fn request_error(e: &wire::AnswerError) -> String {
+    use wire::AnswerError;
+    match e {
+        AnswerError::Oversize { len, max } => {
+            format!("request of {len} bytes exceeds the limit of {max}")
+        }
+        AnswerError::Truncated => "request is truncated".to_string(),
+        AnswerError::Malformed(why) => format!("malformed request: {why}"),
+        AnswerError::Signature(why) => format!("request signature: {why}"),
+        other => other.to_string(),
     }
 }

@@ -211,8 +211,10 @@ fn version_too_high_changes_nothing() {
 fn unparseable_request_gets_a_signed_malformed_answer() {
     let mut m = manager();
     let raw = m.handle(b"definitely not a request", t0());
-    let (code, _) = failure(verify(&m, &raw, RequestKind::Register, "", None));
+    let (code, message) = failure(verify(&m, &raw, RequestKind::Register, "", None));
     assert_eq!(code, codes::MALFORMED);
+    // The manager read a request, not an answer (issue 10: it said "malformed answer").
+    assert!(message.starts_with("malformed request: "), "{message}");
     // A truncated request still has its type, nonce and piid echoed where readable.
     let (_, mut d, _) = registered(&[]);
     let (valid, nonce) = d.request(usage_body(1, &[]), t0());
@@ -220,7 +222,7 @@ fn unparseable_request_gets_a_signed_malformed_answer() {
     let raw = m.handle(&valid[..cut], t0());
     let (code, message) = failure(verify(&m, &raw, RequestKind::Authorize, &nonce, d.piid));
     assert_eq!(code, codes::MALFORMED);
-    assert!(message.contains("truncated"), "{message}");
+    assert_eq!(message, "request is truncated");
     assert_eq!(m.requests_received(), 2);
 }
 
