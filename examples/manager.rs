@@ -1054,10 +1054,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 fn main() -> ExitCode {
+    // Lossy: an argument that is not UTF-8 is refused by clap's parse below, not a panic here.
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let text = shown_lines(e.render().to_string().trim_end()) + "\n";
+            let text = text::usage_error(&e.render().to_string(), &args);
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
                     print!("{text}");

@@ -95,3 +95,34 @@ fn a_proxy_user_with_a_colon_is_refused_and_nothing_written() {
         "Please enter a valid HTTP/HTTPS Proxy user name and password (no ':' in the user name, no control characters)\n",
     );
 }
+
+#[test]
+fn a_usage_error_naming_a_control_character_shows_it_by_the_rule_in_both_binaries() {
+    // Before: clap's messages dropped BEL, ESC and DEL from what they quoted and printed a
+    // line break raw (`error: unrecognized subcommand 'sho` then `w'` on a line of its own).
+    let cli = Cli::new();
+    cli.license_raw(&["--state", &cli.dir().display().to_string(), "sho\nw\u{7f}"])
+        .usage_error(
+            1,
+            "error: argument 'sho\\x0Aw\\x7F' holds a control character and is not a valid command line here",
+        );
+    cli.manager_raw(&["token", "revoke", "ü\u{7}\nnew"])
+        .usage_error(
+            2,
+            "error: argument 'ü\\x07\\x0Anew' holds a control character and is not a valid command line here",
+        );
+    assert!(
+        !cli.dir().exists(),
+        "a refused command makes no state directory"
+    );
+}
+
+#[test]
+fn a_pasted_line_break_reaches_the_command_and_a_usage_error_quotes_it_on_one_line() {
+    // A code pasted across lines is accepted as one argument (SPEC §6); when clap refuses a
+    // word carrying one, the quote stays on its line.
+    let cli = Cli::new();
+    let run = cli.license_raw(&["--state", &cli.dir().display().to_string(), "sho\nw"]);
+    run.usage_error(1, "'sho\\x0Aw'");
+    assert!(!run.stderr.contains("'sho\n"), "{}", run.stderr);
+}

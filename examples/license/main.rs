@@ -52,7 +52,7 @@ pub type Run = Box<dyn FnOnce(&mut Session) -> Outcome>;
 pub fn parse(args: &[String]) -> Result<Cli, Outcome> {
     Cli::try_parse_from(std::iter::once("license".to_string()).chain(args.iter().cloned())).map_err(
         |e| {
-            let text = text::shown_lines(e.render().to_string().trim_end()) + "\n";
+            let text = text::usage_error(&e.render().to_string(), args);
             match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
                     Outcome::ok(text)
@@ -153,7 +153,12 @@ fn run_once(args: &[String]) -> Option<Outcome> {
 }
 
 fn main() -> ExitCode {
-    let outcome = run(std::env::args().skip(1).collect());
+    // Lossy: an argument that is not UTF-8 becomes U+FFFD and is refused as a value, never a
+    // panic.
+    let outcome = run(std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect());
     let _ = std::io::stdout().write_all(outcome.stdout.as_bytes());
     let _ = std::io::stderr().write_all(outcome.stderr.as_bytes());
     ExitCode::from(outcome.exit)

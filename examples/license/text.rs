@@ -34,3 +34,32 @@ pub fn shown_lines(text: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Whitespace a person may paste inside a code (SPEC §6: CR/LF in the SLR code, any
+/// whitespace in the base58 codes): allowed on the command line.
+fn is_pasted_whitespace(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r')
+}
+
+/// clap's rendered usage error, shown by the rule. clap drops BEL, ESC and DEL from the
+/// arguments it quotes, so when an argument holds a control character other than pasted
+/// whitespace the error names that argument instead (shown by the rule); otherwise the
+/// arguments clap quotes are shown by the rule (a pasted line break stays on its line as
+/// `\x0A`), then every line.
+pub fn usage_error(rendered: &str, args: &[String]) -> String {
+    if let Some(arg) = args
+        .iter()
+        .find(|a| a.chars().any(|c| is_control(c) && !is_pasted_whitespace(c)))
+    {
+        return format!(
+            "error: argument '{}' holds a control character and is not a valid command \
+             line here\n\nFor more information, try '--help'.\n",
+            shown(arg)
+        );
+    }
+    let mut text = rendered.trim_end().to_string();
+    for arg in args.iter().filter(|a| a.chars().any(is_control)) {
+        text = text.replace(arg.as_str(), &shown(arg));
+    }
+    shown_lines(&text) + "\n"
+}
