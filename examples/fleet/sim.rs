@@ -386,7 +386,7 @@ impl Sim {
         manager
             .set_export_restricted(restricted, true)
             .map_err(mk)?;
-        let va_ids = vec![
+        let va_ids = [
             manager.default_virtual_account(),
             manager
                 .add_virtual_account(DEFAULT_SMART_ACCOUNT, "Short")
@@ -1834,7 +1834,7 @@ impl Sim {
             }
         }
         // Export keys: held on the manager = held by agents + held by ghosts.
-        for va in 0..self.vas.len() {
+        for (va, held) in export_held.iter().enumerate() {
             if self.vas[va].export_keys == 0 {
                 continue;
             }
@@ -1859,10 +1859,9 @@ impl Sim {
                 .checks
                 .entry("converged export keys")
                 .or_insert(0) += 1;
-            if in_use != export_held[va] + ghosts {
+            if in_use != held + ghosts {
                 let what = format!(
-                    "converged: {in_use} export keys in use, agents hold {}, ghosts {ghosts}",
-                    export_held[va]
+                    "converged: {in_use} export keys in use, agents hold {held}, ghosts {ghosts}"
                 );
                 self.violations.push(Violation {
                     agent: None,
