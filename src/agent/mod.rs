@@ -262,6 +262,16 @@ impl Agent {
         &self.config.udi
     }
 
+    /// The product-instance id of the stored identity certificate, `None` while none is
+    /// stored (unregistered, failed, lapsed and cleared). Lets an administrator or a
+    /// simulation match this agent to the manager's record of it.
+    pub fn product_instance_id(&self) -> Option<Uuid> {
+        match &self.lic.registration {
+            Registration::Registered(id) => Some(id.cert.piid),
+            _ => None,
+        }
+    }
+
     /// The configured transport settings.
     pub fn transport_settings(&self) -> &TransportSettings {
         &self.lic.settings.transport
