@@ -1,0 +1,7 @@
+//! An entitlement tag.
+//! The body, and what it checks: `support::codes`.
+#![no_main]
+
+mod support;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| support::codes::entitlement_tag(data));

@@ -1,0 +1,7 @@
+//! A registration token.
+//! The body, and what it checks: `support::codes`.
+#![no_main]
+
+mod support;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| support::codes::registration_token(data));

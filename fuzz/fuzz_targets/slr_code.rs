@@ -1,0 +1,7 @@
+//! An SLR authorization code.
+//! The body, and what it checks: `support::codes`.
+#![no_main]
+
+mod support;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| support::codes::slr_code(data));

@@ -1,0 +1,7 @@
+//! A UDI in each of its three spellings.
+//! The body, and what it checks: `support::codes`.
+#![no_main]
+
+mod support;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| support::codes::udi(data));
