@@ -4,8 +4,10 @@
 //! and the fuzzer starts from deep inside every decoder.
 #![allow(dead_code)] // each target uses part of it
 
+pub mod answers;
 pub mod codes;
 pub mod manager_state;
+pub mod sim;
 pub mod snapshot;
 pub mod wire;
 
@@ -109,6 +111,9 @@ pub fn text(data: &[u8]) -> Option<&str> {
 pub const TARGETS: &[(&str, Body)] = &[
     ("request_decoder", wire::request),
     ("response_decoder", wire::response),
+    ("answer_identity", answers::identity),
+    ("answer_grant", answers::grant),
+    ("answer_export_key", answers::export_key),
     ("snapshot_container", snapshot::container),
     ("snapshot_decoder", snapshot::restore),
     ("snapshot_parts", snapshot::parts),
