@@ -4,6 +4,7 @@
 //! and the fuzzer starts from deep inside every decoder.
 #![allow(dead_code)] // each target uses part of it
 
+pub mod agent_ops;
 pub mod answers;
 pub mod codes;
 pub mod manager_state;
@@ -127,6 +128,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("return_code", codes::return_code),
     ("export_key", codes::export_key),
     ("manager_state", manager_state::manager_state),
+    ("agent_ops", agent_ops::agent_ops),
 ];
 
 /// A target's body: runs one input, panics on a violated invariant.
