@@ -1,7 +1,5 @@
 //! An answer carrying an export authorization key (exportRequest).
-//! The body, and what it checks: `support::answers`.
+//! The body, and what it checks: `smart_agent_fuzz::answers`.
 #![no_main]
 
-mod support;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| support::answers::export_key(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| smart_agent_fuzz::answers::export_key(data));

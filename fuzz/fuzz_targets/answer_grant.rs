@@ -1,7 +1,5 @@
 //! An answer carrying an authorization grant (authorize).
-//! The body, and what it checks: `support::answers`.
+//! The body, and what it checks: `smart_agent_fuzz::answers`.
 #![no_main]
 
-mod support;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| support::answers::grant(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| smart_agent_fuzz::answers::grant(data));

@@ -1,7 +1,5 @@
 //! An entitlement tag.
-//! The body, and what it checks: `support::codes`.
+//! The body, and what it checks: `smart_agent_fuzz::codes`.
 #![no_main]
 
-mod support;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| support::codes::entitlement_tag(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| smart_agent_fuzz::codes::entitlement_tag(data));

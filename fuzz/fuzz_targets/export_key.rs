@@ -1,7 +1,5 @@
 //! An export authorization key.
-//! The body, and what it checks: `support::codes`.
+//! The body, and what it checks: `smart_agent_fuzz::codes`.
 #![no_main]
 
-mod support;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| support::codes::export_key(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| smart_agent_fuzz::codes::export_key(data));

@@ -1,7 +1,5 @@
 //! The reference manager's saved state (v1).
-//! The body, and what it checks: `support::manager_state`.
+//! The body, and what it checks: `smart_agent_fuzz::manager_state`.
 #![no_main]
 
-mod support;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| support::manager_state::manager_state(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| smart_agent_fuzz::manager_state::manager_state(data));

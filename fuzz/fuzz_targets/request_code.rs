@@ -1,7 +1,5 @@
 //! A reservation request code.
-//! The body, and what it checks: `support::codes`.
+//! The body, and what it checks: `smart_agent_fuzz::codes`.
 #![no_main]
 
-mod support;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| support::codes::request_code(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| smart_agent_fuzz::codes::request_code(data));

@@ -1,7 +1,5 @@
 //! An SLR authorization code.
-//! The body, and what it checks: `support::codes`.
+//! The body, and what it checks: `smart_agent_fuzz::codes`.
 #![no_main]
 
-mod support;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| support::codes::slr_code(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| smart_agent_fuzz::codes::slr_code(data));

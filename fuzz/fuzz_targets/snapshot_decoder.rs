@@ -1,7 +1,5 @@
 //! A whole stored snapshot, restored.
-//! The body, and what it checks: `support::snapshot`.
+//! The body, and what it checks: `smart_agent_fuzz::snapshot`.
 #![no_main]
 
-mod support;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| support::snapshot::restore(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| smart_agent_fuzz::snapshot::restore(data));

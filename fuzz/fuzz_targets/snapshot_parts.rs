@@ -1,7 +1,5 @@
 //! The two snapshot parts behind the container, as every format version.
-//! The body, and what it checks: `support::snapshot`.
+//! The body, and what it checks: `smart_agent_fuzz::snapshot`.
 #![no_main]
 
-mod support;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| support::snapshot::parts(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| smart_agent_fuzz::snapshot::parts(data));
