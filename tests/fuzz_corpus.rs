@@ -1,6 +1,7 @@
 //! The fuzz targets' seed corpus: real encoded values made by this crate (`real_*`) and copies
 //! of the golden files of every released format (`golden_*`), for every target.
-//! `SMART_AGENT_WRITE_CORPUS=1 cargo test --all-features --test fuzz_corpus` rewrites both;
+//! `SMART_AGENT_WRITE_CORPUS=1 cargo test --all-features --test fuzz_corpus` rewrites both
+//! (`SMART_AGENT_WRITE_CORPUS=TARGET,…` only those targets' seeds);
 //! every run checks that the committed ones still go as deep as they did when they were made
 //! (requests and answers decode, snapshots restore, codes parse, answers to the waiting agent
 //! are taken), so the corpus follows the formats. Other files in `fuzz/corpus/` (hand-written
@@ -122,12 +123,7 @@ fn lifecycle(c: &mut Corpus) {
     w.agent.register("UnknownToken", Force::No, w.now).unwrap();
     exchange(&mut w, c, "register_token_invalid");
     record(&w, c, "registration_failed");
-    let state = w.manager.save_state();
-    c.add(
-        "manager_state",
-        "payload_deregistered",
-        &state[10..state.len() - 32],
-    );
+    c.add("manager_state", "deregistered", w.manager.save_state());
     c.text("registration_token", "token", &w.token);
     c.text("registration_token", "export_token", &w.export_token);
 }
@@ -542,14 +538,18 @@ fn golden(c: &mut Corpus) {
         ("v1", "tests/fixtures/v1/manager/state"),
         ("v1_cli", "tests/fixtures/v1/cli-state/manager/state"),
         ("v2", "tests/fixtures/v2/manager.state"),
+        ("v3", "tests/fixtures/v3/manager.state"),
     ] {
         let bytes = fs::read(root().join(path)).unwrap();
         c.add("manager_state", name, bytes.clone());
-        c.add(
-            "manager_state",
-            format!("{name}_payload"),
-            bytes[10..bytes.len() - 32].to_vec(),
-        );
+        if bytes.starts_with(STATE_MAGIC) {
+            // A version 1 state file: its payload too, which the target wraps.
+            c.add(
+                "manager_state",
+                format!("{name}_payload"),
+                bytes[10..bytes.len() - 32].to_vec(),
+            );
+        }
     }
 }
 
@@ -596,8 +596,14 @@ fn generated(target: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-fn write(real: Corpus, golden_copies: Corpus) {
+/// Rewrites the generated seeds of the targets `only` names (all if `None`); the others'
+/// stay byte for byte (a manager's signatures are random: a seed made again differs).
+fn write(real: Corpus, golden_copies: Corpus, only: Option<&[&str]>) {
+    let chosen = |target: &str| only.is_none_or(|names| names.contains(&target));
     for (target, _) in support::TARGETS {
+        if !chosen(target) {
+            continue;
+        }
         let dir = root().join("fuzz/corpus").join(target);
         fs::create_dir_all(&dir).unwrap();
         for old in generated(target) {
@@ -606,6 +612,9 @@ fn write(real: Corpus, golden_copies: Corpus) {
     }
     for (prefix, corpus) in [("real", real), ("golden", golden_copies)] {
         for (target, seeds) in corpus.0 {
+            if !chosen(target) {
+                continue;
+            }
             let dir = root().join("fuzz/corpus").join(target);
             for (name, bytes) in seeds {
                 fs::write(dir.join(format!("{prefix}_{name}")), bytes).unwrap();
@@ -631,10 +640,19 @@ fn text(bytes: &[u8]) -> &str {
 
 #[test]
 fn committed_seeds_are_real_and_go_deep() {
-    if std::env::var_os("SMART_AGENT_WRITE_CORPUS").is_some() {
+    // SMART_AGENT_WRITE_CORPUS=1 rewrites every target's seeds, =TARGET[,TARGET…] only those.
+    if let Some(value) = std::env::var_os("SMART_AGENT_WRITE_CORPUS") {
+        let value = value.to_string_lossy().into_owned();
+        let names: Vec<&str> = value.split(',').map(str::trim).collect();
+        let only = (value != "1").then_some(names.as_slice());
+        if let Some(names) = only {
+            for name in names {
+                assert!(support::target(name).is_some(), "no target {name}");
+            }
+        }
         let mut golden_copies = Corpus::default();
         golden(&mut golden_copies);
-        write(make(), golden_copies);
+        write(make(), golden_copies, only);
     }
     let count = |t: &str| generated(t).len();
     for (target, _) in support::TARGETS {
@@ -690,11 +708,7 @@ fn committed_seeds_are_real_and_go_deep() {
         assert!(restored, "{name} restores in no version");
     }
     for (name, bytes) in read("manager_state", "") {
-        let state = if bytes.starts_with(STATE_MAGIC) {
-            bytes.clone()
-        } else {
-            support::manager_state::wrap(&bytes)
-        };
+        let state = support::manager_state::state_of(&bytes);
         Manager::load_state(&state, Box::new(DeterministicRandom::new(1)))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
