@@ -497,13 +497,14 @@ fn text_values(c: &mut Corpus) {
     );
 }
 
-/// Copies of committed fixtures: every golden agent snapshot of v1 and v2 (all snapshot
+/// Copies of committed fixtures: every golden agent snapshot of v1, v2 and v3 (all snapshot
 /// targets), the golden manager states (whole, and as the payload the manager-state target
 /// wraps), and the SLR code samples of `tests/fixtures/codes`.
 fn golden(c: &mut Corpus) {
     for (set, dir) in [
         ("v1", "tests/fixtures/v1/agent"),
         ("v2", "tests/fixtures/v2"),
+        ("v3", "tests/fixtures/v3"),
     ] {
         for path in files(&root().join(dir)) {
             let file = path.file_name().unwrap().to_string_lossy().into_owned();

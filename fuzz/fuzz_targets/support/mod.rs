@@ -1,6 +1,6 @@
 //! What the targets share: the UDIs, trust anchors and product keys the committed seeds were
-//! made with (`tests/fuzz_corpus.rs` for the `real_*` seeds, `tests/fixtures/v1` and `v2` for
-//! the `golden_*` ones), so that a seed restores or verifies as far as it did when it was made
+//! made with (`tests/fuzz_corpus.rs` for the `real_*` seeds, `tests/fixtures/v1`, `v2` and `v3`
+//! for the `golden_*` ones), so that a seed restores or verifies as far as it did when it was made
 //! and the fuzzer starts from deep inside every decoder.
 #![allow(dead_code)] // each target uses part of it
 
@@ -23,9 +23,9 @@ use smart_agent::{
 pub const UDI: &str = "PID:UCM,SN:37624,UUID:6fe83addc80240bc92dc071ac7a37624";
 
 /// Every UDI a committed snapshot seed was written for: the `real_*` seeds' first, then the
-/// golden v1 and v2 instances (`tests/fixtures/v*/generate_v*.rs.txt`). A snapshot restored
+/// golden v1, v2 and v3 instances (`tests/fixtures/v*/generate_v*.rs.txt`). A snapshot restored
 /// under its own UDI keeps its registration; under another it goes dormant.
-pub const UDIS: [&str; 13] = [
+pub const UDIS: [&str; 18] = [
     UDI,
     "PID:UCM,SN:V1GRANT1,UUID:5a1e0c5b3d2f4e6a8b7c1d0e2f3a4b01",
     "PID:UCM,SN:V1OUTST1,UUID:5a1e0c5b3d2f4e6a8b7c1d0e2f3a4b02",
@@ -39,12 +39,18 @@ pub const UDIS: [&str; 13] = [
     "PID:UCM,SN:V2FORGN1,UUID:5a1e0c5b3d2f4e6a8b7c1d0e2f3a4c05",
     "PID:UCM,SN:V2DGRNT1,UUID:5a1e0c5b3d2f4e6a8b7c1d0e2f3a4c06",
     "PID:UCM,SN:V2FAIL01,UUID:5a1e0c5b3d2f4e6a8b7c1d0e2f3a4c07",
+    "PID:UCM,SN:V3XKEY01,UUID:7b2f1d6c4e3a5f7b9c8d2e1f3a4b5d01",
+    "PID:UCM,SN:V3ALLOW1,UUID:7b2f1d6c4e3a5f7b9c8d2e1f3a4b5d02",
+    "PID:UCM,SN:V3SLR001,UUID:7b2f1d6c4e3a5f7b9c8d2e1f3a4b5d03",
+    "PID:EXPRESSWAY,SN:V3PLR001,UUID:7b2f1d6c4e3a5f7b9c8d2e1f3a4b5d04",
+    "PID:UCM,SN:V3REQ001,UUID:7b2f1d6c4e3a5f7b9c8d2e1f3a4b5d05",
 ];
 
-/// The product keys of the sealed golden snapshots (v1, v2).
-pub const PRODUCT_KEYS: [&[u8; 32]; 2] = [
+/// The product keys of the sealed golden snapshots (v1, v2, v3).
+pub const PRODUCT_KEYS: [&[u8; 32]; 3] = [
     b"smart-agent golden v1 seal key!!",
     b"smart-agent golden v2 seal key!!",
+    b"smart-agent golden v3 seal key!!",
 ];
 
 /// The manager key the `real_*` seeds are signed with (`fuzz/fixtures/manager-key.pk8`).
@@ -54,15 +60,16 @@ pub fn signing_key() -> ManagerSigningKey {
 }
 
 /// Every manager key a seed was signed with, production: the fixture key, the golden v1
-/// manager's, the golden v2 manager's two.
+/// manager's, the golden v2 manager's two, the golden v3 manager's.
 pub fn anchors() -> Vec<TrustAnchor> {
     static ANCHORS: std::sync::OnceLock<Vec<TrustAnchor>> = std::sync::OnceLock::new();
     ANCHORS
         .get_or_init(|| {
-            let pems: [&str; 3] = [
+            let pems: [&str; 4] = [
                 include_str!("../../../tests/fixtures/v1/manager/manager-key.pub.pem"),
                 include_str!("../../../tests/fixtures/v2/manager-key.pub.pem"),
                 include_str!("../../../tests/fixtures/v2/manager-key-2.pub.pem"),
+                include_str!("../../../tests/fixtures/v3/manager-key.pub.pem"),
             ];
             let mut keys = vec![signing_key().public_key().clone()];
             keys.extend(pems.iter().map(|pem| {
