@@ -737,3 +737,34 @@ fn committed_seeds_are_real_and_go_deep() {
         }
     }
 }
+
+/// The `golden_*` seeds are the committed fixtures byte for byte, and every fixture has its
+/// copy: a fixture added (a new format's golden files) or a seed edited by hand shows here.
+#[test]
+fn golden_seeds_are_copies_of_the_fixtures() {
+    let mut copies = Corpus::default();
+    golden(&mut copies);
+    let mut expected: Vec<(String, Vec<u8>)> = Vec::new();
+    for (target, seeds) in copies.0 {
+        for (name, bytes) in seeds {
+            expected.push((format!("{target}/golden_{name}"), bytes));
+        }
+    }
+    expected.sort();
+    let mut committed: Vec<(String, Vec<u8>)> = Vec::new();
+    for (target, _) in support::TARGETS {
+        for (name, bytes) in read(target, "golden_") {
+            committed.push((format!("{target}/{name}"), bytes));
+        }
+    }
+    committed.sort();
+    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&committed),
+        names(&expected),
+        "golden seeds: SMART_AGENT_WRITE_CORPUS=TARGET cargo test --all-features --test fuzz_corpus"
+    );
+    for ((name, got), (_, want)) in committed.iter().zip(&expected) {
+        assert!(got == want, "{name} differs from its fixture");
+    }
+}
