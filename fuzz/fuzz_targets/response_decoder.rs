@@ -1,9 +1,5 @@
-//! Manager answers are the bytes an agent takes from the network: decoding one must never
-//! panic, whatever arrives. Parse only; no signature is verified here.
+//! A manager answer: the bytes an agent takes from the network.
+//! The body, and what it checks: `smart_agent_fuzz::wire`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let _ = smart_agent::wire::decode_response(data, 1 << 20);
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| smart_agent_fuzz::wire::response(data));

@@ -1,13 +1,5 @@
-//! A snapshot is read back from the product's storage, which may be damaged or tampered with:
-//! restoring one must give an agent or a typed error, never a panic. This runs the whole
-//! restore: container (magic, version, integrity), both parts, and the re-verification of the
-//! stored identity and grant against the fixture key the committed seeds were signed with.
+//! A whole stored snapshot, restored.
+//! The body, and what it checks: `smart_agent_fuzz::snapshot`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-
-mod support;
-
-fuzz_target!(|data: &[u8]| {
-    let _ = smart_agent::Agent::restore(data, support::config(), support::now());
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| smart_agent_fuzz::snapshot::restore(data));

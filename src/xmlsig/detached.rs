@@ -158,7 +158,13 @@ struct SignatureState {
 
 /// Locates `element` (a direct child of the root) and its sibling `<signature>` in `raw`.
 pub fn locate_detached(raw: &[u8], element: &str) -> Result<Detached, DetachedError> {
-    let text = String::from_utf8(strip_line_breaks(raw)).map_err(|_| DetachedError::NotUtf8)?;
+    let mut text = String::from_utf8(strip_line_breaks(raw)).map_err(|_| DetachedError::NotUtf8)?;
+    // A leading byte order mark is not part of the document: quick-xml skips it without
+    // counting it in `buffer_position`, so left in, every span below would be 3 bytes off
+    // (the signed element would start inside its parent).
+    if let Some(rest) = text.strip_prefix('\u{feff}') {
+        text = rest.to_string();
+    }
     let mut reader = Reader::from_str(&text);
     let mut depth = 0usize;
     let mut root: Option<String> = None;

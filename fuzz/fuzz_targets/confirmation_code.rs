@@ -1,0 +1,5 @@
+//! A reservation confirmation code.
+//! The body, and what it checks: `smart_agent_fuzz::codes`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| smart_agent_fuzz::codes::confirmation_code(data));

@@ -1,0 +1,5 @@
+//! A registration token.
+//! The body, and what it checks: `smart_agent_fuzz::codes`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| smart_agent_fuzz::codes::registration_token(data));

@@ -1,0 +1,5 @@
+//! A UDI in each of its three spellings.
+//! The body, and what it checks: `smart_agent_fuzz::codes`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| smart_agent_fuzz::codes::udi(data));
