@@ -101,3 +101,11 @@ fn snapshot_parts_with_times_at_the_edge_of_the_range_do_not_overflow() {
 fn export_key_with_a_byte_order_mark_prints_back_to_itself() {
     regression("export_key", "byte_order_mark");
 }
+
+/// `slr_code` found an SLR code behind a UTF-8 byte order mark that `SlrCode::parse` took but
+/// `AuthorizationCode::parse` (what the product's install command uses) sent to the PLR parser
+/// ("it does not start with \"C\""); the dispatch now skips the mark too.
+#[test]
+fn an_slr_code_with_a_byte_order_mark_is_an_slr_code_for_install_too() {
+    regression("slr_code", "byte_order_mark");
+}

@@ -440,7 +440,10 @@ pub enum AuthorizationCode {
 impl AuthorizationCode {
     /// Parses either kind.
     pub fn parse(text: &str) -> Result<AuthorizationCode, CodeError> {
-        if text.trim_start().starts_with('<') {
+        // A byte order mark before the XML (a code saved by an editor) is skipped by the SLR
+        // parser too; it must not send the code to the PLR parser.
+        let start = text.trim_start();
+        if start.strip_prefix('\u{feff}').unwrap_or(start).trim_start().starts_with('<') {
             SlrCode::parse(text).map(AuthorizationCode::Slr)
         } else {
             PlrCode::parse(text).map(AuthorizationCode::Plr)
