@@ -405,9 +405,12 @@ impl Sim {
         let vas_of: Vec<usize> = profiles
             .iter()
             .map(|p| match p {
-                Profile::Online | Profile::Eval | Profile::BadToken => match rng.below(4) {
-                    0 | 1 => 0,
-                    2 => 1,
+                // Most Virtual Accounts have enough; one in 16 online agents is in the short
+                // one, whose out-of-compliance agents re-request every 12 hours (SPEC §4) and
+                // would otherwise be most of the fleet's traffic.
+                Profile::Online | Profile::Eval | Profile::BadToken => match rng.below(16) {
+                    0..=9 => 0,
+                    10 => 1,
                     _ => 2,
                 },
                 Profile::Slr | Profile::Plr => 3,
