@@ -443,7 +443,12 @@ impl AuthorizationCode {
         // A byte order mark before the XML (a code saved by an editor) is skipped by the SLR
         // parser too; it must not send the code to the PLR parser.
         let start = text.trim_start();
-        if start.strip_prefix('\u{feff}').unwrap_or(start).trim_start().starts_with('<') {
+        if start
+            .strip_prefix('\u{feff}')
+            .unwrap_or(start)
+            .trim_start()
+            .starts_with('<')
+        {
             SlrCode::parse(text).map(AuthorizationCode::Slr)
         } else {
             PlrCode::parse(text).map(AuthorizationCode::Plr)
