@@ -51,10 +51,6 @@ fn classify(err: quick_xml::Error) -> EnvelopedError {
     }
 }
 
-fn name_of(name: &str) -> String {
-    name.to_string()
-}
-
 /// Checks that `raw` is one well-formed element and finds its root-level `<signature>`.
 pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, EnvelopedError> {
     if std::str::from_utf8(raw).is_err() {
@@ -79,9 +75,10 @@ pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, EnvelopedError> {
                     ));
                 }
                 depth += 1;
-                let name = name_of(e.name().as_ref());
+                let qname = e.name();
+                let name: &str = qname.as_ref();
                 if depth == 1 {
-                    root = Some(name);
+                    root = Some(name.to_string());
                 } else if depth == 2 && name == "signature" {
                     if sig_start.is_some() {
                         return Err(EnvelopedError::Malformed("more than one signature".into()));
@@ -103,7 +100,8 @@ pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, EnvelopedError> {
                         "content after the root element".into(),
                     ));
                 }
-                let name = name_of(e.name().as_ref());
+                let qname = e.name();
+                let name: &str = qname.as_ref();
                 if depth == 0 {
                     return Err(EnvelopedError::Malformed(format!(
                         "<{name}/> has no signature"
@@ -121,7 +119,8 @@ pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, EnvelopedError> {
                 }
             }
             Event::End(e) => {
-                let name = name_of(e.name().as_ref());
+                let qname = e.name();
+                let name: &str = qname.as_ref();
                 if depth == 2 && name == "signature" && sig_span.is_none() {
                     if let Some(start) = sig_start {
                         sig_span = Some(start..reader.buffer_position() as usize);
