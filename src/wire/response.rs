@@ -12,7 +12,7 @@ use crate::codes::ExportKey;
 use crate::crypto::{verify_manager_signature, Environment, TrustAnchor};
 use crate::time::parse as parse_time;
 use crate::udi::Uuid;
-use crate::xmlsig::enveloped::{element_spans, locate};
+use crate::xmlsig::enveloped::locate_with_spans;
 #[cfg(feature = "manager")]
 use {
     crate::crypto::{ManagerSigningKey, RandomError},
@@ -145,7 +145,8 @@ pub fn decode_response(raw: &[u8], max_len: usize) -> Result<ParsedResponse, Ans
             max: max_len,
         });
     }
-    let signed = locate(raw)?;
+    let (signed, [identity, grant, export_key]) =
+        locate_with_spans(raw, "body", ["identity", "grant", "exportAuthorization"])?;
     if signed.root != "response" {
         return Err(AnswerError::Malformed(format!(
             "unexpected root <{}>",
@@ -180,8 +181,7 @@ pub fn decode_response(raw: &[u8], max_len: usize) -> Result<ParsedResponse, Ans
             .ok_or_else(|| malformed("environment"))?,
     };
     let [identity, grant, export_key] =
-        element_spans(raw, "body", ["identity", "grant", "exportAuthorization"])
-            .map(|span| span.map(|r| raw[r].to_vec()));
+        [identity, grant, export_key].map(|span| span.map(|r| raw[r].to_vec()));
     let identity = match identity {
         Some(doc) => {
             let (certificate, located) =
