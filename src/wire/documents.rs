@@ -13,10 +13,10 @@ use crate::udi::{Udi, Uuid};
 use crate::xmlsig::enveloped::locate;
 #[cfg(feature = "manager")]
 use {
+    super::xml_out::XmlOut,
     crate::crypto::{ManagerSigningKey, RandomError},
     crate::time::format as format_time,
     crate::xmlsig::enveloped::sign_document,
-    super::xml_out::XmlOut,
 };
 
 /// The manager-signed identity of a product instance (SPEC §2).

@@ -4,11 +4,11 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::xml_out::XmlOut;
 use super::{AnswerError, RequestKind};
 use crate::crypto::{DeviceKey, B64};
 use crate::time::{format as format_time, parse as parse_time};
 use crate::udi::{Udi, Uuid};
-use super::xml_out::XmlOut;
 use crate::xmlsig::enveloped::{locate, sign_document};
 
 /// One usage line of an authorization request.

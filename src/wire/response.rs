@@ -15,10 +15,10 @@ use crate::udi::Uuid;
 use crate::xmlsig::enveloped::locate_with_spans;
 #[cfg(feature = "manager")]
 use {
+    super::xml_out::XmlOut,
     crate::crypto::{ManagerSigningKey, RandomError},
     crate::time::format as format_time,
     crate::xmlsig::enveloped::sign_document,
-    super::xml_out::XmlOut,
 };
 
 /// The outcome the manager states.

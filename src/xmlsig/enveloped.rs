@@ -238,7 +238,11 @@ pub(crate) fn element_spans<const N: usize>(
                 spans.start(depth, e.name().as_ref(), before);
             }
             Event::Empty(e) => {
-                spans.empty(depth, e.name().as_ref(), before..reader.buffer_position() as usize);
+                spans.empty(
+                    depth,
+                    e.name().as_ref(),
+                    before..reader.buffer_position() as usize,
+                );
             }
             Event::End(_) => {
                 spans.end(depth, reader.buffer_position() as usize);
@@ -363,7 +367,13 @@ mod tests {
             ("<r><x/>/r>", "r"),
             ("", "r"),
         ] {
-            for sig in [&[][..], &[1][..], &[1, 2][..], &[1, 2, 3][..], &[0xff; 71][..]] {
+            for sig in [
+                &[][..],
+                &[1][..],
+                &[1, 2][..],
+                &[1, 2, 3][..],
+                &[0xff; 71][..],
+            ] {
                 assert_eq!(sign_document(doc, root, sig), slow(doc, root, sig), "{doc}");
             }
         }
