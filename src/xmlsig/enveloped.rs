@@ -56,13 +56,16 @@ pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, EnvelopedError> {
     locate_with_spans(raw, "", []).map(|(signed, [])| signed)
 }
 
+/// The spans of the elements looked for, in the order of their names (`None`: not found).
+pub(crate) type Found<const N: usize> = [Option<Range<usize>>; N];
+
 /// [`locate`], also finding in the same pass what `element_spans(raw, parent, names)` finds
 /// (the same spans: a document `locate` accepts is read to its end).
 pub(crate) fn locate_with_spans<'a, const N: usize>(
     raw: &'a [u8],
     parent: &str,
     names: [&str; N],
-) -> Result<(Signed<'a>, [Option<Range<usize>>; N]), EnvelopedError> {
+) -> Result<(Signed<'a>, Found<N>), EnvelopedError> {
     let mut spans = Spans::new(parent, names);
     if std::str::from_utf8(raw).is_err() {
         return Err(EnvelopedError::Malformed("not UTF-8".into()));
