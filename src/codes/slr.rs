@@ -440,7 +440,11 @@ fn parse(text: &str) -> Result<SlrCode, Defect> {
         .map(entitlement)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(SlrCode {
-        signed: String::from_utf8_lossy(located.signed_bytes()).into_owned(),
+        // The span starts at `<` and ends after `>`, on character boundaries of the text.
+        signed: match located.text().get(located.element_span()) {
+            Some(signed) => signed.to_string(),
+            None => String::from_utf8_lossy(located.signed_bytes()).into_owned(),
+        },
         signature: located.signature().to_vec(),
         informational_udi,
         flag: leaf(one(auth, AUTH, "flag")?)?.to_string(),

@@ -301,6 +301,13 @@ impl Db {
 
     fn configure(&self) -> DbResult<()> {
         self.conn.execute_batch("PRAGMA foreign_keys = ON")?;
+        // The query planner stability guarantee: plans do not depend on the values bound to
+        // a statement, so a cached statement is not prepared again each time a new value is
+        // bound to a parameter the planner looked at (twice an authorize, with STAT4).
+        self.conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         self.conn.set_prepared_statement_cache_capacity(64);
         Ok(())
     }

@@ -355,7 +355,10 @@ pub(crate) fn report(
 /// The account's demand totals for the tags it knows (its pools and the catalogue's), in
 /// one query whatever else its instances report.
 pub(crate) fn known_demand(db: &Db, va: i64) -> DbResult<BTreeMap<String, u64>> {
-    let mut stmt = db.conn().prepare_cached(&known_demand_sql())?;
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let mut stmt = db
+        .conn()
+        .prepare_cached(SQL.get_or_init(known_demand_sql))?;
     let rows = stmt.query_map([va], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
     let mut out = BTreeMap::new();
     for row in rows {

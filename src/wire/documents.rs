@@ -13,6 +13,7 @@ use crate::udi::{Udi, Uuid};
 use crate::xmlsig::enveloped::locate;
 #[cfg(feature = "manager")]
 use {
+    super::xml_out::XmlOut,
     crate::crypto::{ManagerSigningKey, RandomError},
     crate::time::format as format_time,
     crate::xmlsig::enveloped::sign_document,
@@ -367,43 +368,45 @@ fn validate_entry(e: GrantEntryXml) -> GrantEntry {
 /// (used by tests of entry validation).
 #[cfg(feature = "manager")]
 pub fn encode_grant(grant: &Grant, key: &ManagerSigningKey) -> Result<Vec<u8>, RandomError> {
-    let xml = GrantXml {
-        piid: grant.piid.to_string(),
-        udi: grant.udi.code_form(),
-        sequence: grant.sequence,
-        issued_at: format_time(grant.issued_at),
-        not_after: format_time(grant.not_after),
-        environment: grant.environment.as_str().to_string(),
-        entries: grant
-            .entries
-            .iter()
-            .map(|e| match &e.content {
-                Ok(c) => GrantEntryXml {
-                    tag: e.tag.clone(),
-                    requested: c.requested.to_string(),
-                    authorized: c.authorized.to_string(),
-                    status: c.status.as_str().to_string(),
-                    display_name: c.display_name.clone(),
-                    description: c.description.clone(),
-                },
-                Err(_) => GrantEntryXml {
-                    tag: e.tag.clone(),
-                    requested: String::new(),
-                    authorized: String::new(),
-                    status: String::new(),
-                    display_name: None,
-                    description: None,
-                },
-            })
-            .collect(),
-        signature: None,
-    };
-    let doc = quick_xml::se::to_string(&xml).map_err(|_| RandomError)?;
+    let doc = grant_xml(grant);
     let sig = key.sign(doc.as_bytes())?;
     Ok(sign_document(&doc, "grant", &sig))
 }
 
-/// Parses a grant; with `anchors`, also verifies its signature.
+/// The grant's document before its signature: what serializing its [`GrantXml`] writes.
+#[cfg(feature = "manager")]
+fn grant_xml(grant: &Grant) -> String {
+    let mut w = XmlOut::with_capacity(320 + 256 * grant.entries.len());
+    w.element("grant", |w| {
+        w.text("piid", &grant.piid.to_string());
+        w.text("udi", &grant.udi.code_form());
+        w.value("sequence", grant.sequence);
+        w.text("issuedAt", &format_time(grant.issued_at));
+        w.text("notAfter", &format_time(grant.not_after));
+        w.text("environment", grant.environment.as_str());
+        for e in &grant.entries {
+            w.element("entitlement", |w| {
+                w.text("tag", &e.tag);
+                match &e.content {
+                    Ok(c) => {
+                        w.value("requested", c.requested);
+                        w.value("authorized", c.authorized);
+                        w.text("status", c.status.as_str());
+                        w.opt_text("displayName", c.display_name.as_deref());
+                        w.opt_text("description", c.description.as_deref());
+                    }
+                    Err(_) => {
+                        w.text("requested", "");
+                        w.text("authorized", "");
+                        w.text("status", "");
+                    }
+                }
+            });
+        }
+    });
+    w.finish()
+}
+
 pub(crate) fn parse_grant(
     raw: &[u8],
     anchors: Option<(&[TrustAnchor], Environment)>,
@@ -524,5 +527,91 @@ mod tests {
             parsed.entries[1].content,
             Err("requested is not a count".into())
         );
+    }
+
+    /// What serde wrote for a grant, before [`grant_xml`] wrote it directly.
+    fn grant_by_serde(grant: &Grant) -> String {
+        let xml = GrantXml {
+            piid: grant.piid.to_string(),
+            udi: grant.udi.code_form(),
+            sequence: grant.sequence,
+            issued_at: format_time(grant.issued_at),
+            not_after: format_time(grant.not_after),
+            environment: grant.environment.as_str().to_string(),
+            entries: grant
+                .entries
+                .iter()
+                .map(|e| match &e.content {
+                    Ok(c) => GrantEntryXml {
+                        tag: e.tag.clone(),
+                        requested: c.requested.to_string(),
+                        authorized: c.authorized.to_string(),
+                        status: c.status.as_str().to_string(),
+                        display_name: c.display_name.clone(),
+                        description: c.description.clone(),
+                    },
+                    Err(_) => GrantEntryXml {
+                        tag: e.tag.clone(),
+                        requested: String::new(),
+                        authorized: String::new(),
+                        status: String::new(),
+                        display_name: None,
+                        description: None,
+                    },
+                })
+                .collect(),
+            signature: None,
+        };
+        quick_xml::se::to_string(&xml).unwrap()
+    }
+
+    #[test]
+    fn the_grant_is_written_as_serde_wrote_it() {
+        let t = DateTime::from_timestamp(1_800_000_000, 123_456_789).unwrap();
+        let texts = [
+            "",
+            "plain",
+            "a & b < c > d \" e ' f",
+            " spaced\tout\r\nlines ",
+            "ünïcødé ✓",
+            "]]> <![CDATA[ x ]]>",
+            "&amp; already",
+        ];
+        let mut entries = Vec::new();
+        for (n, text) in texts.iter().enumerate() {
+            let content = |status, requested, authorized| {
+                Ok(GrantEntryContent {
+                    requested,
+                    authorized,
+                    status,
+                    display_name: (n % 3 != 0).then(|| text.to_string()),
+                    description: (n % 2 == 0).then(|| format!("{text}{n}")),
+                })
+            };
+            entries.push(GrantEntry {
+                tag: format!("regid.2016-07.com.cisco.{n}{text}"),
+                content: content(GrantStatus::InCompliance, n as u32, n as u32),
+            });
+            entries.push(GrantEntry {
+                tag: text.to_string(),
+                content: content(GrantStatus::OutOfCompliance, u32::MAX, 1),
+            });
+            entries.push(GrantEntry {
+                tag: text.to_string(),
+                content: Err("bad".into()),
+            });
+        }
+        for entries in [Vec::new(), entries] {
+            let grant = Grant {
+                piid: Uuid([0xa5; 16]),
+                udi: "PID:UCM,SN:1".parse().unwrap(),
+                sequence: u64::MAX,
+                issued_at: t,
+                not_after: t + chrono::TimeDelta::days(90),
+                environment: Environment::Development,
+                entries,
+            };
+            assert_eq!(grant_xml(&grant), grant_by_serde(&grant));
+        }
     }
 }

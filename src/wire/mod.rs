@@ -20,6 +20,7 @@ mod documents;
 mod request;
 mod response;
 mod send;
+mod xml_out;
 
 pub use documents::{Grant, GrantEntry, GrantEntryContent, GrantStatus, IdentityCertificate};
 pub use request::{

@@ -4,6 +4,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::xml_out::XmlOut;
 use super::{AnswerError, RequestKind};
 use crate::crypto::{DeviceKey, B64};
 use crate::time::{format as format_time, parse as parse_time};
@@ -231,23 +232,68 @@ pub struct Request {
 
 /// Serializes and signs a request with the device key.
 pub fn encode_request(req: &Request, key: &DeviceKey) -> Vec<u8> {
-    let xml = RequestXml {
-        kind: req.kind.as_str().to_string(),
-        version: req.version,
-        nonce: req.nonce.clone(),
-        piid: req.piid.map(|p| p.to_string()),
-        udi: req.udi.code_form(),
-        sent_at: format_time(req.sent_at),
-        hostname: req.hostname.clone(),
-        ip: req.ip.clone(),
-        body: req.body.clone(),
-        signature: None,
-    };
-    // Serializing plain strings and numbers cannot fail; an empty document would be rejected
-    // by the manager as malformed rather than crash the product.
-    let doc = quick_xml::se::to_string(&xml).unwrap_or_default();
+    let doc = request_xml(req);
     let signature = key.sign(doc.as_bytes());
     sign_document(&doc, "request", &signature)
+}
+
+/// The request before its signature: what serializing its [`RequestXml`] writes.
+fn request_xml(req: &Request) -> String {
+    let mut w = XmlOut::with_capacity(640);
+    w.element("request", |w| {
+        w.text("type", req.kind.as_str());
+        w.value("version", req.version);
+        w.text("nonce", &req.nonce);
+        w.opt_text("piid", req.piid.map(|p| p.to_string()).as_deref());
+        w.text("udi", &req.udi.code_form());
+        w.text("sentAt", &format_time(req.sent_at));
+        w.opt_text("hostname", req.hostname.as_deref());
+        w.opt_text("ip", req.ip.as_deref());
+        w.element("body", |w| body_xml(w, &req.body));
+    });
+    w.finish()
+}
+
+fn body_xml(w: &mut XmlOut, body: &RequestBody) {
+    if let Some(b) = &body.register {
+        w.element("register", |w| {
+            w.text("token", &b.token);
+            w.text("publicKey", &b.public_key);
+            w.value("force", b.force);
+        });
+    }
+    if body.renew_id.is_some() {
+        w.element("renewId", |_| {});
+    }
+    if let Some(b) = &body.authorize {
+        w.element("authorize", |w| {
+            w.value("sequence", b.sequence);
+            for line in &b.usage {
+                w.element("entitlement", |w| {
+                    w.text("tag", &line.tag);
+                    w.value("count", line.count);
+                });
+            }
+        });
+    }
+    if let Some(b) = &body.deregister {
+        w.element("deregister", |w| {
+            for key in &b.export_keys {
+                w.text("exportKey", key);
+            }
+        });
+    }
+    for (name, b) in [
+        ("exportRequest", &body.export_request),
+        ("exportReturn", &body.export_return),
+    ] {
+        if let Some(b) = b {
+            w.element(name, |w| {
+                w.text("feature", &b.feature);
+                w.opt_text("keyId", b.key_id.as_deref());
+            });
+        }
+    }
 }
 
 /// A parsed request and the bytes its signature covers; the manager verifies it with the key
@@ -338,6 +384,69 @@ pub fn decode_request(raw: &[u8], max_len: usize) -> Result<ParsedRequest, Answe
 mod tests {
     use super::*;
     use crate::wire::PROTOCOL_VERSION;
+
+    /// What serde wrote for a request, before [`request_xml`] wrote it directly.
+    fn request_by_serde(req: &Request) -> String {
+        let xml = RequestXml {
+            kind: req.kind.as_str().to_string(),
+            version: req.version,
+            nonce: req.nonce.clone(),
+            piid: req.piid.map(|p| p.to_string()),
+            udi: req.udi.code_form(),
+            sent_at: format_time(req.sent_at),
+            hostname: req.hostname.clone(),
+            ip: req.ip.clone(),
+            body: req.body.clone(),
+            signature: None,
+        };
+        quick_xml::se::to_string(&xml).unwrap()
+    }
+
+    #[test]
+    fn the_request_is_written_as_serde_wrote_it() {
+        let texts = ["", "plain", "a & b < c > d \" ' \r\n\t ü ✓"];
+        for (n, text) in texts.iter().enumerate() {
+            let usage = |k: usize| {
+                (0..k)
+                    .map(|i| UsageLine {
+                        tag: format!("{text}{i}"),
+                        count: i as u32 * 1000,
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let bodies = [
+                RequestBody::default(),
+                RequestBody::register(RegisterBody {
+                    token: text.to_string(),
+                    public_key: format!("{text}="),
+                    force: n % 2 == 0,
+                }),
+                RequestBody::renew_id(),
+                RequestBody::authorize(AuthorizeBody {
+                    sequence: u64::MAX - n as u64,
+                    usage: usage(0),
+                }),
+                RequestBody::authorize(AuthorizeBody {
+                    sequence: 0,
+                    usage: usage(3),
+                }),
+                RequestBody::deregister(),
+                RequestBody::deregister_returning(vec![text.to_string(), "k2".into()]),
+                RequestBody::export_request(text.to_string()),
+                RequestBody::export_return(text.to_string(), format!("{text}-id")),
+            ];
+            for body in bodies {
+                let mut req = sample(body, RequestKind::Authorize);
+                req.nonce = text.to_string();
+                if n == 1 {
+                    req.piid = None;
+                    req.hostname = None;
+                    req.ip = Some(text.to_string());
+                }
+                assert_eq!(request_xml(&req), request_by_serde(&req));
+            }
+        }
+    }
 
     fn sample(body: RequestBody, kind: RequestKind) -> Request {
         Request {

@@ -12,12 +12,13 @@ use crate::codes::ExportKey;
 use crate::crypto::{verify_manager_signature, Environment, TrustAnchor};
 use crate::time::parse as parse_time;
 use crate::udi::Uuid;
-use crate::xmlsig::enveloped::{element_spans, locate};
+use crate::xmlsig::enveloped::locate_with_spans;
 #[cfg(feature = "manager")]
 use {
+    super::xml_out::XmlOut,
     crate::crypto::{ManagerSigningKey, RandomError},
     crate::time::format as format_time,
-    crate::xmlsig::enveloped::{insert_before_end, sign_document},
+    crate::xmlsig::enveloped::sign_document,
 };
 
 /// The outcome the manager states.
@@ -82,35 +83,43 @@ pub fn encode_response(
     documents: &[&[u8]],
     key: &ManagerSigningKey,
 ) -> Result<Vec<u8>, RandomError> {
+    let doc = response_xml(resp, documents);
+    let sig = key.sign(doc.as_bytes())?;
+    Ok(sign_document(&doc, "response", &sig))
+}
+
+/// The answer before its signature: its [`ResponseXml`] as serde wrote it, with `documents`
+/// in `<body>` (if any) just before the root's end tag.
+#[cfg(feature = "manager")]
+fn response_xml(resp: &Response, documents: &[&[u8]]) -> String {
     let (status, code, message) = match &resp.status {
         ResponseStatus::Ok => ("OK", None, None),
         ResponseStatus::Failed { code, message } => {
-            ("FAILED", Some(code.clone()), Some(message.clone()))
+            ("FAILED", Some(code.as_str()), Some(message.as_str()))
         }
         ResponseStatus::VersionTooHigh => ("VERSION_TOO_HIGH", None, None),
     };
-    let xml = ResponseXml {
-        kind: resp.kind.as_str().to_string(),
-        version: resp.version,
-        nonce: resp.nonce.clone(),
-        piid: resp.piid.map(|p| p.to_string()),
-        status: status.to_string(),
-        code,
-        message,
-        server_time: format_time(resp.server_time),
-        environment: resp.environment.as_str().to_string(),
-    };
-    let mut doc = quick_xml::se::to_string(&xml).map_err(|_| RandomError)?;
-    if !documents.is_empty() {
-        let mut body = String::from("<body>");
-        for d in documents {
-            body.push_str(&String::from_utf8_lossy(d));
+    let capacity = 512 + documents.iter().map(|d| d.len()).sum::<usize>();
+    let mut w = XmlOut::with_capacity(capacity);
+    w.element("response", |w| {
+        w.text("type", resp.kind.as_str());
+        w.value("version", resp.version);
+        w.text("nonce", &resp.nonce);
+        w.opt_text("piid", resp.piid.map(|p| p.to_string()).as_deref());
+        w.text("status", status);
+        w.opt_text("code", code);
+        w.opt_text("message", message);
+        w.text("serverTime", &format_time(resp.server_time));
+        w.text("environment", resp.environment.as_str());
+        if !documents.is_empty() {
+            w.raw("<body>");
+            for d in documents {
+                w.raw(&String::from_utf8_lossy(d));
+            }
+            w.raw("</body>");
         }
-        body.push_str("</body>");
-        doc = insert_before_end(&doc, "response", &body);
-    }
-    let sig = key.sign(doc.as_bytes())?;
-    Ok(sign_document(&doc, "response", &sig))
+    });
+    w.finish()
 }
 
 /// An answer parsed but not yet verified: what the fuzz target exercises.
@@ -136,7 +145,8 @@ pub fn decode_response(raw: &[u8], max_len: usize) -> Result<ParsedResponse, Ans
             max: max_len,
         });
     }
-    let signed = locate(raw)?;
+    let (signed, [identity, grant, export_key]) =
+        locate_with_spans(raw, "body", ["identity", "grant", "exportAuthorization"])?;
     if signed.root != "response" {
         return Err(AnswerError::Malformed(format!(
             "unexpected root <{}>",
@@ -171,8 +181,7 @@ pub fn decode_response(raw: &[u8], max_len: usize) -> Result<ParsedResponse, Ans
             .ok_or_else(|| malformed("environment"))?,
     };
     let [identity, grant, export_key] =
-        element_spans(raw, "body", ["identity", "grant", "exportAuthorization"])
-            .map(|span| span.map(|r| raw[r].to_vec()));
+        [identity, grant, export_key].map(|span| span.map(|r| raw[r].to_vec()));
     let identity = match identity {
         Some(doc) => {
             let (certificate, located) =
@@ -328,4 +337,76 @@ pub(crate) fn verify_response(
         },
     };
     Ok((answer, resp.server_time))
+}
+
+#[cfg(all(test, feature = "manager"))]
+mod tests {
+    use super::*;
+    use crate::xmlsig::enveloped::insert_before_end;
+
+    /// What serde wrote for an answer, before [`response_xml`] wrote it directly.
+    fn response_by_serde(resp: &Response, documents: &[&[u8]]) -> String {
+        let (status, code, message) = match &resp.status {
+            ResponseStatus::Ok => ("OK", None, None),
+            ResponseStatus::Failed { code, message } => {
+                ("FAILED", Some(code.clone()), Some(message.clone()))
+            }
+            ResponseStatus::VersionTooHigh => ("VERSION_TOO_HIGH", None, None),
+        };
+        let xml = ResponseXml {
+            kind: resp.kind.as_str().to_string(),
+            version: resp.version,
+            nonce: resp.nonce.clone(),
+            piid: resp.piid.map(|p| p.to_string()),
+            status: status.to_string(),
+            code,
+            message,
+            server_time: format_time(resp.server_time),
+            environment: resp.environment.as_str().to_string(),
+        };
+        let mut doc = quick_xml::se::to_string(&xml).unwrap();
+        if !documents.is_empty() {
+            let mut body = String::from("<body>");
+            for d in documents {
+                body.push_str(&String::from_utf8_lossy(d));
+            }
+            body.push_str("</body>");
+            doc = insert_before_end(&doc, "response", &body);
+        }
+        doc
+    }
+
+    #[test]
+    fn the_answer_is_written_as_serde_wrote_it() {
+        let t = DateTime::from_timestamp(1_800_000_000, 5).unwrap();
+        let texts = ["", "plain", "a & b < c > d \" ' \r\n\t ü ✓"];
+        let grant: &[u8] = b"<grant><piid>x</piid><signature>AAEC</signature></grant>";
+        let identity: &[u8] = b"<identity><a/><signature>AAEC</signature></identity>";
+        for (n, text) in texts.iter().enumerate() {
+            for status in [
+                ResponseStatus::Ok,
+                ResponseStatus::VersionTooHigh,
+                ResponseStatus::Failed {
+                    code: text.to_string(),
+                    message: format!("{text}{text}"),
+                },
+            ] {
+                for documents in [&[][..], &[grant][..], &[identity, grant][..]] {
+                    let resp = Response {
+                        kind: RequestKind::Authorize,
+                        version: n as u32,
+                        nonce: text.to_string(),
+                        piid: (n % 2 == 0).then_some(Uuid([n as u8; 16])),
+                        status: status.clone(),
+                        server_time: t,
+                        environment: Environment::Production,
+                    };
+                    assert_eq!(
+                        response_xml(&resp, documents),
+                        response_by_serde(&resp, documents)
+                    );
+                }
+            }
+        }
+    }
 }

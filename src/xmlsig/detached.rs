@@ -184,11 +184,12 @@ pub fn locate_detached(raw: &[u8], element: &str) -> Result<Detached, DetachedEr
             }
             Event::Start(e) => {
                 depth += 1;
-                let name = e.name().as_ref().to_string();
+                let qname = e.name();
+                let name: &str = qname.as_ref();
                 match depth {
-                    1 => root = Some(name),
+                    1 => root = Some(name.to_string()),
                     2 => child_starts(
-                        &name,
+                        name,
                         element,
                         before,
                         &previous,
@@ -201,15 +202,16 @@ pub fn locate_detached(raw: &[u8], element: &str) -> Result<Detached, DetachedEr
                 }
             }
             Event::Empty(e) => {
-                let name = e.name().as_ref().to_string();
+                let qname = e.name();
+                let name: &str = qname.as_ref();
                 match depth {
                     0 => {
-                        root = Some(name);
+                        root = Some(name.to_string());
                         root_closed = true;
                     }
                     1 => {
                         child_starts(
-                            &name,
+                            name,
                             element,
                             before,
                             &previous,
@@ -221,7 +223,7 @@ pub fn locate_detached(raw: &[u8], element: &str) -> Result<Detached, DetachedEr
                             span = Some(before..after);
                         }
                         sig.open = false;
-                        previous = Some(name);
+                        previous = Some(name.to_string());
                     }
                     2 if sig.open => return Err(DetachedError::MarkupInSignature),
                     _ => {}

@@ -51,12 +51,22 @@ fn classify(err: quick_xml::Error) -> EnvelopedError {
     }
 }
 
-fn name_of(name: &str) -> String {
-    name.to_string()
-}
-
 /// Checks that `raw` is one well-formed element and finds its root-level `<signature>`.
 pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, EnvelopedError> {
+    locate_with_spans(raw, "", []).map(|(signed, [])| signed)
+}
+
+/// The spans of the elements looked for, in the order of their names (`None`: not found).
+pub(crate) type Found<const N: usize> = [Option<Range<usize>>; N];
+
+/// [`locate`], also finding in the same pass what `element_spans(raw, parent, names)` finds
+/// (the same spans: a document `locate` accepts is read to its end).
+pub(crate) fn locate_with_spans<'a, const N: usize>(
+    raw: &'a [u8],
+    parent: &str,
+    names: [&str; N],
+) -> Result<(Signed<'a>, Found<N>), EnvelopedError> {
+    let mut spans = Spans::new(parent, names);
     if std::str::from_utf8(raw).is_err() {
         return Err(EnvelopedError::Malformed("not UTF-8".into()));
     }
@@ -79,9 +89,11 @@ pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, EnvelopedError> {
                     ));
                 }
                 depth += 1;
-                let name = name_of(e.name().as_ref());
+                let qname = e.name();
+                let name: &str = qname.as_ref();
+                spans.start(depth, name, before);
                 if depth == 1 {
-                    root = Some(name);
+                    root = Some(name.to_string());
                 } else if depth == 2 && name == "signature" {
                     if sig_start.is_some() {
                         return Err(EnvelopedError::Malformed("more than one signature".into()));
@@ -103,7 +115,9 @@ pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, EnvelopedError> {
                         "content after the root element".into(),
                     ));
                 }
-                let name = name_of(e.name().as_ref());
+                let qname = e.name();
+                let name: &str = qname.as_ref();
+                spans.empty(depth, name, before..reader.buffer_position() as usize);
                 if depth == 0 {
                     return Err(EnvelopedError::Malformed(format!(
                         "<{name}/> has no signature"
@@ -121,7 +135,9 @@ pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, EnvelopedError> {
                 }
             }
             Event::End(e) => {
-                let name = name_of(e.name().as_ref());
+                let qname = e.name();
+                let name: &str = qname.as_ref();
+                spans.end(depth, reader.buffer_position() as usize);
                 if depth == 2 && name == "signature" && sig_span.is_none() {
                     if let Some(start) = sig_start {
                         sig_span = Some(start..reader.buffer_position() as usize);
@@ -192,72 +208,110 @@ pub(crate) fn locate(raw: &[u8]) -> Result<Signed<'_>, EnvelopedError> {
     let signature = B64
         .decode(sig_text.as_bytes())
         .map_err(|_| EnvelopedError::Malformed("signature is not base64".into()))?;
-    Ok(Signed {
+    let signed = Signed {
         raw,
         root,
         signature_span: span,
         signature,
-    })
+    };
+    Ok((signed, spans.found))
 }
 
 /// The byte ranges, start and end tags included, of the first element named each of `names`
 /// among the children of the root's children named `parent` (e.g. `"body"` and `["identity",
 /// "grant"]`), in one pass and without allocating. The search ends where the document stops
 /// being well formed; what was found before stays found.
+#[cfg(test)]
 pub(crate) fn element_spans<const N: usize>(
     raw: &[u8],
     parent: &str,
     names: [&str; N],
 ) -> [Option<Range<usize>>; N] {
-    let mut found: [Option<Range<usize>>; N] = std::array::from_fn(|_| None);
+    let mut spans = Spans::new(parent, names);
     let mut reader = Reader::from_reader(raw);
-    // Elements open, and whether the open child of the root is a `parent`.
     let mut depth = 0usize;
-    let mut in_parent = false;
-    // The element being spanned: its index in `names` and where it starts.
-    let mut open: Option<(usize, usize)> = None;
-    // The index of `name` in `names` if it is still to be found.
-    let wanted = |found: &[Option<Range<usize>>; N], name: &str| {
-        names
-            .iter()
-            .position(|n| *n == name)
-            .filter(|&i| found[i].is_none())
-    };
     loop {
         let before = reader.buffer_position() as usize;
         let Ok(event) = reader.read_event() else {
-            return found;
+            return spans.found;
         };
         match event {
             Event::Start(e) => {
                 depth += 1;
-                let qname = e.name();
-                let name: &str = qname.as_ref();
-                if depth == 2 {
-                    in_parent = name == parent;
-                } else if depth == 3 && in_parent {
-                    open = wanted(&found, name).map(|i| (i, before));
-                }
+                spans.start(depth, e.name().as_ref(), before);
             }
             Event::Empty(e) => {
-                let qname = e.name();
-                let name: &str = qname.as_ref();
-                if depth == 2 && in_parent {
-                    if let Some(i) = wanted(&found, name) {
-                        found[i] = Some(before..reader.buffer_position() as usize);
-                    }
-                }
+                spans.empty(
+                    depth,
+                    e.name().as_ref(),
+                    before..reader.buffer_position() as usize,
+                );
             }
             Event::End(_) => {
-                if depth == 3 {
-                    if let Some((i, start)) = open.take() {
-                        found[i] = Some(start..reader.buffer_position() as usize);
-                    }
-                }
+                spans.end(depth, reader.buffer_position() as usize);
                 depth = depth.saturating_sub(1);
             }
-            Event::Eof => return found,
+            Event::Eof => return spans.found,
             _ => {}
+        }
+    }
+}
+
+/// What [`element_spans`] looks for and has found, fed the reader's tags with their depth
+/// (a start tag's and an end tag's own, an empty tag's parent's).
+struct Spans<'n, const N: usize> {
+    parent: &'n str,
+    names: [&'n str; N],
+    found: [Option<Range<usize>>; N],
+    /// Whether the open child of the root is a `parent`.
+    in_parent: bool,
+    /// The element being spanned: its index in `names` and where it starts.
+    open: Option<(usize, usize)>,
+}
+
+impl<'n, const N: usize> Spans<'n, N> {
+    fn new(parent: &'n str, names: [&'n str; N]) -> Self {
+        Spans {
+            parent,
+            names,
+            found: std::array::from_fn(|_| None),
+            in_parent: false,
+            open: None,
+        }
+    }
+
+    /// The index of `name` in `names` if it is still to be found.
+    fn wanted(&self, name: &str) -> Option<usize> {
+        self.names
+            .iter()
+            .position(|n| *n == name)
+            .filter(|&i| self.found[i].is_none())
+    }
+
+    fn start(&mut self, depth: usize, name: &str, at: usize) {
+        if N == 0 {
+            return;
+        }
+        if depth == 2 {
+            self.in_parent = name == self.parent;
+        } else if depth == 3 && self.in_parent {
+            self.open = self.wanted(name).map(|i| (i, at));
+        }
+    }
+
+    fn empty(&mut self, depth: usize, name: &str, span: Range<usize>) {
+        if depth == 2 && self.in_parent {
+            if let Some(i) = self.wanted(name) {
+                self.found[i] = Some(span);
+            }
+        }
+    }
+
+    fn end(&mut self, depth: usize, at: usize) {
+        if depth == 3 {
+            if let Some((i, start)) = self.open.take() {
+                self.found[i] = Some(start..at);
+            }
         }
     }
 }
@@ -277,6 +331,21 @@ pub(crate) fn insert_before_end(doc: &str, root: &str, insert: &str) -> String {
 
 /// Signs an unsigned document and inserts `<signature>` as the root's last child.
 pub(crate) fn sign_document(doc: &str, root: &str, signature: &[u8]) -> Vec<u8> {
+    // The usual case, `…</root>`, in one copy: what `insert_before_end` writes for it.
+    let head = doc
+        .strip_suffix('>')
+        .and_then(|d| d.strip_suffix(root))
+        .and_then(|d| d.strip_suffix("</"));
+    if let Some(head) = head {
+        let b64_len = signature.len().div_ceil(3) * 4;
+        let mut out = String::with_capacity(doc.len() + b64_len + "<signature></signature>".len());
+        out.push_str(head);
+        out.push_str("<signature>");
+        B64.encode_string(signature, &mut out);
+        out.push_str("</signature>");
+        out.push_str(&doc[head.len()..]);
+        return out.into_bytes();
+    }
     let element = format!("<signature>{}</signature>", B64.encode(signature));
     insert_before_end(doc, root, &element).into_bytes()
 }
@@ -284,6 +353,50 @@ pub(crate) fn sign_document(doc: &str, root: &str, signature: &[u8]) -> Vec<u8> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signature_goes_before_the_root_end_tag() {
+        let slow = |doc: &str, root: &str, sig: &[u8]| {
+            let element = format!("<signature>{}</signature>", B64.encode(sig));
+            insert_before_end(doc, root, &element).into_bytes()
+        };
+        for (doc, root) in [
+            ("<r><a>1</a></r>", "r"),
+            ("<r/>", "r"),
+            ("<r></r>", "r"),
+            ("<grant><x/></grant>", "grant"),
+            ("<rr><x/></r>", "r"),
+            ("<r><x/></rr>", "r"),
+            ("<r><x/>/r>", "r"),
+            ("", "r"),
+        ] {
+            for sig in [
+                &[][..],
+                &[1][..],
+                &[1, 2][..],
+                &[1, 2, 3][..],
+                &[0xff; 71][..],
+            ] {
+                assert_eq!(sign_document(doc, root, sig), slow(doc, root, sig), "{doc}");
+            }
+        }
+    }
+
+    #[test]
+    fn located_spans_are_element_spans() {
+        for doc in [
+            &b"<r><body><grant><x/><signature>AA==</signature></grant><identity/></body><signature>AAEC</signature></r>"[..],
+            b"<r><a/><body><b>1</b><grant>2</grant><grant>3</grant></body><body><identity/></body><signature>AAEC</signature></r>",
+            b"<r><x><body><grant/></body></x><body/><signature>AAEC</signature></r>",
+            b"<r><body><q><grant/></q><exportAuthorization>k</exportAuthorization></body><signature>AAEC</signature></r>",
+            b"<r><signature>AAEC</signature></r>",
+        ] {
+            let names = ["identity", "grant", "exportAuthorization"];
+            let (signed, spans) = locate_with_spans(doc, "body", names).unwrap();
+            assert_eq!(spans, element_spans(doc, "body", names));
+            assert_eq!(signed.signature_span, locate(doc).unwrap().signature_span);
+        }
+    }
 
     #[test]
     fn signature_span_is_exactly_the_element() {
