@@ -13,6 +13,7 @@
 
 mod chart;
 mod digest;
+mod floor;
 mod reference;
 mod rng;
 mod sim;

@@ -1974,6 +1974,24 @@ impl Sim {
             "crypto operations (counted per message: agent Ed25519 sign per request, manager Ed25519 verify per delivered request, manager ECDSA sign per answer plus per identity/grant/export key/reservation code issued, agent ECDSA verify per answer handled plus its grant, per installed code, per signed document re-verified at restore): Ed25519 sign {}, Ed25519 verify {}, ECDSA sign {}, ECDSA verify {}",
             s.ed25519_sign, s.ed25519_verify, s.ecdsa_sign, s.ecdsa_verify
         );
+        // Timed after the run (printed only: not part of the digest).
+        match crate::floor::measure() {
+            Ok(f) => {
+                let crypto = s.ed25519_sign as f64 * f.ed25519_sign
+                    + s.ed25519_verify as f64 * f.ed25519_verify
+                    + s.ecdsa_sign as f64 * f.ecdsa_sign
+                    + s.ecdsa_verify as f64 * f.ecdsa_verify;
+                let _ = writeln!(
+                    out,
+                    "crypto floor (ring, 1 KiB, timed here after the run): Ed25519 sign {:.1} µs, verify {:.1} µs, ECDSA P-256 sign {:.1} µs, verify {:.1} µs; the counted operations {:.1}s; simulation / crypto {:.2}x",
+                    f.ed25519_sign * 1e6, f.ed25519_verify * 1e6, f.ecdsa_sign * 1e6,
+                    f.ecdsa_verify * 1e6, crypto, secs / crypto.max(1e-9)
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(out, "crypto floor: not measured ({e})");
+            }
+        }
         let mut sizes: Vec<usize> = self.nodes.iter().map(|n| n.persisted.len()).collect();
         sizes.sort_unstable();
         let mean = sizes.iter().sum::<usize>() as f64 / n as f64;
