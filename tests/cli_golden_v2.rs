@@ -69,20 +69,8 @@ fn files(dir: &Path, under: &Path, out: &mut Vec<String>) {
 
 /// A scratch copy of one golden directory, as the CLI's state directory.
 fn golden(name: &str) -> Cli {
-    fn copy(from: &Path, to: &Path) {
-        fs::create_dir_all(to).unwrap();
-        for entry in fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy(&entry.path(), &target);
-            } else {
-                fs::copy(entry.path(), &target).unwrap();
-            }
-        }
-    }
     let cli = Cli::new();
-    copy(&fixtures().join(name), cli.dir());
+    copy_tree(&fixtures().join(name), cli.dir());
     cli
 }
 

@@ -539,20 +539,8 @@ fn the_udi_is_fixed_on_first_use() {
 // ---------------------------------------------------------------------------------------------
 
 fn golden_v1() -> Cli {
-    fn copy(from: &std::path::Path, to: &std::path::Path) {
-        fs::create_dir_all(to).unwrap();
-        for entry in fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy(&entry.path(), &target);
-            } else {
-                fs::copy(entry.path(), &target).unwrap();
-            }
-        }
-    }
     let cli = Cli::new();
-    copy(
+    copy_tree(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1/cli-state"),
         cli.dir(),
     );

@@ -80,6 +80,20 @@ pub const OFFLINE_DETAIL: &str = "connection refused (the embedded manager is of
 // ---------------------------------------------------------------------------------------------
 
 /// `declare <tag>`.
+/// Copies the directory tree `from` (a golden state directory) to `to`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
 pub fn declared_line(tag: &str) -> String {
     format!("Declared {tag} (Init until used).\n")
 }
