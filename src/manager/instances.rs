@@ -382,18 +382,23 @@ fn known_demand_sql() -> String {
     )
 }
 
-/// The instances `filter` selects, in registration order.
-pub(crate) fn list(db: &Db, filter: &Filter) -> DbResult<Vec<Instance>> {
-    let limit = filter
-        .limit
-        .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
-    let pattern = filter.udi_contains.as_ref().map(|t| {
+/// The `LIKE` pattern (escape `\\`) of `filter`'s UDI text: the text anywhere, taken literally.
+fn udi_pattern(filter: &Filter) -> Option<String> {
+    filter.udi_contains.as_ref().map(|t| {
         let escaped = t
             .replace('\\', "\\\\")
             .replace('%', "\\%")
             .replace('_', "\\_");
         format!("%{escaped}%")
-    });
+    })
+}
+
+/// The instances `filter` selects, in registration order.
+pub(crate) fn list(db: &Db, filter: &Filter) -> DbResult<Vec<Instance>> {
+    let limit = filter
+        .limit
+        .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    let pattern = udi_pattern(filter);
     let sql = format!(
         "SELECT {COLUMNS} FROM instances i JOIN virtual_accounts v ON v.id = i.va
          WHERE (?1 IS NULL OR i.va = ?1) AND (?2 IS NULL OR i.udi LIKE ?2 ESCAPE '\\')
@@ -410,13 +415,7 @@ pub(crate) fn list(db: &Db, filter: &Filter) -> DbResult<Vec<Instance>> {
 
 /// How many instances `filter` selects (its limit ignored).
 pub(crate) fn count(db: &Db, filter: &Filter) -> DbResult<u64> {
-    let pattern = filter.udi_contains.as_ref().map(|t| {
-        let escaped = t
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        format!("%{escaped}%")
-    });
+    let pattern = udi_pattern(filter);
     let n: i64 = db
         .optional(
             "SELECT COUNT(*) FROM instances i
