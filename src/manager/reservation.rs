@@ -80,6 +80,8 @@ impl ReservedLicense {
 pub struct IssuedReservation {
     /// The product instance id of the reservation.
     pub piid: Uuid,
+    /// The product instance the code is for.
+    pub udi: Udi,
     /// SLR or PLR.
     pub kind: ReservationKind,
     /// The authorization code, as the product pastes it.
@@ -142,6 +144,41 @@ struct Row {
 
 fn bad(what: &str) -> DbError {
     DbError::Failed(format!("a stored reservation with {what}"))
+}
+
+/// Each license's TERM dates by tag.
+fn terms_of(licenses: &[ReservedLicense]) -> BTreeMap<String, Option<(NaiveDate, NaiveDate)>> {
+    licenses
+        .iter()
+        .map(|l| (l.tag.to_string(), l.term))
+        .collect()
+}
+
+/// Writes (or replaces) one reserved row: `held` from the pool, `granted` by the latest code.
+fn write_reserved(
+    db: &Db,
+    piid: &Uuid,
+    tag: &str,
+    held: u32,
+    granted: u32,
+    term: Option<(NaiveDate, NaiveDate)>,
+) -> Result<(), DbError> {
+    db.run(
+        "INSERT INTO reserved (piid, tag, held, granted, start_date, end_date)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (piid, tag) DO UPDATE SET held = excluded.held,
+             granted = excluded.granted, start_date = excluded.start_date,
+             end_date = excluded.end_date",
+        rusqlite::params![
+            piid.0.as_slice(),
+            tag,
+            held,
+            granted,
+            date_col(term.map(|(s, _)| s)),
+            date_col(term.map(|(_, e)| e))
+        ],
+    )?;
+    Ok(())
 }
 
 fn date_col(d: Option<NaiveDate>) -> Option<String> {
@@ -496,26 +533,18 @@ impl Manager {
                 export_controlled
             ],
         )?;
-        let terms: BTreeMap<String, Option<(NaiveDate, NaiveDate)>> = licenses
-            .iter()
-            .map(|l| (l.tag.to_string(), l.term))
-            .collect();
+        let terms = terms_of(licenses);
         for (tag, count) in &counts {
             let term = terms.get(tag).copied().flatten();
-            db.run(
-                "INSERT INTO reserved (piid, tag, held, granted, start_date, end_date)
-                 VALUES (?1, ?2, ?3, ?3, ?4, ?5)",
-                rusqlite::params![
-                    piid.0.as_slice(),
-                    tag,
-                    count,
-                    date_col(term.map(|(s, _)| s)),
-                    date_col(term.map(|(_, e)| e))
-                ],
-            )?;
+            write_reserved(db, &piid, tag, *count, *count, term)?;
         }
         txn.commit()?;
-        Ok(IssuedReservation { piid, kind, code })
+        Ok(IssuedReservation {
+            piid,
+            udi: request.udi().clone(),
+            kind,
+            code,
+        })
     }
 
     /// A newer code for an instance's reservation (named by UDI or piid), same piid and
@@ -609,10 +638,7 @@ impl Manager {
                 row.piid.0.as_slice()
             ],
         )?;
-        let terms: BTreeMap<String, Option<(NaiveDate, NaiveDate)>> = licenses
-            .iter()
-            .map(|l| (l.tag.to_string(), l.term))
-            .collect();
+        let terms = terms_of(licenses);
         // Held: the larger of old and new while an SLR update is in transit.
         let tags: std::collections::BTreeSet<&String> =
             row.reserved.keys().chain(new_counts.keys()).collect();
@@ -625,25 +651,12 @@ impl Manager {
                 .copied()
                 .flatten()
                 .or_else(|| row.reserved.get(tag).and_then(|r| r.2.zip(r.3)));
-            db.run(
-                "INSERT INTO reserved (piid, tag, held, granted, start_date, end_date)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (piid, tag) DO UPDATE SET held = excluded.held,
-                     granted = excluded.granted, start_date = excluded.start_date,
-                     end_date = excluded.end_date",
-                rusqlite::params![
-                    row.piid.0.as_slice(),
-                    tag,
-                    held,
-                    new,
-                    date_col(term.map(|(s, _)| s)),
-                    date_col(term.map(|(_, e)| e))
-                ],
-            )?;
+            write_reserved(db, &row.piid, tag, held, new, term)?;
         }
         txn.commit()?;
         Ok(IssuedReservation {
             piid: row.piid,
+            udi: row.udi,
             kind: row.kind,
             code,
         })
