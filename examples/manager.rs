@@ -772,14 +772,14 @@ fn kind_word(kind: ReservationKind) -> &'static str {
 }
 
 /// A code the manager issued: what it is, then the code alone on the last line.
-fn print_issued(issued: &IssuedReservation, udi: &str) {
+fn print_issued(issued: &IssuedReservation) {
     let what = match issued.kind {
         ReservationKind::Specific => "Specific License Reservation",
         ReservationKind::Universal => "Permanent License Reservation",
     };
     println!(
         "{what} authorization code for {}, product instance {} (install it on the product):",
-        shown(udi),
+        shown(&issued.udi.to_string()),
         issued.piid
     );
     println!("{}", issued.code);
@@ -793,19 +793,11 @@ fn reservation_authorize(
     export: bool,
 ) -> Result<(), Failure> {
     let selected = selected_account(&dir)?;
-    let (issued, udi) = dir.update(|m, now| {
+    let issued = dir.update(|m, now| {
         let va = current(m, &selected)?;
-        let issued =
-            m.authorize_reservation(&va, &request_code, &licenses, plr.as_ref(), export, now)?;
-        let udi = m
-            .reservations()
-            .into_iter()
-            .find(|r| r.piid == issued.piid)
-            .map(|r| r.udi.to_string())
-            .unwrap_or_default();
-        Ok((issued, udi))
+        m.authorize_reservation(&va, &request_code, &licenses, plr.as_ref(), export, now)
     })?;
-    print_issued(&issued, &udi);
+    print_issued(&issued);
     Ok(())
 }
 
@@ -815,17 +807,9 @@ fn reservation_update(
     licenses: Vec<ReservedLicense>,
     plr: Option<Tag>,
 ) -> Result<(), Failure> {
-    let (issued, udi) = dir.update(|m, now| {
-        let issued = m.update_reservation(&instance, &licenses, plr.as_ref(), now)?;
-        let udi = m
-            .reservations()
-            .into_iter()
-            .find(|r| r.piid == issued.piid)
-            .map(|r| r.udi.to_string())
-            .unwrap_or_default();
-        Ok((issued, udi))
-    })?;
-    print_issued(&issued, &udi);
+    let issued =
+        dir.update(|m, now| m.update_reservation(&instance, &licenses, plr.as_ref(), now))?;
+    print_issued(&issued);
     Ok(())
 }
 
