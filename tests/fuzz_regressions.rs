@@ -109,3 +109,32 @@ fn export_key_with_a_byte_order_mark_prints_back_to_itself() {
 fn an_slr_code_with_a_byte_order_mark_is_an_slr_code_for_install_too() {
     regression("slr_code", "byte_order_mark");
 }
+
+/// Found by `slr_code` (CI of 35e0be8): behind two byte order marks the first was dropped and
+/// quick-xml skipped the second without counting it, so the signed span started 3 bytes early
+/// ("LR><authorizationCode>…") and the printed code no longer parsed. A second mark is
+/// content before the root: both the code and the install dispatch now refuse it as that.
+#[test]
+fn an_slr_code_behind_two_byte_order_marks_is_refused_as_content_outside_the_root() {
+    regression("slr_code", "two_byte_order_marks");
+    let text = std::fs::read_to_string("fuzz/regressions/slr_code/two_byte_order_marks").unwrap();
+    let refused = smart_agent::codes::SlrCode::parse(&text).unwrap_err();
+    assert_eq!(
+        smart_agent::codes::AuthorizationCode::parse(&text),
+        Err(refused.clone())
+    );
+    assert!(
+        refused
+            .to_string()
+            .contains("content outside the root element"),
+        "{refused}"
+    );
+}
+
+/// The same two marks in front of an export key (the other detached-signature code).
+#[test]
+fn an_export_key_behind_two_byte_order_marks_is_refused() {
+    regression("export_key", "two_byte_order_marks");
+    let text = std::fs::read_to_string("fuzz/regressions/export_key/two_byte_order_marks").unwrap();
+    assert!(smart_agent::codes::ExportKey::parse(&text).is_err());
+}

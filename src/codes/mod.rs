@@ -441,12 +441,10 @@ impl AuthorizationCode {
     /// Parses either kind.
     pub fn parse(text: &str) -> Result<AuthorizationCode, CodeError> {
         // A byte order mark before the XML (a code saved by an editor) is skipped by the SLR
-        // parser too; it must not send the code to the PLR parser.
-        let start = text.trim_start();
-        if start
-            .strip_prefix('\u{feff}')
-            .unwrap_or(start)
-            .trim_start()
+        // parser too; it must not send the code to the PLR parser. Any number of marks are
+        // skipped here so that the SLR parser, which takes one, names what is wrong with more.
+        if text
+            .trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
             .starts_with('<')
         {
             SlrCode::parse(text).map(AuthorizationCode::Slr)

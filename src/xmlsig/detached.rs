@@ -165,6 +165,11 @@ pub fn locate_detached(raw: &[u8], element: &str) -> Result<Detached, DetachedEr
     if let Some(rest) = text.strip_prefix('\u{feff}') {
         text = rest.to_string();
     }
+    // A second mark is a character before the root. It must be refused here: quick-xml would
+    // skip it as a mark, uncounted, and every span would again be 3 bytes off.
+    if text.starts_with('\u{feff}') {
+        return Err(DetachedError::ContentOutsideRoot);
+    }
     let mut reader = Reader::from_str(&text);
     let mut depth = 0usize;
     let mut root: Option<String> = None;

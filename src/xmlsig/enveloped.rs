@@ -70,6 +70,13 @@ pub(crate) fn locate_with_spans<'a, const N: usize>(
     if std::str::from_utf8(raw).is_err() {
         return Err(EnvelopedError::Malformed("not UTF-8".into()));
     }
+    // quick-xml skips a leading mark without counting it in `buffer_position`, which would
+    // put every span 3 bytes off; no manager or agent writes one.
+    if raw.starts_with("\u{feff}".as_bytes()) {
+        return Err(EnvelopedError::Malformed(
+            "it starts with a byte order mark".into(),
+        ));
+    }
     let mut reader = Reader::from_reader(raw);
     let mut depth = 0usize;
     let mut root: Option<String> = None;
@@ -395,6 +402,17 @@ mod tests {
             let (signed, spans) = locate_with_spans(doc, "body", names).unwrap();
             assert_eq!(spans, element_spans(doc, "body", names));
             assert_eq!(signed.signature_span, locate(doc).unwrap().signature_span);
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_a_signed_document_is_refused_by_name() {
+        // quick-xml skips a leading mark without counting it, so every span would be 3 bytes
+        // off; no manager writes one, so it is refused rather than read at a shifted offset.
+        let doc = b"\xef\xbb\xbf<r><a>1</a><signature>AAEC</signature></r>";
+        match locate(doc) {
+            Err(EnvelopedError::Malformed(m)) => assert!(m.contains("byte order mark"), "{m}"),
+            other => panic!("{other:?}"),
         }
     }
 
