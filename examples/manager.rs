@@ -367,21 +367,35 @@ fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|_| "not an RFC 3339 time (e.g. 2027-03-01T09:00:00Z)".to_string())
 }
 
-/// Why a command did not complete: exit 1 with the message (already shown by the one rule
-/// for control characters).
-struct Failure(String);
+/// Why a command did not complete.
+enum Failure {
+    /// Exit 1 with the message (already shown by the one rule for control characters).
+    Refused(String),
+    /// Standard output's reader went away (`manager token list | head -1`): what the command
+    /// did stands and only its unread output is lost, so it stops quietly with exit 0 instead
+    /// of the panic `println!` gives on a closed pipe.
+    OutputClosed,
+}
+
+/// `println!` that stops the command with [`Failure::OutputClosed`] (or the write's error)
+/// instead of panicking when standard output cannot be written.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout(), $($arg)*)?
+    };
+}
 
 impl From<ManagerError> for Failure {
     fn from(e: ManagerError) -> Self {
-        Failure(manager_error(&e))
+        Failure::Refused(manager_error(&e))
     }
 }
 
 impl From<DirError> for Failure {
     fn from(e: DirError) -> Self {
         match e {
-            DirError::Manager(m) => Failure(manager_error(&m)),
-            other => Failure(shown_lines(&other.to_string())),
+            DirError::Manager(m) => Failure::Refused(manager_error(&m)),
+            other => Failure::Refused(shown_lines(&other.to_string())),
         }
     }
 }
@@ -390,14 +404,18 @@ impl From<ServerError> for Failure {
     fn from(e: ServerError) -> Self {
         match e {
             ServerError::Dir(d) => d.into(),
-            other => Failure(shown_lines(&other.to_string())),
+            other => Failure::Refused(shown_lines(&other.to_string())),
         }
     }
 }
 
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Self {
-        Failure(shown_lines(&e.to_string()))
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            Failure::OutputClosed
+        } else {
+            Failure::Refused(shown_lines(&e.to_string()))
+        }
     }
 }
 
@@ -441,7 +459,7 @@ fn serve(
     export_keys: bool,
 ) -> Result<(), Failure> {
     if state.exists() && !state.is_dir() {
-        return Err(Failure(format!(
+        return Err(Failure::Refused(format!(
             "{}: not a directory (give a new directory, or an existing manager state directory)",
             shown(&state.display().to_string())
         )));
@@ -497,7 +515,7 @@ fn pool_add(
         Ok(m.licenses(&va).into_iter().find(|l| l.tag == tag))
     })?;
     if let Some(l) = line {
-        println!(
+        say!(
             "{}: purchased {}, in use {}, balance {}",
             l.tag.as_str(),
             l.purchased,
@@ -544,18 +562,18 @@ fn token_create(
         Some(n) => format!("{n} registration(s)"),
         None => "any number of registrations".to_string(),
     };
-    println!(
+    say!(
         "Registration token for {}, valid until {}, {uses}, {export}:",
         shown(&va.to_string()),
         rfc3339(expires)
     );
-    println!("{}", token.expose());
+    say!("{}", token.expose());
     Ok(())
 }
 
 fn token_revoke(dir: StateDir, token: Token) -> Result<(), Failure> {
     dir.update(|m, _| m.revoke_token(&token))?;
-    println!("revoked");
+    say!("revoked");
     Ok(())
 }
 
@@ -567,11 +585,13 @@ fn selected_account(dir: &StateDir) -> Result<Option<(String, String)>, Failure>
             let (smart, virtual_account) = text
                 .trim_end_matches('\n')
                 .split_once('\t')
-                .ok_or_else(|| Failure(format!("{}: not an account selection", path.display())))?;
+                .ok_or_else(|| {
+                    Failure::Refused(format!("{}: not an account selection", path.display()))
+                })?;
             Ok(Some((smart.to_string(), virtual_account.to_string())))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Failure(format!("{}: {e}", path.display()))),
+        Err(e) => Err(Failure::Refused(format!("{}: {e}", path.display()))),
     }
 }
 
@@ -614,14 +634,15 @@ impl AccountFlags {
         Ok(())
     }
 
-    fn print(&self) {
+    fn print(&self) -> Result<(), Failure> {
         let word = |on: bool| if on { "on" } else { "off" };
         if let Some(on) = self.reservation {
-            println!("License Reservation: {}", word(on));
+            say!("License Reservation: {}", word(on));
         }
         if let Some(on) = self.export_restricted {
-            println!("Export restrictions: {}", word(on));
+            say!("Export restrictions: {}", word(on));
         }
+        Ok(())
     }
 }
 
@@ -639,8 +660,8 @@ fn account(
             flags.apply(m, va.smart_account())?;
             Ok(va)
         })?;
-        println!("{}", shown(&va.to_string()));
-        flags.print();
+        say!("{}", shown(&va.to_string()));
+        flags.print()?;
         return Ok(());
     }
     if smart.is_none() && virtual_account.is_none() {
@@ -648,7 +669,7 @@ fn account(
         let current = current?;
         for va in all {
             let mark = if va == current { "*" } else { " " };
-            println!("{mark} {}", shown(&va.to_string()));
+            say!("{mark} {}", shown(&va.to_string()));
         }
         return Ok(());
     }
@@ -676,8 +697,8 @@ fn account(
     })?;
     smart_agent::store::AtomicFile::new(dir.path().join("account"))
         .store(format!("{smart}\t{virtual_account}\n").as_bytes())?;
-    println!("{}", shown(&va.to_string()));
-    flags.print();
+    say!("{}", shown(&va.to_string()));
+    flags.print()?;
     Ok(())
 }
 
@@ -690,8 +711,8 @@ fn licenses(dir: StateDir) -> Result<(), Failure> {
             (va, lines)
         })
     })??;
-    println!("{}", shown(&va.to_string()));
-    println!("License\tPurchased\tIn Use\tSubstitution\tBalance");
+    say!("{}", shown(&va.to_string()));
+    say!("License\tPurchased\tIn Use\tSubstitution\tBalance");
     for l in lines {
         let name = l
             .description
@@ -708,7 +729,7 @@ fn licenses(dir: StateDir) -> Result<(), Failure> {
         } else {
             format!("{} ({} Reserved)", l.in_use, l.reserved)
         };
-        println!(
+        say!(
             "{}\t{}\t{in_use}\t{substitution}\t+ {}",
             shown(&name),
             l.purchased,
@@ -746,7 +767,7 @@ fn instances(dir: StateDir, limit: usize, udi: Option<String>) -> Result<(), Fai
         (total, lines)
     })?;
     if lines.is_empty() {
-        println!("no product instances");
+        say!("no product instances");
         return Ok(());
     }
     let mut out = std::io::stdout().lock();
@@ -772,17 +793,18 @@ fn kind_word(kind: ReservationKind) -> &'static str {
 }
 
 /// A code the manager issued: what it is, then the code alone on the last line.
-fn print_issued(issued: &IssuedReservation) {
+fn print_issued(issued: &IssuedReservation) -> Result<(), Failure> {
     let what = match issued.kind {
         ReservationKind::Specific => "Specific License Reservation",
         ReservationKind::Universal => "Permanent License Reservation",
     };
-    println!(
+    say!(
         "{what} authorization code for {}, product instance {} (install it on the product):",
         shown(&issued.udi.to_string()),
         issued.piid
     );
-    println!("{}", issued.code);
+    say!("{}", issued.code);
+    Ok(())
 }
 
 fn reservation_authorize(
@@ -797,7 +819,7 @@ fn reservation_authorize(
         let va = current(m, &selected)?;
         m.authorize_reservation(&va, &request_code, &licenses, plr.as_ref(), export, now)
     })?;
-    print_issued(&issued);
+    print_issued(&issued)?;
     Ok(())
 }
 
@@ -809,7 +831,7 @@ fn reservation_update(
 ) -> Result<(), Failure> {
     let issued =
         dir.update(|m, now| m.update_reservation(&instance, &licenses, plr.as_ref(), now))?;
-    print_issued(&issued);
+    print_issued(&issued)?;
     Ok(())
 }
 
@@ -823,12 +845,12 @@ fn reservation_confirm(dir: StateDir, instance: String, code: String) -> Result<
             .find(|r| Some(r.piid) == piid || udi.as_ref() == Some(&r.udi)))
     })?;
     match info {
-        Some(r) => println!(
+        Some(r) => say!(
             "confirmed: {} holds {}",
             shown(&r.udi.to_string()),
             held(&r)
         ),
-        None => println!("confirmed"),
+        None => say!("confirmed"),
     }
     Ok(())
 }
@@ -840,7 +862,7 @@ fn reservation_return(dir: StateDir, code: String) -> Result<(), Failure> {
         .iter()
         .map(|(t, n)| format!("{t}={n}"))
         .collect();
-    println!(
+    say!(
         "returned: product instance {} ({}); back in the pool: {}",
         returned.piid,
         shown(&returned.udi.to_string()),
@@ -867,7 +889,7 @@ fn held(r: &ReservationInfo) -> String {
 fn reservation_list(dir: StateDir) -> Result<(), Failure> {
     let all = dir.read(|m, _| m.reservations())?;
     if all.is_empty() {
-        println!("no reservations");
+        say!("no reservations");
         return Ok(());
     }
     let mut out = std::io::stdout().lock();
@@ -909,7 +931,7 @@ fn export_key_add(dir: StateDir, feature: String, count: u32) -> Result<(), Fail
             .find(|p| p.feature == feature))
     })?;
     if let Some(p) = pool {
-        println!("{}: total {}, in use {}", p.feature, p.total, p.in_use);
+        say!("{}: total {}, in use {}", p.feature, p.total, p.in_use);
     }
     Ok(())
 }
@@ -922,22 +944,22 @@ fn export_key_list(dir: StateDir) -> Result<(), Failure> {
             (va, pools, m.export_keys_supported())
         })
     })??;
-    println!("{}", shown(&va.to_string()));
+    say!("{}", shown(&va.to_string()));
     if !supported {
-        println!(
+        say!(
             "(export authorization keys are not supported by this manager: serve --no-export-keys)"
         );
     }
-    println!("Feature\tTotal\tIn Use");
+    say!("Feature\tTotal\tIn Use");
     for p in pools {
-        println!("{}\t{}\t{}", p.feature, p.total, p.in_use);
+        say!("{}\t{}\t{}", p.feature, p.total, p.in_use);
     }
     Ok(())
 }
 
 fn clock_set(dir: StateDir, now: DateTime<Utc>) -> Result<(), Failure> {
     dir.set_clock(now)?;
-    println!("clock: {}", rfc3339(now));
+    say!("clock: {}", rfc3339(now));
     Ok(())
 }
 
@@ -1049,7 +1071,8 @@ fn main() -> ExitCode {
             let text = text::usage_error(&e.render().to_string(), &args);
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    print!("{text}");
+                    // Help into a closed pipe is not an error either (see `Failure`).
+                    let _ = std::io::stdout().write_all(text.as_bytes());
                     ExitCode::SUCCESS
                 }
                 _ => {
@@ -1071,7 +1094,8 @@ fn main() -> ExitCode {
     let name = command_name(&cli.command);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure(message)) => {
+        Err(Failure::OutputClosed) => ExitCode::SUCCESS,
+        Err(Failure::Refused(message)) => {
             eprintln!("manager {name}: {message}");
             ExitCode::from(1)
         }

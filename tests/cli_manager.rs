@@ -212,6 +212,30 @@ fn pool_add_past_the_largest_count_fails_with_exit_1() {
 // token create | revoke
 // ---------------------------------------------------------------------------------------------
 
+/// `manager token create | head -1`: the reader is gone before the token is printed. The
+/// token stays created (the manager's state is written), and the command neither panics nor
+/// fails.
+#[test]
+fn token_create_into_a_closed_pipe_stops_quietly_and_keeps_the_token() {
+    let cli = harness();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader); // closed before the command starts: its first write fails, every time
+    let before = cli.tree();
+    let state = cli.dir().display().to_string();
+    let output = std::process::Command::new(example("manager"))
+        .args(["--state", state.as_str(), "token", "create"])
+        .current_dir(cli.sandbox())
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(stderr, "");
+    assert_ne!(cli.tree(), before, "the token was not stored");
+}
+
 #[test]
 fn token_create_says_what_the_token_allows_and_prints_it_on_its_own_last_line() {
     let cli = harness();
