@@ -131,6 +131,41 @@ fn an_slr_code_behind_two_byte_order_marks_is_refused_as_content_outside_the_roo
     );
 }
 
+/// Marks and whitespace in any order before an SLR code: the code parser and the install
+/// dispatch agree, and whatever is accepted prints back to itself.
+#[test]
+fn marks_and_whitespace_before_an_slr_code_are_read_alike_by_both_parsers() {
+    use smart_agent::codes::{AuthorizationCode, SlrCode};
+    let code = std::fs::read_to_string("fuzz/regressions/slr_code/byte_order_mark").unwrap();
+    let code = code.trim_start_matches('\u{feff}');
+    let mut accepted = 0;
+    for prefix in [
+        "",
+        "\u{feff}",
+        "\u{feff}\u{feff}",
+        " \u{feff}",
+        "\u{feff} ",
+        "\u{feff} \u{feff}",
+        "\n\u{feff}",
+        "\u{feff}\r\n",
+        "\t\u{feff}\n",
+        "\r\n\u{feff}\r\n\u{feff}",
+    ] {
+        let text = format!("{prefix}{code}");
+        let slr = SlrCode::parse(&text);
+        let any = AuthorizationCode::parse(&text);
+        match &slr {
+            Ok(c) => {
+                accepted += 1;
+                assert_eq!(any, Ok(AuthorizationCode::Slr(c.clone())), "{prefix:?}");
+                assert_eq!(SlrCode::parse(&c.to_string()).as_ref(), Ok(c), "{prefix:?}");
+            }
+            Err(e) => assert_eq!(any, Err(e.clone()), "{prefix:?}"),
+        }
+    }
+    assert!(accepted >= 4, "{accepted}");
+}
+
 /// The same two marks in front of an export key (the other detached-signature code).
 #[test]
 fn an_export_key_behind_two_byte_order_marks_is_refused() {
