@@ -1410,6 +1410,11 @@ impl Sim {
     fn observe_evaluation(&mut self, i: usize) {
         let t = self.agent_now(i);
         let remaining = self.nodes[i].agent.status(t).evaluation.remaining;
+        self.check_evaluation(i, remaining);
+    }
+
+    /// The evaluation time left never grows: checked against the least seen so far.
+    fn check_evaluation(&mut self, i: usize, remaining: TimeDelta) {
         self.check("evaluation never extended");
         if remaining > self.nodes[i].eval_seen {
             let seen = self.nodes[i].eval_seen;
@@ -1477,20 +1482,7 @@ impl Sim {
     }
 
     fn check_status(&mut self, i: usize, st: &Status) {
-        self.check("evaluation never extended");
-        let remaining = st.evaluation.remaining;
-        if remaining > self.nodes[i].eval_seen {
-            let seen = self.nodes[i].eval_seen;
-            self.violation(
-                Some(i),
-                format!(
-                    "evaluation grew from {}s to {}s",
-                    seen.num_seconds(),
-                    remaining.num_seconds()
-                ),
-            );
-        }
-        self.nodes[i].eval_seen = self.nodes[i].eval_seen.min(remaining);
+        self.check_evaluation(i, st.evaluation.remaining);
         if st.authorization.state == AuthorizationState::Authorized {
             self.check("no AUTHORIZED past the deadline");
             let bound = self.nodes[i].last_auth_ok.map(|t| t + TimeDelta::days(90));
