@@ -51,6 +51,27 @@ fn at_limit(count: u32, l: u32, low: u32) -> String {
     format!("Refused: the export control limit is reached: {count} of {l} encrypted sessions in use; new ones are refused until fewer than {low} are in use\n")
 }
 
+/// The hysteresis at the limit, from `in_use` sessions (at or above `limit`): a new one is
+/// refused with nothing written; ending sessions down to `low` keeps refusing; ending one more
+/// clears the alarm and admits them again.
+#[track_caller]
+fn refused_until_fewer_than(cli: &Cli, in_use: u32, limit: u32, low: u32) {
+    cli.unchanged(|| start(cli, 1))
+        .expect(1, "", &at_limit(in_use, limit, low));
+    end(cli, in_use - low).expect(0, &ended(in_use - low, low, limit), "");
+    cli.unchanged(|| start(cli, 1))
+        .expect(1, "", &at_limit(low, limit, low));
+    end(cli, 1).expect(
+        0,
+        &(ended(1, low - 1, limit)
+            + &format!(
+                "Export control limit reached cleared: {} of {limit} encrypted sessions in use; new ones are admitted\n",
+                low - 1
+            )),
+        "",
+    );
+}
+
 /// The `show license all` section, between License Usage and Product Information.
 fn section(cli: &Cli) -> String {
     let all = cli.license(t0(), &["show", "license", "all"]);
@@ -84,17 +105,7 @@ fn the_2500_limit_alarms_at_2250_and_2500_and_readmits_only_below_2475() {
         &(started(250, 2500, 2500) + &reached(2500, 2500, 2475)),
         "",
     );
-    cli.unchanged(|| start(&cli, 1))
-        .expect(1, "", &at_limit(2500, 2500, 2475));
-    end(&cli, 25).expect(0, &ended(25, 2475, 2500), "");
-    cli.unchanged(|| start(&cli, 1))
-        .expect(1, "", &at_limit(2475, 2500, 2475));
-    end(&cli, 1).expect(
-        0,
-        &(ended(1, 2474, 2500)
-            + "Export control limit reached cleared: 2474 of 2500 encrypted sessions in use; new ones are admitted\n"),
-        "",
-    );
+    refused_until_fewer_than(&cli, 2500, 2500, 2475);
     start(&cli, 1).expect(0, &started(1, 2475, 2500), "");
     assert_eq!(
         section(&cli),
@@ -142,17 +153,7 @@ fn webrtc_sets_the_limit_to_2244_and_switched_on_above_it_refuses_until_below_22
         ),
         "",
     );
-    cli.unchanged(|| start(&cli, 1))
-        .expect(1, "", &at_limit(2300, 2244, 2222));
-    end(&cli, 78).expect(0, &ended(78, 2222, 2244), "");
-    cli.unchanged(|| start(&cli, 1))
-        .expect(1, "", &at_limit(2222, 2244, 2222));
-    end(&cli, 1).expect(
-        0,
-        &(ended(1, 2221, 2244)
-            + "Export control limit reached cleared: 2221 of 2244 encrypted sessions in use; new ones are admitted\n"),
-        "",
-    );
+    refused_until_fewer_than(&cli, 2300, 2244, 2222);
     // With WebRTC the approaching alarm is at 2020: 2221 is above it, so it stays active.
     assert!(section(&cli).contains(
         "Export Control Limit: 2244 (WebRTC enabled)\nNew Sessions: Admitted\nActive Alarms: Export control limit approaching\n"
