@@ -3,7 +3,7 @@
 //! reference manager, at the jumps the issue names.
 //!
 //! ```text
-//! cargo bench --bench catch_up --features manager,transport
+//! cargo bench --bench catch_up --features manager
 //! ```
 //!
 //! - `offline/registered/7000y`: registered, the manager unreachable from the next day,

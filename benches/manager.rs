@@ -1,9 +1,9 @@
 //! Benchmarks of the reference manager at satellite scale (issue 11, item 6).
 //!
 //! ```text
-//! cargo bench --bench manager --features manager,transport            # everything
-//! cargo bench --bench manager --features manager,transport -- handle  # in-process only
-//! cargo bench --bench manager --features manager,transport -- https   # HTTPS only
+//! cargo bench --bench manager --features manager            # everything
+//! cargo bench --bench manager --features manager -- handle  # in-process only
+//! cargo bench --bench manager --features manager -- https   # HTTPS only
 //! ```
 //!
 //! - `handle/authorize/N` and `handle/register/N`: one [`Manager::handle`] call, in process,

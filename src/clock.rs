@@ -1,5 +1,5 @@
-//! Where wall time comes from, for the loops that drive an agent: the [`Driver`](crate::driver)
-//! (feature `transport`), the CLI harness and the fleet simulation. The agent itself never
+//! Where wall time comes from, for the loops that drive an agent: the [`Driver`](crate::driver),
+//! the CLI harness and the fleet simulation. The agent itself never
 //! reads a clock; it is given `now` on every call.
 
 use std::sync::{Arc, Mutex};

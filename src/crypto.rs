@@ -23,7 +23,6 @@ pub(crate) const B64: base64::engine::GeneralPurpose = base64::engine::general_p
 /// The one rustls crypto provider of every TLS endpoint in the crate (transport clients,
 /// manager server): ring, set explicitly. ureq panics at first use without one, and a
 /// default provider could pull aws-lc-rs (a C build) into the tree.
-#[cfg(any(feature = "transport", feature = "manager"))]
 pub(crate) fn tls_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
     std::sync::Arc::new(rustls::crypto::ring::default_provider())
 }

@@ -64,13 +64,11 @@
 //! ```
 //!
 //! # The ready-made loop: `Driver`
-//! Products that do not want to write the loop above use the blocking [`driver::Driver`]
-//! (feature `transport`): it owns the agent, an [`transport::HttpsTransport`], a clock and an
-//! atomic snapshot file, persists before every request goes out, and takes commands from any
+//! Products that do not want to write the loop above use the blocking [`driver::Driver`]: it
+//! owns the agent, an [`transport::HttpsTransport`], a clock and an atomic snapshot file, persists before every request goes out, and takes commands from any
 //! thread through a [`driver::DriverHandle`].
 //!
 //! ```no_run
-//! # #[cfg(feature = "transport")] {
 //! use chrono::TimeDelta;
 //! use smart_agent::driver::{Driver, SystemClock};
 //! use smart_agent::store::AtomicFile;
@@ -104,7 +102,6 @@
 //!     handle.shutdown().ok();
 //! });
 //! driver.run()?; // until shutdown
-//! # }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -115,7 +112,7 @@
 //! - [`snapshot`]: the persisted state, integrity-checked or sealed with a product key.
 //! - [`settings`]: transport settings and host identity with the products' validation.
 //! - [`export_limit`]: the Expressway export-limit governor (encrypted-session cap and alarms).
-//! - `transport`, `driver` (feature `transport`, default): HTTPS to the manager (direct,
+//! - [`transport`], [`driver`]: HTTPS to the manager (direct,
 //!   proxy, on-prem), `diagnose()`, and the blocking loop; [`store`]: atomic durable files.
 //! - `manager` (feature `manager`): the reference Smart Software Manager, in-process or served
 //!   over HTTPS with durable state.
@@ -127,7 +124,6 @@ pub mod clock;
 pub mod codec;
 pub mod codes;
 pub mod crypto;
-#[cfg(feature = "transport")]
 pub mod driver;
 pub mod entitlement;
 pub mod error;
@@ -141,7 +137,6 @@ pub mod status;
 pub mod store;
 pub mod time;
 pub mod token;
-#[cfg(feature = "transport")]
 pub mod transport;
 pub mod udi;
 pub mod wire;
@@ -165,7 +160,6 @@ pub use settings::{HostIdentity, TransportSettings};
 pub use snapshot::{ProductKey, Protection, SnapshotError, SnapshotParts};
 pub use status::{AuthorizationState, RegistrationState, Status, TagStatus, Vocabulary};
 pub use token::Token;
-#[cfg(feature = "transport")]
 pub use transport::{HttpsTransport, Transport, TransportConfig};
 pub use udi::{Udi, Uuid};
 pub use wire::{SendError, SendFailure};

@@ -2,7 +2,7 @@
 //! of identical failures is one step and a count, not one step per deadline — with the same
 //! result as getting there in small steps, and the event log stays bounded. (How long it takes
 //! is measured by `benches/catch_up.rs`, not asserted here.)
-#![cfg(all(feature = "manager", feature = "transport"))]
+#![cfg(feature = "manager")]
 
 mod cli;
 

@@ -2,7 +2,7 @@
 //! message on stderr, the exit code (0 done; 1 refused before sending; 2 the manager or the
 //! network said no, or a retry is pending), and for every exit 1 a state directory that is
 //! byte-identical afterwards (the embedded manager's files included).
-#![cfg(all(feature = "manager", feature = "transport"))]
+#![cfg(feature = "manager")]
 
 mod cli;
 

@@ -1,7 +1,7 @@
 //! Exit 3 means nothing was committed, and a crash at any point of a commit leaves the state
 //! directory as it was before the command or as it is after it (issue 9 item 4): everything is
 //! read and checked before anything is written, and the commit journal is the commit point.
-#![cfg(all(feature = "manager", feature = "transport"))]
+#![cfg(feature = "manager")]
 
 mod cli;
 

@@ -2,7 +2,7 @@
 //! being followed, opened or read whole, and a path that is not a state directory is refused
 //! (issue 9 items 2 and 3, and the not-a-state-directory part of item 1). In every case the
 //! directory, and anything outside it, is byte-identical afterwards.
-#![cfg(all(feature = "manager", feature = "transport"))]
+#![cfg(feature = "manager")]
 
 mod cli;
 

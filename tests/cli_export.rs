@@ -3,7 +3,7 @@
 //! `show license all`, and Expressway's export-limit governor driven by `session start | end
 //! [n]`, `webrtc on|off`, `vcs on|off` — each alarm at its threshold with SPEC §7's text, in
 //! the event log, and the state kept across invocations in `DIR/export-limit`.
-#![cfg(all(feature = "manager", feature = "transport"))]
+#![cfg(feature = "manager")]
 
 mod cli;
 

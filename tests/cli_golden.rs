@@ -2,7 +2,7 @@
 //! hand-written files of `tests/cli/golden/` (from `../shared/layouts/` with the substitutions
 //! its README lists), for the seed's situation (002: two tags in compliance, four Init), and
 //! the evaluation, pending and failing-renewal layouts replayed in virtual time.
-#![cfg(all(feature = "manager", feature = "transport"))]
+#![cfg(feature = "manager")]
 
 mod cli;
 

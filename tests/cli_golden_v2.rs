@@ -2,7 +2,7 @@
 //! once by the binaries of commit 02490f9: see its README) are opened and used by today's
 //! binaries: an online directory holding an export key renews and returns the key against its
 //! embedded manager; an air-gapped one with an SLR installed shows it and returns it.
-#![cfg(all(feature = "manager", feature = "transport"))]
+#![cfg(feature = "manager")]
 
 mod cli;
 

@@ -2,7 +2,7 @@
 //! harness's directory): `account`, `pool add`, `token create|revoke`, `instances`,
 //! `licenses` (the table of 004:586-590), with their effect seen by `license`. Exit codes: 0
 //! done, 1 failed, 2 bad arguments.
-#![cfg(all(feature = "manager", feature = "transport"))]
+#![cfg(feature = "manager")]
 
 mod cli;
 

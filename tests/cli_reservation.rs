@@ -3,7 +3,7 @@
 //! reservation layouts of `../shared/layouts/` byte for byte (hand-copied into
 //! `tests/cli/golden/`), every refusal with its message, exit 1 and the directory unchanged,
 //! and round trips between `license` and `manager` that copy the printed codes only.
-#![cfg(all(feature = "manager", feature = "transport"))]
+#![cfg(feature = "manager")]
 
 mod cli;
 

@@ -1,7 +1,7 @@
 //! The state directory: exit 3 for a corrupt or locked directory (`<path>: <error>` on
 //! stderr, nothing written), the lock that keeps two invocations from interleaving, the
 //! catch-up that is written only with an accepted command, and SPEC §12's other-UDI case.
-#![cfg(all(feature = "manager", feature = "transport"))]
+#![cfg(feature = "manager")]
 
 mod cli;
 

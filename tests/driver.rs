@@ -1,6 +1,6 @@
 //! The blocking Driver: loop, handle, usage recount, persistence and store faults, with the
 //! reference manager behind an in-process transport.
-#![cfg(all(feature = "transport", feature = "manager"))]
+#![cfg(feature = "manager")]
 
 mod common;
 

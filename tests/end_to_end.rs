@@ -1,7 +1,7 @@
 //! Agent + Driver + HttpsTransport against the reference manager served over real HTTPS on
 //! loopback: directly, through HTTP proxies (tinyproxy when on PATH, and the in-test CONNECT
 //! proxy), with an untrusted CA, many agents at once.
-#![cfg(all(feature = "transport", feature = "manager"))]
+#![cfg(feature = "manager")]
 
 mod common;
 mod support;

@@ -2,7 +2,7 @@
 //! code: it opens, is imported into a version 2 database (the version 1 file kept as
 //! `state.v1`), and serves the instances it holds over HTTPS — the renewal of a
 //! v1-registered agent succeeds. The fixtures are copied first and never written.
-#![cfg(all(feature = "manager", feature = "transport"))]
+#![cfg(feature = "manager")]
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! served manager at random moments of a concurrent burst, with every acknowledged
 //! registration and usage report found after the restart and SQLite's integrity check
 //! passing; an idle and slow connection flood that does not keep a genuine client out.
-#![cfg(all(feature = "manager", feature = "transport"))]
+#![cfg(feature = "manager")]
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Write as _};

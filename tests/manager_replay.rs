@@ -3,7 +3,7 @@
 //! a backup older than its re-registration or deregistration is told so, with the row's
 //! message and detail, and retries as for any other refusal; the CLI's catch-up against a
 //! served manager, replayed after a refused command, still converges.
-#![cfg(all(feature = "manager", feature = "transport"))]
+#![cfg(feature = "manager")]
 
 mod cli;
 mod common;

@@ -1,8 +1,6 @@
 //! The HTTPS transport over real loopback sockets: round trips in every URL form, trust,
 //! timeouts, limits, HTTP errors, HTTP proxies (tinyproxy when on PATH, and the in-test CONNECT
 //! proxy), and `diagnose()` failing at each step.
-#![cfg(feature = "transport")]
-
 mod support;
 
 use std::time::{Duration, Instant};

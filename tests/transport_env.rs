@@ -2,8 +2,6 @@
 //!
 //! The environment is process-global, so this test has a binary of its own: setting
 //! `HTTPS_PROXY` here cannot disturb tests running in parallel in other binaries.
-#![cfg(feature = "transport")]
-
 mod support;
 
 use smart_agent::transport::{HttpsTransport, Transport, TransportConfig};

@@ -37,7 +37,7 @@ use crate::udi::{Udi, Uuid};
 pub const KEPT_KEYS: usize = 16;
 
 /// What [`Agent::reservation_install`] installed; for SLR, the confirmation code to enter
-/// into the manager ("Please enter the confirmation code to CSSM account: <code>").
+/// into the manager ("Please enter the confirmation code to CSSM account: `<code>`").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Installed {
     /// SLR or PLR.

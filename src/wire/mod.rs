@@ -43,7 +43,7 @@ pub(crate) use response::{verify_response, Expected};
 use std::fmt;
 
 use crate::crypto::SignatureError;
-use crate::xmlsig::enveloped::{self, EnvelopedError};
+use crate::xmlsig::enveloped::EnvelopedError;
 
 /// The `code` of a `FAILED` answer: what the manager refused and why (ours; SPEC §9 maps
 /// `TOKEN_INVALID` to the 400 token message and every other code to "unknown error").
@@ -299,6 +299,7 @@ pub fn resign(
     document: &[u8],
     key: &crate::crypto::ManagerSigningKey,
 ) -> Result<Vec<u8>, AnswerError> {
+    use crate::xmlsig::enveloped;
     let located = enveloped::locate(document)?;
     let unsigned = String::from_utf8(located.signed_bytes())
         .map_err(|_| AnswerError::Malformed("not UTF-8".into()))?;
