@@ -12,23 +12,10 @@ use cli::*;
 
 const CRASH: &str = "SMART_AGENT_CRASH_AFTER_WRITE";
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// A sandbox whose state directory is a copy of `from`.
 fn copy_of(from: &Cli) -> Cli {
     let cli = Cli::new();
-    copy_dir(from.dir(), cli.dir());
+    copy_tree(from.dir(), cli.dir());
     cli
 }
 
@@ -167,7 +154,7 @@ fn a_crash_between_any_two_writes_of_a_catch_up_and_manager_offline_leaves_it_be
 #[test]
 fn a_crash_between_any_two_writes_of_the_upgrade_of_a_v1_directory_leaves_it_before_or_after() {
     let v1 = Cli::new();
-    copy_dir(
+    copy_tree(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1/cli-state"),
         v1.dir(),
     );

@@ -255,21 +255,8 @@ fn evaluation(in_use: bool, remaining: TimeDelta) -> EvaluationStatus {
 /// A copy of the golden manager state directory (the copy may be written to).
 fn manager_dir() -> tempfile::TempDir {
     let temp = tempfile::tempdir().unwrap();
-    copy_dir(&fixtures().join("manager"), temp.path());
+    cli::copy_tree(&fixtures().join("manager"), temp.path());
     temp
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// The golden manager, loaded the way the server and the CLI load it.
@@ -857,7 +844,7 @@ fn v1_manager_tokens_keep_their_use_limit_revocation_and_export_flag() {
 /// A sandbox whose state directory is a copy of the golden one.
 fn golden_cli() -> cli::Cli {
     let sandbox = cli::Cli::new();
-    copy_dir(&fixtures().join("cli-state"), sandbox.dir());
+    cli::copy_tree(&fixtures().join("cli-state"), sandbox.dir());
     sandbox
 }
 

@@ -79,7 +79,6 @@ pub const OFFLINE_DETAIL: &str = "connection refused (the embedded manager is of
 // What state-changing harness commands say they did (issue 10 item 2)
 // ---------------------------------------------------------------------------------------------
 
-/// `declare <tag>`.
 /// Copies the directory tree `from` (a golden state directory) to `to`.
 pub fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
@@ -94,6 +93,7 @@ pub fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// `declare <tag>`.
 pub fn declared_line(tag: &str) -> String {
     format!("Declared {tag} (Init until used).\n")
 }
